@@ -1,0 +1,14 @@
+// NoGradScaler: full-precision training, no loss scaling. Every step is taken.
+#pragma once
+
+#include "kokoro/core/grad_scaler_policy.hpp"
+
+namespace kokoro {
+
+/// Leaves the loss and the gradients as they are; every step is taken. It is
+/// the role's archetype (core/grad_scaler_policy.hpp), shipped under a name.
+struct NoGradScaler : archetype::GradScaler {};
+
+static_assert(GradScalerPolicy<NoGradScaler>);
+
+}  // namespace kokoro

@@ -1,0 +1,59 @@
+// The context structs handed to policy hooks. Each hook takes one of these by
+// const reference, so a field added later breaks no policy. Plain data, no
+// torch: loggers, schedulers and memory policies compile without libtorch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kokoro/core/metrics.hpp"
+
+namespace kokoro {
+
+struct TrainingConfig;
+
+/// Once, when `Trainer::fit` starts.
+struct RunContext {
+  const TrainingConfig& config;
+  std::string device;             ///< "cpu", "cuda:0", ...
+  std::int64_t parameters = 0;    ///< trainable parameters of the model
+  int threads = 1;                ///< intra-op CPU threads in use
+  std::int64_t start_epoch = 0;   ///< 0-based epoch the run starts (or resumes) at
+  std::int64_t epochs = 0;        ///< epochs the run ends after
+  std::int64_t max_steps = 0;     ///< optimizer-step limit, 0 when none
+};
+
+/// After every optimizer step (memory policy: `metrics` is empty), and every
+/// `logging.log_every` steps and at each epoch's end with the metrics filled
+/// in (loggers).
+struct StepContext {
+  std::int64_t epoch = 0;            ///< 0-based
+  std::int64_t global_step = 0;      ///< optimizer steps so far, this one included
+  std::int64_t step_in_epoch = 0;    ///< 1-based position of this step in the epoch
+  std::int64_t steps_per_epoch = 0;  ///< 0 when the data source cannot tell
+  std::int64_t samples = 0;          ///< samples in this step (all micro-batches)
+  bool step_taken = true;            ///< false when the grad scaler skipped the update
+  const Metrics& metrics;            ///< running means since the last log, lr, grad_norm, ...
+};
+
+/// At the start (metrics empty) and the end of every epoch.
+struct EpochContext {
+  std::int64_t epoch = 0;            ///< 0-based
+  std::int64_t global_step = 0;
+  const Metrics& train;              ///< epoch means of the training losses and rates
+  const Metrics& validation;         ///< validation means; empty when not validated
+  double seconds = 0.0;              ///< wall time of the epoch
+};
+
+/// Once, when `Trainer::fit` returns; also what it returns.
+struct RunSummary {
+  std::int64_t epochs_completed = 0;
+  std::int64_t global_step = 0;
+  std::int64_t skipped_steps = 0;    ///< steps the grad scaler skipped
+  double seconds = 0.0;
+  bool stopped_by_max_steps = false;
+  Metrics last_train;                ///< means of the last epoch trained
+  Metrics last_validation;           ///< means of the last validation; empty when none
+};
+
+}  // namespace kokoro

@@ -1,0 +1,105 @@
+// The task role: what is trained. A task owns the model, provides batches and
+// computes the loss. The Trainer handles everything else (devices, steps,
+// scaling, clipping, schedules, logging).
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <concepts>
+#include <cstdint>
+#include <ranges>
+#include <vector>
+
+#include "kokoro/core/loss.hpp"
+
+namespace kokoro {
+
+/// A batch: a value that moves to a device and knows its sample count.
+///  - `Batch to(torch::Device) const`
+///  - `std::int64_t size() const`: samples in the batch (weights accumulation)
+template <class B>
+concept BatchType = std::copy_constructible<B> && requires(const B& b, c10::Device d) {
+  { b.to(d) } -> std::convertible_to<B>;
+  { b.size() } -> std::convertible_to<std::int64_t>;
+};
+
+namespace detail::task {
+template <class T>
+concept has_batch = requires { typename T::Batch; };
+template <class T>
+concept has_model = requires(T& t) {
+  { t.model() } -> std::convertible_to<torch::nn::Module&>;
+};
+template <class T>
+concept has_loss = requires(T& t, const typename T::Batch& b) {
+  { t.loss(b) } -> std::same_as<Loss>;
+};
+template <class R, class B>
+concept range_of = std::ranges::input_range<R> &&
+                   std::convertible_to<std::ranges::range_reference_t<R>, B>;
+template <class T>
+concept has_train_data = requires(T& t, std::int64_t epoch) {
+  { t.train_data(epoch) } -> range_of<typename T::Batch>;
+};
+}  // namespace detail::task
+
+/// A task.
+///  - `using Batch = ...;` satisfying kokoro::BatchType.
+///  - `torch::nn::Module& model()`: the model; the Trainer moves it to the
+///    device, switches train/eval mode and optimises its parameters.
+///  - `kokoro::Loss loss(const Batch&)`: forward pass and loss on a batch that
+///    is already on the device.
+///  - `train_data(std::int64_t epoch)`: a range of Batch for that epoch (the
+///    epoch lets a task reshuffle deterministically).
+/// Optional: `valid_data()`: a range of Batch for validation;
+/// `make_optimizer(const kokoro::TrainingConfig&)`: a
+/// std::unique_ptr<torch::optim::Optimizer> replacing the default AdamW.
+/// A task constructible from `const kokoro::TrainingConfig&` is built by the
+/// Trainer after seeding, so its initial weights are reproducible.
+template <class T>
+concept Task = detail::task::has_batch<T> && BatchType<typename T::Batch> &&
+               detail::task::has_model<T> && detail::task::has_loss<T> &&
+               detail::task::has_train_data<T>;
+
+/// Fails to compile, naming the first missing member, when T is not a Task.
+template <class T>
+constexpr bool check_task() {
+  static_assert(detail::task::has_batch<T>,
+                "kokoro: the task needs a member type `Batch` (see kokoro/core/task.hpp)");
+  if constexpr (detail::task::has_batch<T>) {
+    static_assert(BatchType<typename T::Batch>,
+                  "kokoro: the task's Batch needs `Batch to(torch::Device) const` and "
+                  "`std::int64_t size() const` (see kokoro/core/task.hpp)");
+    static_assert(detail::task::has_loss<T>,
+                  "kokoro: the task needs `kokoro::Loss loss(const Batch&)` "
+                  "(see kokoro/core/task.hpp)");
+    static_assert(detail::task::has_train_data<T>,
+                  "kokoro: the task needs `train_data(std::int64_t epoch)` returning a range of "
+                  "Batch (see kokoro/core/task.hpp)");
+  }
+  static_assert(detail::task::has_model<T>,
+                "kokoro: the task needs `torch::nn::Module& model()` (see kokoro/core/task.hpp)");
+  return true;
+}
+
+namespace archetype {
+
+/// The smallest task: copy it to start your own.
+struct Task {
+  struct Batch {
+    torch::Tensor inputs;
+    Batch to(c10::Device device) const { return {inputs.to(device)}; }
+    std::int64_t size() const { return inputs.size(0); }
+  };
+  torch::nn::Module& model() { return model_; }
+  Loss loss(const Batch& batch) { return {batch.inputs.mean(), {}}; }
+  std::vector<Batch> train_data(std::int64_t /*epoch*/) { return {}; }
+
+ private:
+  torch::nn::Module model_;
+};
+static_assert(kokoro::Task<Task>);
+
+}  // namespace archetype
+}  // namespace kokoro

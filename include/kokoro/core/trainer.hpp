@@ -1,0 +1,382 @@
+// Trainer<Task, Policies>: the training loop. Everything that varies is a
+// policy (device, grad scaler, memory, scheduler, logger) or the task (model,
+// data, loss); this file is only the loop that calls them.
+//
+//   fit():  for each epoch
+//             for each group of `training.accumulation_steps` batches: step()
+//             validate() every `training.validate_every` epochs
+//   step(): per micro-batch: to(device) -> loss -> scale -> backward
+//           then unscale -> clip -> optimizer step (may be skipped) -> update
+//           -> scheduler.on_step (only when taken) -> memory.after_step
+//           -> logger.on_step (every `logging.log_every` steps and at epoch end)
+#pragma once
+
+#include <ATen/Parallel.h>
+#include <torch/nn/module.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/optimizer.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <ranges>
+#include <span>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "kokoro/config/config_io.hpp"
+#include "kokoro/config/training_config.hpp"
+#include "kokoro/core/clip.hpp"
+#include "kokoro/core/context.hpp"
+#include "kokoro/core/errors.hpp"
+#include "kokoro/core/loss_meter.hpp"
+#include "kokoro/core/make_policy.hpp"
+#include "kokoro/core/metrics.hpp"
+#include "kokoro/core/policies.hpp"
+#include "kokoro/core/task.hpp"
+
+namespace kokoro {
+
+/// Seeds libtorch's generators (CPU and, where present, CUDA). Call it before
+/// building a model yourself; a Trainer that builds its task calls it first.
+inline void seed_everything(std::int64_t seed) { torch::manual_seed(static_cast<std::uint64_t>(seed)); }
+
+/// The intra-op thread count `hardware.num_threads` asks for (0: every core).
+inline int resolve_num_threads(std::int64_t configured) {
+  if (configured > 0) return static_cast<int>(configured);
+  const auto cores = std::thread::hardware_concurrency();
+  return cores == 0 ? 1 : static_cast<int>(cores);
+}
+
+/// What one optimizer step did.
+struct StepResult {
+  bool taken = true;         ///< false when the grad scaler skipped the update
+  std::int64_t samples = 0;  ///< samples over all micro-batches
+  torch::Tensor grad_norm;   ///< global gradient norm before clipping (a 0-dim tensor)
+};
+
+namespace detail {
+
+/// Seeds and sets threads; a member placed before the task so that a task
+/// built by the Trainer sees a seeded generator.
+struct RunSetup {
+  explicit RunSetup(const TrainingConfig& config)
+      : threads(resolve_num_threads(config.hardware.num_threads)) {
+    check_config(config);
+    at::set_num_threads(threads);
+    seed_everything(config.training.seed);
+  }
+  int threads;
+};
+
+/// Puts a module in eval mode and restores its previous mode on exit.
+class EvalModeGuard {
+ public:
+  explicit EvalModeGuard(torch::nn::Module& module) : module_(module), was_training_(module.is_training()) {
+    module_.eval();
+  }
+  ~EvalModeGuard() { module_.train(was_training_); }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  torch::nn::Module& module_;
+  bool was_training_;
+};
+
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+}  // namespace detail
+
+/// Trains `T` (a kokoro::Task) with the policies of the bundle `P`.
+template <class T, class P = DefaultPolicies>
+class Trainer {
+  static_assert(check_task<T>());
+  static_assert(check_policies<P>());
+
+ public:
+  using TaskType = T;
+  using Batch = typename T::Batch;
+  using Policies = P;
+  using Device = typename P::device;
+  using Scaler = typename P::scaler;
+  using Memory = typename P::memory;
+  using Scheduler = typename P::scheduler;
+  using Logger = typename P::logger;
+
+  /// Validates the configuration, seeds, sets threads, then builds the task
+  /// from the configuration and every policy.
+  explicit Trainer(TrainingConfig config)
+    requires std::constructible_from<T, const TrainingConfig&>
+      : config_(std::move(config)), setup_(config_), task_(config_) {
+    init();
+  }
+
+  /// As above with a task built by the caller (seed before building it:
+  /// kokoro::seed_everything).
+  Trainer(TrainingConfig config, T task)
+      : config_(std::move(config)), setup_(config_), task_(std::move(task)) {
+    init();
+  }
+
+  /// Trains until `training.epochs` epochs or `training.max_steps` steps.
+  RunSummary fit() {
+    const auto run_start = detail::Clock::now();
+    const auto& tc = config_.training;
+    RunContext run{config_,  device_.device().str(), num_parameters(), setup_.threads,
+                   epoch_,   tc.epochs,              tc.max_steps};
+    notify_train_begin(logger_, run);
+    window_meter_.reset();
+    window_steps_ = 0;
+    window_start_ = detail::Clock::now();
+
+    RunSummary summary{};
+    std::vector<Batch> group;
+    group.reserve(static_cast<std::size_t>(tc.accumulation_steps));
+    while (epoch_ < tc.epochs && !reached_max_steps()) {
+      const auto epoch_start = detail::Clock::now();
+      epoch_meter_.reset();
+      step_in_epoch_ = 0;
+      steps_per_epoch_ = 0;
+      const Metrics none;
+      notify_epoch_begin(logger_, EpochContext{epoch_, global_step_, none, none, 0.0});
+
+      auto&& data = task_.train_data(epoch_);
+      if constexpr (std::ranges::sized_range<decltype(data)>) {
+        const auto batches = static_cast<std::int64_t>(std::ranges::size(data));
+        steps_per_epoch_ = (batches + tc.accumulation_steps - 1) / tc.accumulation_steps;
+      }
+      // The epoch is complete unless max_steps stops it with data left over.
+      bool complete = true;
+      for (auto&& batch : data) {
+        if (reached_max_steps()) {
+          complete = false;
+          break;
+        }
+        group.emplace_back(std::forward<decltype(batch)>(batch));
+        if (static_cast<std::int64_t>(group.size()) == tc.accumulation_steps) {
+          step(group);
+          group.clear();
+        }
+      }
+      if (!group.empty()) {
+        if (reached_max_steps()) {
+          complete = false;
+        } else {
+          step(group);
+        }
+        group.clear();
+      }
+      flush_step_log();
+
+      Metrics train = epoch_meter_.mean();
+      const double seconds = detail::seconds_since(epoch_start);
+      train.set("lr", current_lr());
+      if (seconds > 0) train.set("samples_per_sec", epoch_meter_.samples() / seconds);
+      Metrics validation;
+      if (tc.validate_every > 0 && (epoch_ + 1) % tc.validate_every == 0) validation = validate();
+
+      if (complete) {
+        scheduler_.on_epoch_end(clock());
+        apply_learning_rates();
+      }
+      logger_.on_epoch_end(EpochContext{epoch_, global_step_, train, validation, seconds});
+      summary.last_train = std::move(train);
+      if (!validation.empty()) summary.last_validation = std::move(validation);
+      if (complete) {
+        ++epoch_;
+        ++summary.epochs_completed;
+      }
+    }
+    summary.global_step = global_step_;
+    summary.skipped_steps = skipped_steps_;
+    summary.stopped_by_max_steps = reached_max_steps();
+    summary.seconds = detail::seconds_since(run_start);
+    notify_train_end(logger_, summary);
+    return summary;
+  }
+
+  /// One optimizer step over `micro_batches` (host or device batches): their
+  /// gradients are accumulated weighted by sample count, so the step equals
+  /// one step on their concatenation. Advances the counters, the scheduler
+  /// (when taken), the memory policy and, on logging steps, the logger.
+  StepResult step(std::span<const Batch> micro_batches) {
+    if (micro_batches.empty()) throw Error("Trainer::step: no batches given");
+    std::int64_t total = 0;
+    for (const auto& b : micro_batches) total += static_cast<std::int64_t>(b.size());
+    if (total <= 0) throw Error("Trainer::step: the batches hold no samples");
+
+    for (auto& p : parameters_) p.mutable_grad().reset();
+    for (const auto& b : micro_batches) {
+      const auto samples = static_cast<std::int64_t>(b.size());
+      const Batch on_device = b.to(device_.device());
+      Loss loss = task_.loss(on_device);
+      // Weight by share of samples so the accumulated gradient is the whole batch's.
+      const auto weighted =
+          samples == total ? loss.total
+                           : loss.total * (static_cast<double>(samples) / static_cast<double>(total));
+      scaler_.scale(weighted).backward();
+      window_meter_.add(loss, samples);
+    }
+    scaler_.unscale(*optimizer_);
+    StepResult result;
+    result.samples = total;
+    result.grad_norm = clip_grad_norm(parameters_, config_.training.grad_clip_norm);
+    result.taken = scaler_.step(*optimizer_);
+    scaler_.update();
+
+    ++global_step_;
+    ++step_in_epoch_;
+    ++window_steps_;
+    last_grad_norm_ = result.grad_norm;
+    if (result.taken) {
+      scheduler_.on_step(clock());
+      apply_learning_rates();
+    } else {
+      ++skipped_steps_;
+    }
+    const Metrics none;
+    StepContext ctx{epoch_, global_step_, step_in_epoch_, steps_per_epoch_, total, result.taken, none};
+    if (memory_.after_step(ctx) == MemoryAction::release_cache) device_.release_cached_memory();
+    last_step_taken_ = result.taken;
+    last_step_samples_ = total;
+    if (global_step_ % config_.logging.log_every == 0) flush_step_log();
+    return result;
+  }
+
+  /// Losses over the task's validation data in eval mode without gradients
+  /// (sample-weighted means); empty when the task has no `valid_data()`.
+  Metrics validate() {
+    if constexpr (requires { task_.valid_data(); }) {
+      torch::NoGradGuard no_grad;
+      detail::EvalModeGuard eval(task_.model());
+      LossMeter meter;
+      for (auto&& batch : task_.valid_data()) {
+        const Batch b = batch;
+        meter.add(task_.loss(b.to(device_.device())), static_cast<std::int64_t>(b.size()));
+      }
+      return meter.mean();
+    } else {
+      return {};
+    }
+  }
+
+  const TrainingConfig& config() const { return config_; }
+  T& task() { return task_; }
+  Device& device() { return device_; }
+  Scaler& scaler() { return scaler_; }
+  Memory& memory() { return memory_; }
+  Scheduler& scheduler() { return scheduler_; }
+  Logger& logger() { return logger_; }
+  torch::optim::Optimizer& optimizer() { return *optimizer_; }
+
+  std::int64_t epoch() const { return epoch_; }              ///< 0-based epoch to run next
+  std::int64_t global_step() const { return global_step_; }  ///< optimizer steps so far
+  std::int64_t skipped_steps() const { return skipped_steps_; }
+  int threads() const { return setup_.threads; }
+
+  /// Trainable parameters of the model.
+  std::int64_t num_parameters() const {
+    std::int64_t n = 0;
+    for (const auto& p : parameters_) n += p.numel();
+    return n;
+  }
+
+  /// The learning rate of the first parameter group now.
+  double current_lr() const {
+    return optimizer_->param_groups().front().options().get_lr();
+  }
+
+ private:
+  void init() {
+    task_.model().to(device_.device());
+    task_.model().train();
+    if constexpr (requires { task_.make_optimizer(config_); }) {
+      optimizer_ = task_.make_optimizer(config_);
+    } else {
+      const auto& tc = config_.training;
+      auto options = torch::optim::AdamWOptions(tc.learning_rate)
+                         .betas({tc.adam_beta1, tc.adam_beta2})
+                         .eps(tc.adam_eps)
+                         .weight_decay(tc.weight_decay);
+      optimizer_ = std::make_unique<torch::optim::AdamW>(task_.model().parameters(), options);
+    }
+    if (!optimizer_ || optimizer_->param_groups().empty()) {
+      throw Error("Trainer: the task's optimizer has no parameter groups");
+    }
+    for (auto& group : optimizer_->param_groups()) {
+      base_lrs_.push_back(group.options().get_lr());
+      for (const auto& p : group.params()) parameters_.push_back(p);
+    }
+    apply_learning_rates();
+  }
+
+  ScheduleClock clock() const { return {epoch_, step_in_epoch_, steps_per_epoch_, global_step_}; }
+
+  void apply_learning_rates() {
+    auto& groups = optimizer_->param_groups();
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+      groups[i].options().set_lr(scheduler_.lr(base_lrs_[i]));
+    }
+  }
+
+  bool reached_max_steps() const {
+    return config_.training.max_steps > 0 && global_step_ >= config_.training.max_steps;
+  }
+
+  /// Sends the running metrics since the last log to the logger.
+  void flush_step_log() {
+    if (window_steps_ == 0) return;
+    Metrics metrics = window_meter_.mean();
+    metrics.set("lr", current_lr());
+    metrics.set("grad_norm", last_grad_norm_.item<double>());
+    metrics.set("grad_scale", scaler_.scale_factor());
+    const double seconds = detail::seconds_since(window_start_);
+    if (seconds > 0) metrics.set("samples_per_sec", window_meter_.samples() / seconds);
+    if constexpr (requires { memory_.metrics(metrics); }) memory_.metrics(metrics);
+    logger_.on_step(StepContext{epoch_, global_step_, step_in_epoch_, steps_per_epoch_,
+                                last_step_samples_, last_step_taken_, metrics});
+    epoch_meter_.add(window_meter_);
+    window_meter_.reset();
+    window_steps_ = 0;
+    window_start_ = detail::Clock::now();
+  }
+
+  TrainingConfig config_;
+  detail::RunSetup setup_;
+  T task_;
+  Device device_ = make_policy<Device>(config_);
+  Scaler scaler_ = make_policy<Scaler>(config_);
+  Memory memory_ = make_policy<Memory>(config_);
+  Scheduler scheduler_ = make_policy<Scheduler>(config_);
+  Logger logger_ = make_policy<Logger>(config_);
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::vector<torch::Tensor> parameters_;
+  std::vector<double> base_lrs_;
+
+  // Loop state. Counters live in members so that a checkpoint can save them.
+  std::int64_t epoch_ = 0;
+  std::int64_t global_step_ = 0;
+  std::int64_t step_in_epoch_ = 0;
+  std::int64_t steps_per_epoch_ = 0;
+  std::int64_t skipped_steps_ = 0;
+
+  // What the next step log reports.
+  LossMeter window_meter_;
+  LossMeter epoch_meter_;
+  std::int64_t window_steps_ = 0;
+  detail::Clock::time_point window_start_ = detail::Clock::now();
+  torch::Tensor last_grad_norm_;
+  bool last_step_taken_ = true;
+  std::int64_t last_step_samples_ = 0;
+};
+
+}  // namespace kokoro

@@ -1,0 +1,49 @@
+// Loggers<A, B, ...>: fan-out. Every hook goes to every logger that has it,
+// in the order listed; each logger is built from the configuration if it can be.
+#pragma once
+
+#include <tuple>
+
+#include "kokoro/core/logger_policy.hpp"
+#include "kokoro/core/make_policy.hpp"
+
+namespace kokoro {
+
+/// Several loggers acting as one.
+template <LoggerPolicy... L>
+class Loggers {
+ public:
+  Loggers() = default;
+  explicit Loggers(const TrainingConfig& config) : loggers_(make_policy<L>(config)...) {}
+  explicit Loggers(L... loggers) requires(sizeof...(L) > 0) : loggers_(std::move(loggers)...) {}
+
+  void on_train_begin(const RunContext& ctx) {
+    each([&](auto& l) { notify_train_begin(l, ctx); });
+  }
+  void on_epoch_begin(const EpochContext& ctx) {
+    each([&](auto& l) { notify_epoch_begin(l, ctx); });
+  }
+  void on_step(const StepContext& ctx) {
+    each([&](auto& l) { l.on_step(ctx); });
+  }
+  void on_epoch_end(const EpochContext& ctx) {
+    each([&](auto& l) { l.on_epoch_end(ctx); });
+  }
+  void on_train_end(const RunSummary& ctx) {
+    each([&](auto& l) { notify_train_end(l, ctx); });
+  }
+
+  /// The logger of type X.
+  template <class X>
+  X& get() { return std::get<X>(loggers_); }
+
+ private:
+  template <class Fn>
+  void each(Fn&& fn) {
+    std::apply([&](auto&... l) { (fn(l), ...); }, loggers_);
+  }
+
+  std::tuple<L...> loggers_;
+};
+
+}  // namespace kokoro

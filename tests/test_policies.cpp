@@ -1,0 +1,195 @@
+// Conformance: every shipped policy (and each role's archetype) satisfies its
+// concept and the role's behavioural contract; plus the small value types.
+#include <doctest/doctest.h>
+
+#include <torch/optim/sgd.h>
+
+#include <sstream>
+
+#include "minimal/halving_lr.hpp"
+#include "test_tasks.hpp"
+
+using namespace kokoro;
+
+// ---- device ---------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("a device policy places tensors and reports memory sanely", D, CpuDevice,
+                   archetype::Device) {
+  static_assert(DevicePolicy<D>);
+  D device;
+  const auto t = torch::ones({2, 2}).to(device.device());
+  CHECK(t.device() == device.device());
+  device.synchronize();
+  device.release_cached_memory();
+  const auto m = device.memory();
+  CHECK(m.used_bytes >= -1);
+  CHECK(m.total_bytes >= -1);
+  if (m.used_bytes >= 0 && m.total_bytes >= 0) CHECK(m.used_bytes <= m.total_bytes);
+  CHECK_FALSE(device.supports_autocast(torch::kFloat));  // float32 is never an autocast dtype
+}
+
+TEST_CASE("the CPU device reads this process's memory and autocasts to bfloat16 only") {
+  CpuDevice cpu;
+  const auto m = cpu.memory();
+  CHECK(m.used_bytes > 0);
+  CHECK(m.total_bytes > m.used_bytes);
+  CHECK(cpu.supports_autocast(torch::kBFloat16));
+  CHECK_FALSE(cpu.supports_autocast(torch::kHalf));
+  CHECK(cpu.device().is_cpu());
+  CHECK_FALSE(cpu.pin_memory());
+}
+
+// ---- grad scaler ----------------------------------------------------------
+
+TEST_CASE_TEMPLATE("a grad scaler yields true gradients after unscale and takes finite steps", S,
+                   NoGradScaler, archetype::GradScaler) {
+  static_assert(GradScalerPolicy<S>);
+  S scaler;
+  auto w = torch::tensor({1.0f, 2.0f}, torch::requires_grad());
+  torch::optim::SGD sgd({w}, torch::optim::SGDOptions(0.1));
+  const auto loss = (w * w).sum();  // gradient 2w = [2, 4]
+  scaler.scale(loss).backward();
+  scaler.unscale(sgd);
+  CHECK(torch::allclose(w.grad(), torch::tensor({2.0f, 4.0f})));
+  CHECK(scaler.step(sgd));
+  scaler.update();
+  CHECK(torch::allclose(w.detach(), torch::tensor({0.8f, 1.6f})));
+  CHECK(scaler.scale_factor() > 0.0);
+}
+
+// ---- scheduler ------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("a scheduler keeps the rate positive and at most the base rate", S, ConstantLR,
+                   archetype::Scheduler, minimal::HalvingLR) {
+  static_assert(SchedulerPolicy<S>);
+  S scheduler;
+  for (std::int64_t epoch = 0; epoch < 10; ++epoch) {
+    for (std::int64_t step = 1; step <= 5; ++step) {
+      scheduler.on_step(ScheduleClock{epoch, step, 5, epoch * 5 + step});
+      const double lr = scheduler.lr(1e-3);
+      CHECK(lr > 0.0);
+      CHECK(lr <= 1e-3);
+    }
+    scheduler.on_epoch_end(ScheduleClock{epoch, 5, 5, epoch * 5 + 5});
+  }
+}
+
+TEST_CASE("ConstantLR returns every base rate unchanged") {
+  ConstantLR s;
+  s.on_epoch_end({});
+  CHECK(s.lr(0.3) == 0.3);
+  CHECK(s.lr(1e-5) == 1e-5);
+}
+
+// ---- memory ---------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("a memory policy answers after every step", M, NoMemoryPolicy,
+                   archetype::Memory) {
+  static_assert(MemoryPolicy<M>);
+  M memory;
+  const Metrics none;
+  CHECK(memory.after_step(StepContext{0, 1, 1, 1, 8, true, none}) == MemoryAction::none);
+}
+
+// ---- logger ---------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("a logger accepts a whole run's hooks", L, ConsoleLogger, archetype::Logger,
+                   Loggers<archetype::Logger>, test::SpyLogger) {
+  static_assert(LoggerPolicy<L>);
+  std::ostringstream sink;
+  L logger = [&] {
+    if constexpr (std::is_same_v<L, ConsoleLogger>) {
+      return ConsoleLogger(sink);
+    } else {
+      return L{};
+    }
+  }();
+  const auto config = get_default_config();
+  Metrics m;
+  m.set("loss", 0.5);
+  notify_train_begin(logger, RunContext{config, "cpu", 10, 1, 0, 1, 0});
+  notify_epoch_begin(logger, EpochContext{0, 0, m, m, 0.0});
+  logger.on_step(StepContext{0, 1, 1, 1, 4, true, m});
+  logger.on_epoch_end(EpochContext{0, 1, m, m, 0.5});
+  notify_train_end(logger, RunSummary{1, 1, 0, 0.5, false, m, m});
+  CHECK(true);  // reaching here without throwing is the contract
+}
+
+TEST_CASE("the console logger writes a banner, step lines, epoch lines and a summary") {
+  std::ostringstream out;
+  ConsoleLogger logger(out);
+  const auto config = get_default_config();
+  Metrics step;
+  step.set("loss", 0.123456);
+  step.set("lr", 1e-4);
+  step.set("samples_per_sec", 1234.56);
+  Metrics valid;
+  valid.set("loss", 0.25);
+  logger.on_train_begin(RunContext{config, "cpu", 641, 2, 0, 3, 0});
+  logger.on_step(StepContext{0, 7, 7, 16, 32, true, step});
+  logger.on_step(StepContext{0, 8, 8, 0, 32, false, step});
+  logger.on_epoch_end(EpochContext{0, 16, step, valid, 1.25});
+  logger.on_train_end(RunSummary{3, 48, 2, 4.0, true, step, valid});
+  const auto text = out.str();
+  CHECK(text.find("kokoro: training on cpu with 2 threads, 641 parameters, epochs 1..3\n") !=
+        std::string::npos);
+  CHECK(text.find("epoch 1/3 step 7/16 (global 7) | loss 0.1235 | lr 1.000e-04 | "
+                  "samples_per_sec 1234.6\n") != std::string::npos);
+  CHECK(text.find("epoch 1/3 step 8 (global 8) skipped |") != std::string::npos);
+  CHECK(text.find("epoch 1/3 done in 1.2 s | train: loss 0.1235") != std::string::npos);
+  CHECK(text.find("| validation: loss 0.25\n") != std::string::npos);
+  CHECK(text.find("kokoro: finished 3 epochs (48 steps, 2 skipped) in 4.0 s, stopped at "
+                  "training.max_steps\n") != std::string::npos);
+}
+
+TEST_CASE("Loggers fans every hook out to each logger in order") {
+  Loggers<test::SpyLogger, archetype::Logger, test::SpyLogger> both;
+  const Metrics m;
+  test::events().clear();
+  both.on_step(StepContext{0, 3, 3, 0, 1, true, m});
+  both.on_train_end(RunSummary{});
+  CHECK(test::events() == std::vector<std::string>{"logger.on_step", "logger.on_step",
+                                                   "logger.on_train_end", "logger.on_train_end"});
+}
+
+// ---- value types ----------------------------------------------------------
+
+TEST_CASE("Metrics keeps insertion order and replaces by name") {
+  Metrics m;
+  m.set("loss", 1.0);
+  m.set("lr", 0.1);
+  m.set("loss", 2.0);
+  REQUIRE(m.size() == 2);
+  CHECK(m.begin()->first == "loss");
+  CHECK(m.get("loss") == 2.0);
+  CHECK_FALSE(m.get("missing").has_value());
+  Metrics other;
+  other.merge(m, "valid/");
+  CHECK(other.get("valid/lr") == 0.1);
+}
+
+TEST_CASE("LossMeter averages each component weighted by sample count") {
+  LossMeter meter;
+  meter.add(Loss{torch::tensor(1.0f), {}}.with("a", torch::tensor(10.0f)), 1);
+  meter.add(Loss{torch::tensor(4.0f), {}}.with("a", torch::tensor(40.0f)), 3);
+  const auto m = meter.mean();
+  CHECK(m.get("loss").value() == doctest::Approx((1.0 + 12.0) / 4));
+  CHECK(m.get("loss/a").value() == doctest::Approx((10.0 + 120.0) / 4));
+  CHECK(meter.samples() == 4);
+  meter.reset();
+  CHECK(meter.mean().empty());
+}
+
+TEST_CASE("make_policy uses a config constructor when there is one") {
+  struct FromConfig {
+    explicit FromConfig(const TrainingConfig& c) : batch(c.training.batch_size) {}
+    std::int64_t batch;
+  };
+  struct Plain {
+    int value = 7;
+  };
+  auto config = get_default_config();
+  config.training.batch_size = 5;
+  CHECK(make_policy<FromConfig>(config).batch == 5);
+  CHECK(make_policy<Plain>(config).value == 7);
+}

@@ -1,0 +1,150 @@
+// Tasks and spy policies shared by the Trainer tests.
+#pragma once
+
+#include <kokoro/trainer.hpp>
+
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
+
+#include <string>
+#include <vector>
+
+namespace kokoro::test {
+
+/// Regression batch: inputs [n, 3] and targets [n, 1].
+struct XYBatch {
+  torch::Tensor x;
+  torch::Tensor y;
+  XYBatch to(torch::Device d) const { return {x.to(d), y.to(d)}; }
+  std::int64_t size() const { return x.size(0); }
+};
+
+/// Data for y = x . [1, -2, 0.5] + 0.3, `n` samples, seeded.
+inline XYBatch linear_data(std::int64_t n, std::uint64_t seed = 1) {
+  torch::manual_seed(seed);
+  auto x = torch::randn({n, 3});
+  auto w = torch::tensor({1.0f, -2.0f, 0.5f}).reshape({3, 1});
+  return {x, x.matmul(w) + 0.3};
+}
+
+/// Splits a batch into consecutive pieces of the given sizes.
+inline std::vector<XYBatch> split(const XYBatch& b, const std::vector<std::int64_t>& sizes) {
+  std::vector<XYBatch> out;
+  std::int64_t start = 0;
+  for (auto n : sizes) {
+    out.push_back({b.x.slice(0, start, start + n), b.y.slice(0, start, start + n)});
+    start += n;
+  }
+  return out;
+}
+
+/// A linear model (optionally behind dropout) fitted by mean squared error to
+/// fixed batches.
+class LinearTask {
+ public:
+  using Batch = XYBatch;
+
+  explicit LinearTask(const TrainingConfig& config) : dropout_(config.model.dropout) {
+    net_->register_module("linear", linear_);
+    net_->register_module("dropout", dropout_);
+  }
+
+  torch::nn::Module& model() { return *net_; }
+
+  Loss loss(const Batch& b) {
+    auto mse = (linear_->forward(dropout_->forward(b.x)) - b.y).pow(2).mean();
+    return Loss{mse, {}}.with("mse", mse).with("mse_x2", 2 * mse);
+  }
+
+  std::vector<Batch> train_data(std::int64_t epoch) {
+    epochs_seen.push_back(epoch);
+    return train;
+  }
+  std::vector<Batch> valid_data() { return valid; }
+
+  torch::nn::Linear& linear() { return linear_; }
+
+  std::vector<Batch> train;
+  std::vector<Batch> valid;
+  std::vector<std::int64_t> epochs_seen;
+
+ private:
+  std::shared_ptr<torch::nn::Module> net_ = std::make_shared<torch::nn::Module>();
+  torch::nn::Linear linear_{3, 1};
+  torch::nn::Dropout dropout_;
+};
+
+/// Every hook that fired, in order: "logger.on_step", "scheduler.on_epoch_end", ...
+inline std::vector<std::string>& events() {
+  static std::vector<std::string> log;
+  return log;
+}
+
+struct SpyLogger {
+  void on_train_begin(const RunContext&) { events().push_back("logger.on_train_begin"); }
+  void on_epoch_begin(const EpochContext&) { events().push_back("logger.on_epoch_begin"); }
+  void on_step(const StepContext& s) {
+    events().push_back("logger.on_step");
+    steps.push_back(s.global_step);
+    last_metrics = s.metrics;
+  }
+  void on_epoch_end(const EpochContext& e) {
+    events().push_back("logger.on_epoch_end");
+    last_validation = e.validation;
+    last_train = e.train;
+  }
+  void on_train_end(const RunSummary&) { events().push_back("logger.on_train_end"); }
+
+  std::vector<std::int64_t> steps;
+  Metrics last_metrics;
+  Metrics last_train;
+  Metrics last_validation;
+};
+
+struct SpyScheduler {
+  double lr(double base) const { return base * factor; }
+  void on_step(const ScheduleClock& c) {
+    events().push_back("scheduler.on_step");
+    clocks.push_back(c);
+  }
+  void on_epoch_end(const ScheduleClock&) { events().push_back("scheduler.on_epoch_end"); }
+  double factor = 1.0;
+  std::vector<ScheduleClock> clocks;
+};
+
+struct SpyMemory {
+  MemoryAction after_step(const StepContext&) {
+    events().push_back("memory.after_step");
+    return MemoryAction::none;
+  }
+};
+
+/// Skips every step (as a grad scaler does on overflow).
+struct SkippingScaler {
+  torch::Tensor scale(const torch::Tensor& loss) { return loss; }
+  void unscale(torch::optim::Optimizer&) {}
+  bool step(torch::optim::Optimizer&) { return false; }
+  void update() {}
+  double scale_factor() const { return 1.0; }
+};
+
+struct SpyPolicies : DefaultPolicies {
+  using logger = SpyLogger;
+  using scheduler = SpyScheduler;
+  using memory = SpyMemory;
+};
+
+/// A config for quick tests: one thread, no clipping unless asked.
+inline TrainingConfig quick_config() {
+  auto c = get_default_config();
+  c.hardware.num_threads = 1;
+  c.model.dropout = 0.0;
+  c.training.epochs = 1;
+  c.training.learning_rate = 0.05;
+  c.training.weight_decay = 0.0;
+  c.training.grad_clip_norm = 0.0;
+  c.logging.log_every = 1;
+  return c;
+}
+
+}  // namespace kokoro::test
