@@ -204,3 +204,10 @@ TEST_CASE("edit distance picks the closest name") {
   CHECK(kokoro::detail::edit_distance("kitten", "sitting") == 3);
   CHECK(kokoro::detail::nearest("epoch", {"epochs", "seed", "batch_size"}) == "epochs");
 }
+
+TEST_CASE("the shipped YAML presets equal the presets in code") {
+  const std::filesystem::path configs = KOKORO_SOURCE_DIR "/examples/english_tts/configs";
+  CHECK(kokoro::load_config(configs / "default.yaml") == kokoro::get_default_config());
+  // Loaded over the defaults, so every field the small preset changes must be in the file.
+  CHECK(kokoro::load_config(configs / "small.yaml") == kokoro::get_small_config());
+}

@@ -11,7 +11,7 @@ namespace minimal {
 
 class HalvingLR {
  public:
-  explicit HalvingLR(std::int64_t period = 4) : period_(period) {}
+  explicit HalvingLR(std::int64_t period = 20) : period_(period) {}
 
   double lr(double base_lr) const {
     return base_lr * std::pow(0.5, static_cast<double>(epochs_ / period_));

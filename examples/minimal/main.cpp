@@ -33,10 +33,10 @@ kokoro::TrainingConfig example_defaults() {
   auto config = kokoro::get_default_config();
   config.model.hidden_dim = 64;
   config.training.batch_size = 32;
-  config.training.epochs = 12;
-  config.training.learning_rate = 3e-3;
+  config.training.epochs = 60;
+  config.training.learning_rate = 1e-2;
   config.training.weight_decay = 0.0;
-  config.logging.log_every = 8;
+  config.logging.log_every = 16;  // one step line per epoch (16 batches)
   return config;
 }
 
