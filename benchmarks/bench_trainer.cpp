@@ -37,11 +37,10 @@ void BM_HandWrittenStep(benchmark::State& state) {
   minimal::RegressionTask task(config);
   auto& model = task.model();
   const auto tc = config.training;
-  torch::optim::AdamW optimizer(model.parameters(),
-                                torch::optim::AdamWOptions(tc.learning_rate)
-                                    .betas({tc.adam_beta1, tc.adam_beta2})
-                                    .eps(tc.adam_eps)
-                                    .weight_decay(tc.weight_decay));
+  torch::optim::AdamW optimizer(model.parameters(), torch::optim::AdamWOptions(tc.learning_rate)
+                                                        .betas({tc.adam_beta1, tc.adam_beta2})
+                                                        .eps(tc.adam_eps)
+                                                        .weight_decay(tc.weight_decay));
   const auto batches = task.train_data(0);
   std::size_t i = 0;
   for (auto _ : state) {

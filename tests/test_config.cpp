@@ -117,8 +117,9 @@ TEST_CASE("an empty YAML document changes nothing") {
 
 TEST_CASE("an unknown key names the file, the line, the key and the nearest valid key") {
   const auto msg = load_error("training:\n  batch_size: 4\n  lerning_rate: 0.1\n");
-  CHECK(msg == "run.yaml:3: unknown key 'training.lerning_rate' (did you mean "
-               "'training.learning_rate'?)");
+  CHECK(msg ==
+        "run.yaml:3: unknown key 'training.lerning_rate' (did you mean "
+        "'training.learning_rate'?)");
 }
 
 TEST_CASE("an unknown section names the nearest section") {
@@ -196,8 +197,7 @@ TEST_CASE("a bad override names the argument and what was wrong") {
   CHECK(override_error("training.batch_size=four") ==
         "override 'training.batch_size=four': training.batch_size: expected an integer, got "
         "'four'");
-  CHECK(override_error("training.batch_size=-4") ==
-        "training.batch_size: must be > 0 (got -4)");
+  CHECK(override_error("training.batch_size=-4") == "training.batch_size: must be > 0 (got -4)");
 }
 
 TEST_CASE("edit distance picks the closest name") {

@@ -46,10 +46,9 @@ TEST_CASE("hooks fire in the documented order") {
   events().clear();
   trainer.fit();
   const std::vector<std::string> epoch = {
-      "logger.on_epoch_begin",
-      "scheduler.on_step", "memory.after_step", "logger.on_step",
-      "scheduler.on_step", "memory.after_step", "logger.on_step",
-      "scheduler.on_epoch_end", "logger.on_epoch_end"};
+      "logger.on_epoch_begin", "scheduler.on_step",      "memory.after_step",
+      "logger.on_step",        "scheduler.on_step",      "memory.after_step",
+      "logger.on_step",        "scheduler.on_epoch_end", "logger.on_epoch_end"};
   std::vector<std::string> expected = {"logger.on_train_begin"};
   for (int e = 0; e < 2; ++e) expected.insert(expected.end(), epoch.begin(), epoch.end());
   expected.push_back("logger.on_train_end");
@@ -213,7 +212,8 @@ TEST_CASE("step metrics and epoch metrics reach the logger") {
   trainer.fit();
   const auto& logger = trainer.logger();
   CHECK(logger.steps == std::vector<std::int64_t>{2, 3});  // every 2 steps, then the last one
-  for (const char* name : {"loss", "loss/mse", "lr", "grad_norm", "grad_scale", "samples_per_sec"}) {
+  for (const char* name :
+       {"loss", "loss/mse", "lr", "grad_norm", "grad_scale", "samples_per_sec"}) {
     CHECK_MESSAGE(logger.last_metrics.get(name).has_value(), name);
   }
   CHECK(logger.last_train.get("loss").has_value());

@@ -65,7 +65,8 @@ class RegressionTask {
     std::mt19937_64 rng(static_cast<std::uint64_t>(seed_ * 1000003 + epoch));
     std::shuffle(order.begin(), order.end(), rng);
     const auto index = torch::tensor(order, torch::kLong);
-    return split(Batch{train_.inputs.index_select(0, index), train_.targets.index_select(0, index)});
+    return split(
+        Batch{train_.inputs.index_select(0, index), train_.targets.index_select(0, index)});
   }
 
   std::vector<Batch> valid_data() const { return split(valid_); }

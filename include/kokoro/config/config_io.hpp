@@ -56,10 +56,14 @@ inline std::string nearest(std::string_view word, const std::vector<std::string>
 
 template <class T>
 constexpr const char* expected_kind() {
-  if constexpr (std::is_same_v<T, bool>) return "true or false";
-  else if constexpr (std::is_same_v<T, std::int64_t>) return "an integer";
-  else if constexpr (std::is_same_v<T, double>) return "a number";
-  else return "a string";
+  if constexpr (std::is_same_v<T, bool>)
+    return "true or false";
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return "an integer";
+  else if constexpr (std::is_same_v<T, double>)
+    return "a number";
+  else
+    return "a string";
 }
 
 /// Parses `text` as a T; false when it is not one.
@@ -100,11 +104,20 @@ std::string format_scalar(const T& v) {
     std::string quoted = "\"";
     for (char ch : v) {
       switch (ch) {
-        case '"': quoted += "\\\""; break;
-        case '\\': quoted += "\\\\"; break;
-        case '\n': quoted += "\\n"; break;
-        case '\t': quoted += "\\t"; break;
-        default: quoted += ch;
+        case '"':
+          quoted += "\\\"";
+          break;
+        case '\\':
+          quoted += "\\\\";
+          break;
+        case '\n':
+          quoted += "\\n";
+          break;
+        case '\t':
+          quoted += "\\t";
+          break;
+        default:
+          quoted += ch;
       }
     }
     return quoted + "\"";
@@ -140,19 +153,19 @@ inline std::optional<std::string> set_field(TrainingConfig& config, std::string_
                                             std::string_view key, std::string_view text) {
   bool found = false;
   std::optional<std::string> problem;
-  for_each_field(config, [&](const char* s, const char* k, auto& value, const char*,
-                             const auto&...) {
-    if (found || s != section || k != key) return;
-    found = true;
-    using T = std::remove_cvref_t<decltype(value)>;
-    if (!parse_scalar(text, value)) {
-      problem = fmt::format("{}.{}: expected {}, got '{}'", s, k, expected_kind<T>(), text);
-    }
-  });
+  for_each_field(
+      config, [&](const char* s, const char* k, auto& value, const char*, const auto&...) {
+        if (found || s != section || k != key) return;
+        found = true;
+        using T = std::remove_cvref_t<decltype(value)>;
+        if (!parse_scalar(text, value)) {
+          problem = fmt::format("{}.{}: expected {}, got '{}'", s, k, expected_kind<T>(), text);
+        }
+      });
   if (!found) {
     const auto name = fmt::format("{}.{}", section, key);
-    problem = fmt::format("unknown key '{}' (did you mean '{}'?)", name,
-                          nearest(name, field_names()));
+    problem =
+        fmt::format("unknown key '{}' (did you mean '{}'?)", name, nearest(name, field_names()));
   }
   return problem;
 }
@@ -207,14 +220,14 @@ inline void apply_yaml(TrainingConfig& config, std::string_view text, const std:
     const auto section = entry.first.as<std::string>();
     const YAML::Node& body = entry.second;
     if (std::find(sections.begin(), sections.end(), section) == sections.end()) {
-      errors.push_back(fmt::format("{}: unknown section '{}' (did you mean '{}'?)",
-                                   at(entry.first), section, detail::nearest(section, sections)));
+      errors.push_back(fmt::format("{}: unknown section '{}' (did you mean '{}'?)", at(entry.first),
+                                   section, detail::nearest(section, sections)));
       continue;
     }
     if (body.IsNull()) continue;
     if (!body.IsMap()) {
-      errors.push_back(fmt::format("{}: section '{}' must be a mapping of key: value", at(body),
-                                   section));
+      errors.push_back(
+          fmt::format("{}: section '{}' must be a mapping of key: value", at(body), section));
       continue;
     }
     for (const auto& field : body) {

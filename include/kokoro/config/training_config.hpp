@@ -106,8 +106,7 @@ struct TrainingSection {
       rule::non_negative);
     v("accumulation_steps", s.accumulation_steps, "batches accumulated per optimizer step",
       rule::positive);
-    v("validate_every", s.validate_every, "validate every N epochs (0: never)",
-      rule::non_negative);
+    v("validate_every", s.validate_every, "validate every N epochs (0: never)", rule::non_negative);
     v("seed", s.seed, "seed for weights, dropout and data order");
     v("scheduler_t0", s.scheduler_t0, "cosine warm restarts: first cycle length (epochs)",
       rule::positive);
@@ -117,8 +116,7 @@ struct TrainingSection {
       rule::non_negative);
     v("duration_loss_weight", s.duration_loss_weight, "weight of the duration loss",
       rule::non_negative);
-    v("stop_loss_weight", s.stop_loss_weight, "weight of the stop-token loss",
-      rule::non_negative);
+    v("stop_loss_weight", s.stop_loss_weight, "weight of the stop-token loss", rule::non_negative);
   }
 };
 
@@ -167,8 +165,7 @@ struct HardwareSection {
 
   template <class Self, class Visitor>
   static void fields(Self& s, Visitor&& v) {
-    v("device", s.device, "auto | cuda | mps | cpu",
-      rule::OneOf{{"auto", "cuda", "mps", "cpu"}});
+    v("device", s.device, "auto | cuda | mps | cpu", rule::OneOf{{"auto", "cuda", "mps", "cpu"}});
     v("num_threads", s.num_threads, "intra-op CPU threads (0: all cores)", rule::non_negative);
     v("mixed_precision", s.mixed_precision, "autocast where the device supports it");
     v("amp_dtype", s.amp_dtype, "auto | float16 | bfloat16",
@@ -252,7 +249,7 @@ std::string show_value(const T& v) {
 
 /// Calls `fn(section, key, value, doc, rules...)` for every field, in order.
 template <class Config, class Fn>
-  requires std::is_same_v<std::remove_const_t<Config>, TrainingConfig>
+requires std::is_same_v<std::remove_const_t<Config>, TrainingConfig>
 void for_each_field(Config& config, Fn&& fn) {
   TrainingConfig::sections(config, [&](const char* section, auto& sec) {
     using Section = std::remove_cvref_t<decltype(sec)>;
@@ -278,9 +275,9 @@ inline std::vector<ConfigProblem> validate(const TrainingConfig& c) {
   });
   const auto& m = c.model;
   if (m.num_heads > 0 && m.hidden_dim % m.num_heads != 0) {
-    problems.push_back({"model.hidden_dim",
-                        fmt::format("must be divisible by model.num_heads (got {} and {})",
-                                    m.hidden_dim, m.num_heads)});
+    problems.push_back(
+        {"model.hidden_dim", fmt::format("must be divisible by model.num_heads (got {} and {})",
+                                         m.hidden_dim, m.num_heads)});
   }
   const auto& a = c.audio;
   if (a.win_length > a.n_fft) {
@@ -288,9 +285,8 @@ inline std::vector<ConfigProblem> validate(const TrainingConfig& c) {
                                                         a.win_length, a.n_fft)});
   }
   if (a.fmax > a.sample_rate / 2.0) {
-    problems.push_back({"audio.fmax",
-                        fmt::format("must be <= audio.sample_rate / 2 = {} (got {})",
-                                    a.sample_rate / 2.0, a.fmax)});
+    problems.push_back({"audio.fmax", fmt::format("must be <= audio.sample_rate / 2 = {} (got {})",
+                                                  a.sample_rate / 2.0, a.fmax)});
   }
   if (a.fmin >= a.fmax) {
     problems.push_back(

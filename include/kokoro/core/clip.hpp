@@ -13,8 +13,7 @@ namespace kokoro {
 /// When `max_norm` > 0 the gradients are scaled down in place so that their
 /// global norm is at most `max_norm`; 0 only measures. Parameters without a
 /// gradient are ignored; with none at all the norm is 0.
-inline torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& parameters,
-                                    double max_norm) {
+inline torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm) {
   std::vector<torch::Tensor> norms;
   norms.reserve(parameters.size());
   for (const auto& p : parameters) {

@@ -15,12 +15,12 @@ struct TrainingConfig;
 /// Once, when `Trainer::fit` starts.
 struct RunContext {
   const TrainingConfig& config;
-  std::string device;             ///< "cpu", "cuda:0", ...
-  std::int64_t parameters = 0;    ///< trainable parameters of the model
-  int threads = 1;                ///< intra-op CPU threads in use
-  std::int64_t start_epoch = 0;   ///< 0-based epoch the run starts (or resumes) at
-  std::int64_t epochs = 0;        ///< epochs the run ends after
-  std::int64_t max_steps = 0;     ///< optimizer-step limit, 0 when none
+  std::string device;            ///< "cpu", "cuda:0", ...
+  std::int64_t parameters = 0;   ///< trainable parameters of the model
+  int threads = 1;               ///< intra-op CPU threads in use
+  std::int64_t start_epoch = 0;  ///< 0-based epoch the run starts (or resumes) at
+  std::int64_t epochs = 0;       ///< epochs the run ends after
+  std::int64_t max_steps = 0;    ///< optimizer-step limit, 0 when none
 };
 
 /// After every optimizer step (memory policy: `metrics` is empty), and every
@@ -38,22 +38,22 @@ struct StepContext {
 
 /// At the start (metrics empty) and the end of every epoch.
 struct EpochContext {
-  std::int64_t epoch = 0;            ///< 0-based
+  std::int64_t epoch = 0;  ///< 0-based
   std::int64_t global_step = 0;
-  const Metrics& train;              ///< epoch means of the training losses and rates
-  const Metrics& validation;         ///< validation means; empty when not validated
-  double seconds = 0.0;              ///< wall time of the epoch
+  const Metrics& train;       ///< epoch means of the training losses and rates
+  const Metrics& validation;  ///< validation means; empty when not validated
+  double seconds = 0.0;       ///< wall time of the epoch
 };
 
 /// Once, when `Trainer::fit` returns; also what it returns.
 struct RunSummary {
   std::int64_t epochs_completed = 0;
   std::int64_t global_step = 0;
-  std::int64_t skipped_steps = 0;    ///< steps the grad scaler skipped
+  std::int64_t skipped_steps = 0;  ///< steps the grad scaler skipped
   double seconds = 0.0;
   bool stopped_by_max_steps = false;
-  Metrics last_train;                ///< means of the last epoch trained
-  Metrics last_validation;           ///< means of the last validation; empty when none
+  Metrics last_train;       ///< means of the last epoch trained
+  Metrics last_validation;  ///< means of the last validation; empty when none
 };
 
 }  // namespace kokoro

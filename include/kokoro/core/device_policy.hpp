@@ -23,13 +23,17 @@ concept has_device = requires(const D& d) {
   { d.device() } -> std::convertible_to<c10::Device>;
 };
 template <class D>
-concept has_synchronize = requires(D& d) { d.synchronize(); };
+concept has_synchronize = requires(D& d) {
+  d.synchronize();
+};
 template <class D>
 concept has_memory = requires(const D& d) {
   { d.memory() } -> std::same_as<DeviceMemory>;
 };
 template <class D>
-concept has_release_cached_memory = requires(D& d) { d.release_cached_memory(); };
+concept has_release_cached_memory = requires(D& d) {
+  d.release_cached_memory();
+};
 template <class D>
 concept has_pin_memory = requires(const D& d) {
   { d.pin_memory() } -> std::convertible_to<bool>;
@@ -49,9 +53,8 @@ concept has_supports_autocast = requires(const D& d, c10::ScalarType t) {
 ///  - `bool supports_autocast(c10::ScalarType) const`: autocast dtypes it runs.
 template <class D>
 concept DevicePolicy = detail::device::has_device<D> && detail::device::has_synchronize<D> &&
-                       detail::device::has_memory<D> &&
-                       detail::device::has_release_cached_memory<D> &&
-                       detail::device::has_pin_memory<D> && detail::device::has_supports_autocast<D>;
+    detail::device::has_memory<D> && detail::device::has_release_cached_memory<D> &&
+    detail::device::has_pin_memory<D> && detail::device::has_supports_autocast<D>;
 
 /// Fails to compile, naming the first missing member, when D is not a DevicePolicy.
 template <class D>

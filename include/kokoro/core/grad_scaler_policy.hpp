@@ -15,13 +15,17 @@ concept has_scale = requires(S& s, const torch::Tensor& loss) {
   { s.scale(loss) } -> std::same_as<torch::Tensor>;
 };
 template <class S>
-concept has_unscale = requires(S& s, torch::optim::Optimizer& opt) { s.unscale(opt); };
+concept has_unscale = requires(S& s, torch::optim::Optimizer& opt) {
+  s.unscale(opt);
+};
 template <class S>
 concept has_step = requires(S& s, torch::optim::Optimizer& opt) {
   { s.step(opt) } -> std::same_as<bool>;
 };
 template <class S>
-concept has_update = requires(S& s) { s.update(); };
+concept has_update = requires(S& s) {
+  s.update();
+};
 template <class S>
 concept has_scale_factor = requires(const S& s) {
   { s.scale_factor() } -> std::convertible_to<double>;
@@ -38,9 +42,9 @@ concept has_scale_factor = requires(const S& s) {
 ///  - `double scale_factor() const`: the current scale (1 when not scaling).
 /// Optional: `state_dict()` / `load_state_dict()` for checkpoints.
 template <class S>
-concept GradScalerPolicy = detail::scaler::has_scale<S> && detail::scaler::has_unscale<S> &&
-                           detail::scaler::has_step<S> && detail::scaler::has_update<S> &&
-                           detail::scaler::has_scale_factor<S>;
+concept GradScalerPolicy =
+    detail::scaler::has_scale<S> && detail::scaler::has_unscale<S> && detail::scaler::has_step<S> &&
+    detail::scaler::has_update<S> && detail::scaler::has_scale_factor<S>;
 
 /// Fails to compile, naming the first missing member, when S is not a GradScalerPolicy.
 template <class S>

@@ -9,9 +9,13 @@ namespace kokoro {
 
 namespace detail::logger {
 template <class L>
-concept has_on_step = requires(L& l, const StepContext& ctx) { l.on_step(ctx); };
+concept has_on_step = requires(L& l, const StepContext& ctx) {
+  l.on_step(ctx);
+};
 template <class L>
-concept has_on_epoch_end = requires(L& l, const EpochContext& ctx) { l.on_epoch_end(ctx); };
+concept has_on_epoch_end = requires(L& l, const EpochContext& ctx) {
+  l.on_epoch_end(ctx);
+};
 }  // namespace detail::logger
 
 /// A logger.

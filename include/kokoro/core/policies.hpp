@@ -28,15 +28,25 @@ struct DefaultPolicies {
 
 namespace detail {
 template <class P>
-concept names_device = requires { typename P::device; };
+concept names_device = requires {
+  typename P::device;
+};
 template <class P>
-concept names_scaler = requires { typename P::scaler; };
+concept names_scaler = requires {
+  typename P::scaler;
+};
 template <class P>
-concept names_memory = requires { typename P::memory; };
+concept names_memory = requires {
+  typename P::memory;
+};
 template <class P>
-concept names_scheduler = requires { typename P::scheduler; };
+concept names_scheduler = requires {
+  typename P::scheduler;
+};
 template <class P>
-concept names_logger = requires { typename P::logger; };
+concept names_logger = requires {
+  typename P::logger;
+};
 }  // namespace detail
 
 /// Fails to compile, naming the missing role or member, when P is not a

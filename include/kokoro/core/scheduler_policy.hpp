@@ -22,9 +22,13 @@ concept has_lr = requires(const S& s, double base) {
   { s.lr(base) } -> std::convertible_to<double>;
 };
 template <class S>
-concept has_on_step = requires(S& s, const ScheduleClock& c) { s.on_step(c); };
+concept has_on_step = requires(S& s, const ScheduleClock& c) {
+  s.on_step(c);
+};
 template <class S>
-concept has_on_epoch_end = requires(S& s, const ScheduleClock& c) { s.on_epoch_end(c); };
+concept has_on_epoch_end = requires(S& s, const ScheduleClock& c) {
+  s.on_epoch_end(c);
+};
 }  // namespace detail::scheduler
 
 /// A learning-rate schedule.
@@ -36,7 +40,7 @@ concept has_on_epoch_end = requires(S& s, const ScheduleClock& c) { s.on_epoch_e
 /// Optional: `state_dict()` / `load_state_dict()` for checkpoints.
 template <class S>
 concept SchedulerPolicy = detail::scheduler::has_lr<S> && detail::scheduler::has_on_step<S> &&
-                          detail::scheduler::has_on_epoch_end<S>;
+    detail::scheduler::has_on_epoch_end<S>;
 
 /// Fails to compile, naming the first missing member, when S is not a SchedulerPolicy.
 template <class S>

@@ -26,7 +26,9 @@ concept BatchType = std::copy_constructible<B> && requires(const B& b, c10::Devi
 
 namespace detail::task {
 template <class T>
-concept has_batch = requires { typename T::Batch; };
+concept has_batch = requires {
+  typename T::Batch;
+};
 template <class T>
 concept has_model = requires(T& t) {
   { t.model() } -> std::convertible_to<torch::nn::Module&>;
@@ -36,8 +38,8 @@ concept has_loss = requires(T& t, const typename T::Batch& b) {
   { t.loss(b) } -> std::same_as<Loss>;
 };
 template <class R, class B>
-concept range_of = std::ranges::input_range<R> &&
-                   std::convertible_to<std::ranges::range_reference_t<R>, B>;
+concept range_of =
+    std::ranges::input_range<R> && std::convertible_to<std::ranges::range_reference_t<R>, B>;
 template <class T>
 concept has_train_data = requires(T& t, std::int64_t epoch) {
   { t.train_data(epoch) } -> range_of<typename T::Batch>;
@@ -59,8 +61,7 @@ concept has_train_data = requires(T& t, std::int64_t epoch) {
 /// Trainer after seeding, so its initial weights are reproducible.
 template <class T>
 concept Task = detail::task::has_batch<T> && BatchType<typename T::Batch> &&
-               detail::task::has_model<T> && detail::task::has_loss<T> &&
-               detail::task::has_train_data<T>;
+    detail::task::has_model<T> && detail::task::has_loss<T> && detail::task::has_train_data<T>;
 
 /// Fails to compile, naming the first missing member, when T is not a Task.
 template <class T>

@@ -43,7 +43,9 @@ namespace kokoro {
 
 /// Seeds libtorch's generators (CPU and, where present, CUDA). Call it before
 /// building a model yourself; a Trainer that builds its task calls it first.
-inline void seed_everything(std::int64_t seed) { torch::manual_seed(static_cast<std::uint64_t>(seed)); }
+inline void seed_everything(std::int64_t seed) {
+  torch::manual_seed(static_cast<std::uint64_t>(seed));
+}
 
 /// The intra-op thread count `hardware.num_threads` asks for (0: every core).
 inline int resolve_num_threads(std::int64_t configured) {
@@ -76,7 +78,8 @@ struct RunSetup {
 /// Puts a module in eval mode and restores its previous mode on exit.
 class EvalModeGuard {
  public:
-  explicit EvalModeGuard(torch::nn::Module& module) : module_(module), was_training_(module.is_training()) {
+  explicit EvalModeGuard(torch::nn::Module& module)
+      : module_(module), was_training_(module.is_training()) {
     module_.eval();
   }
   ~EvalModeGuard() { module_.train(was_training_); }
@@ -114,8 +117,7 @@ class Trainer {
 
   /// Validates the configuration, seeds, sets threads, then builds the task
   /// from the configuration and every policy.
-  explicit Trainer(TrainingConfig config)
-    requires std::constructible_from<T, const TrainingConfig&>
+  explicit Trainer(TrainingConfig config) requires std::constructible_from<T, const TrainingConfig&>
       : config_(std::move(config)), setup_(config_), task_(config_) {
     init();
   }
@@ -131,16 +133,15 @@ class Trainer {
   RunSummary fit() {
     const auto run_start = detail::Clock::now();
     const auto& tc = config_.training;
-    RunContext run{config_,  device_.device().str(), num_parameters(), setup_.threads,
-                   epoch_,   tc.epochs,              tc.max_steps};
+    RunContext run{
+        config_,     device_.device().str(), num_parameters(), setup_.threads, epoch_, tc.epochs,
+        tc.max_steps};
     notify_train_begin(logger_, run);
     window_meter_.reset();
     window_steps_ = 0;
     window_start_ = detail::Clock::now();
 
     RunSummary summary{};
-    std::vector<Batch> group;
-    group.reserve(static_cast<std::size_t>(tc.accumulation_steps));
     while (epoch_ < tc.epochs && !reached_max_steps()) {
       const auto epoch_start = detail::Clock::now();
       epoch_meter_.reset();
@@ -149,32 +150,7 @@ class Trainer {
       const Metrics none;
       notify_epoch_begin(logger_, EpochContext{epoch_, global_step_, none, none, 0.0});
 
-      auto&& data = task_.train_data(epoch_);
-      if constexpr (std::ranges::sized_range<decltype(data)>) {
-        const auto batches = static_cast<std::int64_t>(std::ranges::size(data));
-        steps_per_epoch_ = (batches + tc.accumulation_steps - 1) / tc.accumulation_steps;
-      }
-      // The epoch is complete unless max_steps stops it with data left over.
-      bool complete = true;
-      for (auto&& batch : data) {
-        if (reached_max_steps()) {
-          complete = false;
-          break;
-        }
-        group.emplace_back(std::forward<decltype(batch)>(batch));
-        if (static_cast<std::int64_t>(group.size()) == tc.accumulation_steps) {
-          step(group);
-          group.clear();
-        }
-      }
-      if (!group.empty()) {
-        if (reached_max_steps()) {
-          complete = false;
-        } else {
-          step(group);
-        }
-        group.clear();
-      }
+      const bool complete = train_epoch();
       flush_step_log();
 
       Metrics train = epoch_meter_.mean();
@@ -221,8 +197,9 @@ class Trainer {
       Loss loss = task_.loss(on_device);
       // Weight by share of samples so the accumulated gradient is the whole batch's.
       const auto weighted =
-          samples == total ? loss.total
-                           : loss.total * (static_cast<double>(samples) / static_cast<double>(total));
+          samples == total
+              ? loss.total
+              : loss.total * (static_cast<double>(samples) / static_cast<double>(total));
       scaler_.scale(weighted).backward();
       window_meter_.add(loss, samples);
     }
@@ -244,7 +221,8 @@ class Trainer {
       ++skipped_steps_;
     }
     const Metrics none;
-    StepContext ctx{epoch_, global_step_, step_in_epoch_, steps_per_epoch_, total, result.taken, none};
+    StepContext ctx{epoch_,       global_step_, step_in_epoch_, steps_per_epoch_, total,
+                    result.taken, none};
     if (memory_.after_step(ctx) == MemoryAction::release_cache) device_.release_cached_memory();
     last_step_taken_ = result.taken;
     last_step_samples_ = total;
@@ -291,11 +269,35 @@ class Trainer {
   }
 
   /// The learning rate of the first parameter group now.
-  double current_lr() const {
-    return optimizer_->param_groups().front().options().get_lr();
-  }
+  double current_lr() const { return optimizer_->param_groups().front().options().get_lr(); }
 
  private:
+  /// Runs the optimizer steps of one epoch, `training.accumulation_steps`
+  /// batches each. False when `training.max_steps` cut it short.
+  bool train_epoch() {
+    const auto accumulation = config_.training.accumulation_steps;
+    auto&& data = task_.train_data(epoch_);
+    if constexpr (std::ranges::sized_range<decltype(data)>) {
+      const auto batches = static_cast<std::int64_t>(std::ranges::size(data));
+      steps_per_epoch_ = (batches + accumulation - 1) / accumulation;
+    }
+    std::vector<Batch> group;
+    group.reserve(static_cast<std::size_t>(accumulation));
+    for (auto&& batch : data) {
+      if (reached_max_steps()) return false;
+      group.emplace_back(std::forward<decltype(batch)>(batch));
+      if (static_cast<std::int64_t>(group.size()) == accumulation) {
+        step(group);
+        group.clear();
+      }
+    }
+    if (!group.empty()) {
+      if (reached_max_steps()) return false;
+      step(group);
+    }
+    return true;
+  }
+
   void init() {
     task_.model().to(device_.device());
     task_.model().train();

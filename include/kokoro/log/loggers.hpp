@@ -35,7 +35,9 @@ class Loggers {
 
   /// The logger of type X.
   template <class X>
-  X& get() { return std::get<X>(loggers_); }
+  X& get() {
+    return std::get<X>(loggers_);
+  }
 
  private:
   template <class Fn>
