@@ -6,6 +6,8 @@
 
 #include <sstream>
 
+#include <kokoro/amp/dynamic_grad_scaler.hpp>
+
 #include "minimal/halving_lr.hpp"
 #include "test_tasks.hpp"
 
@@ -14,7 +16,7 @@ using namespace kokoro;
 // ---- device ---------------------------------------------------------------
 
 TEST_CASE_TEMPLATE("a device policy places tensors and reports memory sanely", D, CpuDevice,
-                   archetype::Device) {
+                   AutoDevice, archetype::Device) {
   static_assert(DevicePolicy<D>);
   D device;
   const auto t = torch::ones({2, 2}).to(device.device());
@@ -39,10 +41,33 @@ TEST_CASE("the CPU device reads this process's memory and autocasts to bfloat16 
   CHECK_FALSE(cpu.pin_memory());
 }
 
+TEST_CASE("device names resolve; auto falls back to the CPU here") {
+  CHECK(device_type_name(DeviceType::CUDA) == "cuda");
+  CHECK(to_torch(DeviceType::MPS) == c10::DeviceType::MPS);
+  CHECK(is_available(DeviceType::CPU));
+  CHECK(resolve_device_type("cpu") == DeviceType::CPU);
+  const auto expected = is_available(DeviceType::CUDA)  ? DeviceType::CUDA
+                        : is_available(DeviceType::MPS) ? DeviceType::MPS
+                                                        : DeviceType::CPU;
+  CHECK(resolve_device_type("auto") == expected);
+  CHECK(AutoDevice().type() == expected);
+  CHECK_THROWS_WITH_AS(resolve_device_type("tpu"),
+                       "hardware.device: must be one of: auto, cuda, mps, cpu (got \"tpu\")",
+                       ConfigError);
+}
+
+TEST_CASE("asking for a device that is missing stops before training, naming the field") {
+  if (is_available(DeviceType::CUDA)) return;  // this machine has one
+  auto config = test::quick_config();
+  config.hardware.device = "cuda";
+  CHECK_THROWS_WITH_AS((Trainer<test::LinearTask, test::SpyPolicies>(config)),
+                       doctest::Contains("hardware.device: 'cuda' was requested but"), ConfigError);
+}
+
 // ---- grad scaler ----------------------------------------------------------
 
 TEST_CASE_TEMPLATE("a grad scaler yields true gradients after unscale and takes finite steps", S,
-                   NoGradScaler, archetype::GradScaler) {
+                   NoGradScaler, DynamicGradScaler, archetype::GradScaler) {
   static_assert(GradScalerPolicy<S>);
   S scaler;
   auto w = torch::tensor({1.0f, 2.0f}, torch::requires_grad());
@@ -107,7 +132,7 @@ TEST_CASE_TEMPLATE("a logger accepts a whole run's hooks", L, ConsoleLogger, arc
   const auto config = get_default_config();
   Metrics m;
   m.set("loss", 0.5);
-  notify_train_begin(logger, RunContext{config, "cpu", 10, 1, 0, 1, 0});
+  notify_train_begin(logger, RunContext{config, "cpu", "float32", 10, 1, 0, 1, 0});
   notify_epoch_begin(logger, EpochContext{0, 0, m, m, 0.0});
   logger.on_step(StepContext{0, 1, 1, 1, 4, true, m});
   logger.on_epoch_end(EpochContext{0, 1, m, m, 0.5});
@@ -125,13 +150,13 @@ TEST_CASE("the console logger writes a banner, step lines, epoch lines and a sum
   step.set("samples_per_sec", 1234.56);
   Metrics valid;
   valid.set("loss", 0.25);
-  logger.on_train_begin(RunContext{config, "cpu", 641, 2, 0, 3, 0});
+  logger.on_train_begin(RunContext{config, "cpu", "bfloat16 autocast", 641, 2, 0, 3, 0});
   logger.on_step(StepContext{0, 7, 7, 16, 32, true, step});
   logger.on_step(StepContext{0, 8, 8, 0, 32, false, step});
   logger.on_epoch_end(EpochContext{0, 16, step, valid, 1.25});
   logger.on_train_end(RunSummary{3, 48, 2, 4.0, true, step, valid});
   const auto text = out.str();
-  CHECK(text.find("kokoro: training on cpu with 2 threads, 641 parameters, epochs 1..3\n") !=
+  CHECK(text.find("kokoro: training on cpu (bfloat16 autocast) with 2 threads, 641 parameters, epochs 1..3\n") !=
         std::string::npos);
   CHECK(text.find("epoch 1/3 step 7/16 (global 7) | loss 0.1235 | lr 1.000e-04 | "
                   "samples_per_sec 1234.6\n") != std::string::npos);

@@ -134,10 +134,11 @@ struct SpyPolicies : DefaultPolicies {
   using memory = SpyMemory;
 };
 
-/// A config for quick tests: one thread, no clipping unless asked.
+/// A config for quick tests: one thread, float32, no clipping unless asked.
 inline TrainingConfig quick_config() {
   auto c = get_default_config();
   c.hardware.num_threads = 1;
+  c.hardware.mixed_precision = false;  // exact comparisons need float32
   c.model.dropout = 0.0;
   c.training.epochs = 1;
   c.training.learning_rate = 0.05;

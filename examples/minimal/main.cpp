@@ -26,6 +26,7 @@ constexpr std::string_view kUsage =
     "Trains a small MLP on synthetic data with a custom LR schedule.\n"
     "  --config FILE        YAML configuration (see --print-config)\n"
     "  --print-config       print the effective configuration as YAML and exit\n"
+    "  --no-mixed-precision train in float32 (same as hardware.mixed_precision=false)\n"
     "  section.key=value    override one field, e.g. training.epochs=20\n";
 
 /// The example's defaults: a small model that trains in seconds.
@@ -56,6 +57,8 @@ int main(int argc, char** argv) {
         config = kokoro::load_config(argv[++i], config);
       } else if (arg == "--print-config") {
         print_config = true;
+      } else if (arg == "--no-mixed-precision") {
+        overrides.emplace_back("hardware.mixed_precision=false");
       } else if (arg.find('=') != std::string_view::npos) {
         overrides.emplace_back(arg);
       } else {

@@ -16,6 +16,7 @@ struct TrainingConfig;
 struct RunContext {
   const TrainingConfig& config;
   std::string device;            ///< "cpu", "cuda:0", ...
+  std::string precision;  ///< "float32", "bfloat16 autocast", ...
   std::int64_t parameters = 0;   ///< trainable parameters of the model
   int threads = 1;               ///< intra-op CPU threads in use
   std::int64_t start_epoch = 0;  ///< 0-based epoch the run starts (or resumes) at

@@ -9,17 +9,17 @@
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/core/memory_policy.hpp"
 #include "kokoro/core/scheduler_policy.hpp"
-#include "kokoro/device/cpu_device.hpp"
+#include "kokoro/device/auto_device.hpp"
 #include "kokoro/log/console_logger.hpp"
 #include "kokoro/memory/no_memory_policy.hpp"
 #include "kokoro/schedule/constant_lr.hpp"
 
 namespace kokoro {
 
-/// CPU, full precision, no memory management, constant learning rate,
-/// console output.
+/// The device `hardware.device` names (auto: CUDA, MPS, CPU), no loss
+/// scaling, no memory management, constant learning rate, console output.
 struct DefaultPolicies {
-  using device = CpuDevice;
+  using device = AutoDevice;
   using scaler = NoGradScaler;
   using memory = NoMemoryPolicy;
   using scheduler = ConstantLR;

@@ -5,7 +5,7 @@
 //   fit():  for each epoch
 //             for each group of `training.accumulation_steps` batches: step()
 //             validate() every `training.validate_every` epochs
-//   step(): per micro-batch: to(device) -> loss -> scale -> backward
+//   step(): per micro-batch: to(device) -> loss (autocast) -> scale -> backward
 //           then unscale -> clip -> optimizer step (may be skipped) -> update
 //           -> scheduler.on_step (only when taken) -> memory.after_step
 //           -> logger.on_step (every `logging.log_every` steps and at epoch end)
@@ -19,6 +19,8 @@
 #include <torch/utils.h>
 
 #include <chrono>
+#include <cstdio>
+#include <optional>
 #include <cstdint>
 #include <memory>
 #include <ranges>
@@ -28,6 +30,8 @@
 #include <utility>
 #include <vector>
 
+#include "kokoro/amp/autocast.hpp"
+#include "kokoro/amp/no_grad_scaler.hpp"
 #include "kokoro/config/config_io.hpp"
 #include "kokoro/config/training_config.hpp"
 #include "kokoro/core/clip.hpp"
@@ -133,9 +137,9 @@ class Trainer {
   RunSummary fit() {
     const auto run_start = detail::Clock::now();
     const auto& tc = config_.training;
-    RunContext run{
-        config_,     device_.device().str(), num_parameters(), setup_.threads, epoch_, tc.epochs,
-        tc.max_steps};
+    RunContext run{config_,         device_.device().str(), autocast_.describe(),
+                   num_parameters(), setup_.threads,         epoch_,
+                   tc.epochs,        tc.max_steps};
     notify_train_begin(logger_, run);
     window_meter_.reset();
     window_steps_ = 0;
@@ -194,7 +198,7 @@ class Trainer {
     for (const auto& b : micro_batches) {
       const auto samples = static_cast<std::int64_t>(b.size());
       const Batch on_device = b.to(device_.device());
-      Loss loss = task_.loss(on_device);
+      Loss loss = forward(on_device);
       // Weight by share of samples so the accumulated gradient is the whole batch's.
       const auto weighted =
           samples == total
@@ -239,7 +243,7 @@ class Trainer {
       LossMeter meter;
       for (auto&& batch : task_.valid_data()) {
         const Batch b = batch;
-        meter.add(task_.loss(b.to(device_.device())), static_cast<std::int64_t>(b.size()));
+        meter.add(forward(b.to(device_.device())), static_cast<std::int64_t>(b.size()));
       }
       return meter.mean();
     } else {
@@ -260,6 +264,8 @@ class Trainer {
   std::int64_t global_step() const { return global_step_; }  ///< optimizer steps so far
   std::int64_t skipped_steps() const { return skipped_steps_; }
   int threads() const { return setup_.threads; }
+  /// Whether and how the forward pass autocasts.
+  const AutocastPlan& autocast() const { return autocast_; }
 
   /// Trainable parameters of the model.
   std::int64_t num_parameters() const {
@@ -272,6 +278,13 @@ class Trainer {
   double current_lr() const { return optimizer_->param_groups().front().options().get_lr(); }
 
  private:
+  /// The task's loss, under autocast when the run uses mixed precision.
+  Loss forward(const Batch& batch) {
+    if (!autocast_.enabled) return task_.loss(batch);
+    AutocastGuard guard(autocast_.device, autocast_.dtype);
+    return task_.loss(batch);
+  }
+
   /// Runs the optimizer steps of one epoch, `training.accumulation_steps`
   /// batches each. False when `training.max_steps` cut it short.
   bool train_epoch() {
@@ -299,6 +312,14 @@ class Trainer {
   }
 
   void init() {
+    autocast_ = plan_autocast(config_.hardware, device_);
+    if (!autocast_.warning.empty()) warn(autocast_.warning);
+    if constexpr (std::is_same_v<Scaler, NoGradScaler>) {
+      if (autocast_.enabled && autocast_.dtype == torch::kHalf) {
+        warn("float16 autocast without loss scaling: small gradients may underflow to zero; "
+             "use kokoro::DynamicGradScaler as the scaler policy");
+      }
+    }
     task_.model().to(device_.device());
     task_.model().train();
     if constexpr (requires { task_.make_optimizer(config_); }) {
@@ -321,6 +342,10 @@ class Trainer {
     apply_learning_rates();
   }
 
+  static void warn(const std::string& message) {
+    std::fprintf(stderr, "kokoro: warning: %s\n", message.c_str());
+  }
+
   ScheduleClock clock() const { return {epoch_, step_in_epoch_, steps_per_epoch_, global_step_}; }
 
   void apply_learning_rates() {
@@ -341,6 +366,7 @@ class Trainer {
     metrics.set("lr", current_lr());
     metrics.set("grad_norm", last_grad_norm_.item<double>());
     metrics.set("grad_scale", scaler_.scale_factor());
+    metrics.set("skipped_steps", static_cast<double>(skipped_steps_));
     const double seconds = detail::seconds_since(window_start_);
     if (seconds > 0) metrics.set("samples_per_sec", window_meter_.samples() / seconds);
     if constexpr (requires { memory_.metrics(metrics); }) memory_.metrics(metrics);
@@ -360,6 +386,7 @@ class Trainer {
   Memory memory_ = make_policy<Memory>(config_);
   Scheduler scheduler_ = make_policy<Scheduler>(config_);
   Logger logger_ = make_policy<Logger>(config_);
+  AutocastPlan autocast_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;
   std::vector<double> base_lrs_;

@@ -45,8 +45,8 @@ class ConsoleLogger {
 
   void on_train_begin(const RunContext& run) {
     epochs_ = run.epochs;
-    fmt::print(*out_, "kokoro: training on {} with {} thread{}, {} parameters, epochs {}..{}{}\n",
-               run.device, run.threads, run.threads == 1 ? "" : "s", run.parameters,
+    fmt::print(*out_, "kokoro: training on {} ({}) with {} thread{}, {} parameters, epochs {}..{}{}\n",
+               run.device, run.precision, run.threads, run.threads == 1 ? "" : "s", run.parameters,
                run.start_epoch + 1, run.epochs,
                run.max_steps > 0 ? fmt::format(", at most {} steps", run.max_steps) : "");
     out_->flush();
