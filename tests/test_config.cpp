@@ -210,4 +210,13 @@ TEST_CASE("the shipped YAML presets equal the presets in code") {
   CHECK(kokoro::load_config(configs / "default.yaml") == kokoro::get_default_config());
   // Loaded over the defaults, so every field the small preset changes must be in the file.
   CHECK(kokoro::load_config(configs / "small.yaml") == kokoro::get_small_config());
+  // And each file lists every field, so it documents the whole configuration.
+  for (const char* file : {"default.yaml", "small.yaml"}) {
+    const auto yaml = YAML::LoadFile((configs / file).string());
+    for (const auto& name : kokoro::detail::field_names()) {
+      const auto dot = name.find('.');
+      CHECK_MESSAGE(yaml[name.substr(0, dot)][name.substr(dot + 1)].IsDefined(),
+                    file << " lacks " << name);
+    }
+  }
 }

@@ -83,9 +83,14 @@ struct TrainingSection {
   std::int64_t accumulation_steps = 1;
   std::int64_t validate_every = 1;
   std::int64_t seed = 42;
+  std::string scheduler = "cosine_warm_restarts";
+  std::string scheduler_interval = "epoch";
+  std::int64_t warmup_steps = 0;
   std::int64_t scheduler_t0 = 20;
   std::int64_t scheduler_t_mult = 2;
   double min_learning_rate = 1e-6;
+  std::int64_t scheduler_step_size = 10;
+  double scheduler_gamma = 0.5;
   double duration_loss_weight = 0.1;
   double stop_loss_weight = 1.0;
 
@@ -108,12 +113,23 @@ struct TrainingSection {
       rule::positive);
     v("validate_every", s.validate_every, "validate every N epochs (0: never)", rule::non_negative);
     v("seed", s.seed, "seed for weights, dropout and data order");
+    v("scheduler", s.scheduler,
+      "constant | cosine_warm_restarts | inverse_sqrt | step | exponential",
+      rule::OneOf{{"constant", "cosine_warm_restarts", "inverse_sqrt", "step", "exponential"}});
+    v("scheduler_interval", s.scheduler_interval, "advance the schedule per epoch or per step",
+      rule::OneOf{{"epoch", "step"}});
+    v("warmup_steps", s.warmup_steps, "linear warmup over the first N optimizer steps",
+      rule::non_negative);
     v("scheduler_t0", s.scheduler_t0, "cosine warm restarts: first cycle length (epochs)",
       rule::positive);
     v("scheduler_t_mult", s.scheduler_t_mult, "cosine warm restarts: cycle growth factor",
       rule::positive);
     v("min_learning_rate", s.min_learning_rate, "cosine warm restarts: eta_min",
       rule::non_negative);
+    v("scheduler_step_size", s.scheduler_step_size, "step decay: units between decays",
+      rule::positive);
+    v("scheduler_gamma", s.scheduler_gamma, "step and exponential decay: factor per decay",
+      rule::InRange{0.0, 1.0});
     v("duration_loss_weight", s.duration_loss_weight, "weight of the duration loss",
       rule::non_negative);
     v("stop_loss_weight", s.stop_loss_weight, "weight of the stop-token loss", rule::non_negative);
@@ -278,6 +294,10 @@ inline std::vector<ConfigProblem> validate(const TrainingConfig& c) {
     problems.push_back(
         {"model.hidden_dim", fmt::format("must be divisible by model.num_heads (got {} and {})",
                                          m.hidden_dim, m.num_heads)});
+  }
+  if (c.training.scheduler == "inverse_sqrt" && c.training.warmup_steps <= 0) {
+    problems.push_back({"training.warmup_steps",
+                        "must be > 0 when training.scheduler is inverse_sqrt (it peaks there)"});
   }
   const auto& a = c.audio;
   if (a.win_length > a.n_fft) {

@@ -12,17 +12,18 @@
 #include "kokoro/device/auto_device.hpp"
 #include "kokoro/log/console_logger.hpp"
 #include "kokoro/memory/no_memory_policy.hpp"
-#include "kokoro/schedule/constant_lr.hpp"
+#include "kokoro/schedule/schedule_from_config.hpp"
 
 namespace kokoro {
 
 /// The device `hardware.device` names (auto: CUDA, MPS, CPU), no loss
-/// scaling, no memory management, constant learning rate, console output.
+/// scaling, no memory management, the schedule `training.scheduler` names
+/// (with `training.warmup_steps` of warmup), console output.
 struct DefaultPolicies {
   using device = AutoDevice;
   using scaler = NoGradScaler;
   using memory = NoMemoryPolicy;
-  using scheduler = ConstantLR;
+  using scheduler = ScheduleFromConfig;
   using logger = ConsoleLogger;
 };
 
