@@ -136,7 +136,7 @@ TEST_CASE_TEMPLATE("a logger accepts a whole run's hooks", L, ConsoleLogger, arc
   notify_epoch_begin(logger, EpochContext{0, 0, m, m, 0.0});
   logger.on_step(StepContext{0, 1, 1, 1, 4, true, m});
   logger.on_epoch_end(EpochContext{0, 1, m, m, 0.5});
-  notify_train_end(logger, RunSummary{1, 1, 0, 0.5, false, m, m});
+  notify_train_end(logger, RunSummary{1, 1, 0, 0.5, false, 0, "", m, m});
   CHECK(true);  // reaching here without throwing is the contract
 }
 
@@ -154,10 +154,10 @@ TEST_CASE("the console logger writes a banner, step lines, epoch lines and a sum
   logger.on_step(StepContext{0, 7, 7, 16, 32, true, step});
   logger.on_step(StepContext{0, 8, 8, 0, 32, false, step});
   logger.on_epoch_end(EpochContext{0, 16, step, valid, 1.25});
-  logger.on_train_end(RunSummary{3, 48, 2, 4.0, true, step, valid});
+  logger.on_train_end(RunSummary{3, 48, 2, 4.0, true, 0, "", step, valid});
   const auto text = out.str();
-  CHECK(text.find("kokoro: training on cpu (bfloat16 autocast) with 2 threads, 641 parameters, epochs 1..3\n") !=
-        std::string::npos);
+  CHECK(text.find("kokoro: training on cpu (bfloat16 autocast) with 2 threads, 641 parameters, "
+                  "epochs 1..3\n") != std::string::npos);
   CHECK(text.find("epoch 1/3 step 7/16 (global 7) | loss 0.1235 | lr 1.000e-04 | "
                   "samples_per_sec 1234.6\n") != std::string::npos);
   CHECK(text.find("epoch 1/3 step 8 (global 8) skipped |") != std::string::npos);

@@ -22,11 +22,13 @@ using MinimalTrainer = kokoro::Trainer<minimal::RegressionTask, MinimalPolicies>
 namespace {
 
 constexpr std::string_view kUsage =
-    "usage: kokoro-minimal [--config FILE] [section.key=value ...]\n"
+    "usage: kokoro-minimal [--config FILE] [--resume auto|PATH] [section.key=value ...]\n"
     "Trains a small MLP on synthetic data with a custom LR schedule.\n"
     "  --config FILE        YAML configuration (see --print-config)\n"
     "  --print-config       print the effective configuration as YAML and exit\n"
     "  --no-mixed-precision train in float32 (same as hardware.mixed_precision=false)\n"
+    "  --resume auto|PATH   continue from the newest valid checkpoint of the run, or a file\n"
+    "Checkpoints go to <logging.output_dir>/checkpoints; SIGINT/SIGTERM save one and exit 0.\n"
     "  section.key=value    override one field, e.g. training.epochs=20\n";
 
 /// The example's defaults: a small model that trains in seconds.
@@ -38,6 +40,8 @@ kokoro::TrainingConfig example_defaults() {
   config.training.learning_rate = 1e-2;
   config.training.weight_decay = 0.0;
   config.logging.log_every = 16;  // one step line per epoch (16 batches)
+  config.logging.output_dir = "runs/minimal";
+  config.logging.checkpoint_every_epochs = 20;
   return config;
 }
 
@@ -57,6 +61,8 @@ int main(int argc, char** argv) {
         config = kokoro::load_config(argv[++i], config);
       } else if (arg == "--print-config") {
         print_config = true;
+      } else if (arg == "--resume" && i + 1 < argc) {
+        overrides.push_back(std::string("training.resume=") + argv[++i]);
       } else if (arg == "--no-mixed-precision") {
         overrides.emplace_back("hardware.mixed_precision=false");
       } else if (arg.find('=') != std::string_view::npos) {
@@ -75,6 +81,7 @@ int main(int argc, char** argv) {
     MinimalTrainer trainer(config);
     const double before = trainer.validate().get("loss").value_or(0.0);
     const auto summary = trainer.fit();
+    if (summary.stop_signal != 0) return 0;  // stopped on request, checkpoint saved
     const double after = summary.last_validation.get("loss").value_or(before);
     std::printf("validation loss: %.4f before training, %.4f after (%.1fx lower)\n", before, after,
                 after > 0 ? before / after : 0.0);

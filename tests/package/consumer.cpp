@@ -37,7 +37,8 @@ struct ConsumerPolicies : kokoro::DefaultPolicies {
 
 int main() {
   auto config = kokoro::get_small_config();
-  kokoro::apply_overrides(config, {"training.epochs=3", "hardware.num_threads=1"});
+  kokoro::apply_overrides(
+      config, {"training.epochs=3", "hardware.num_threads=1", "logging.checkpoints=false"});
   kokoro::Trainer<FitLine, ConsumerPolicies> trainer(config);
   const auto summary = trainer.fit();
   std::printf("consumer: trained %lld steps\n", static_cast<long long>(summary.global_step));

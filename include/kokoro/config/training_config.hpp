@@ -83,6 +83,7 @@ struct TrainingSection {
   std::int64_t accumulation_steps = 1;
   std::int64_t validate_every = 1;
   std::int64_t seed = 42;
+  std::string resume;
   std::string scheduler = "cosine_warm_restarts";
   std::string scheduler_interval = "epoch";
   std::int64_t warmup_steps = 0;
@@ -113,6 +114,8 @@ struct TrainingSection {
       rule::positive);
     v("validate_every", s.validate_every, "validate every N epochs (0: never)", rule::non_negative);
     v("seed", s.seed, "seed for weights, dropout and data order");
+    v("resume", s.resume,
+      "resume from a checkpoint: a path, auto (the newest valid one in the run), or empty");
     v("scheduler", s.scheduler,
       "constant | cosine_warm_restarts | inverse_sqrt | step | exponential",
       rule::OneOf{{"constant", "cosine_warm_restarts", "inverse_sqrt", "step", "exponential"}});
@@ -202,6 +205,10 @@ struct LoggingSection {
   std::string output_dir = "runs/kokoro";
   std::string run_name;
   std::int64_t log_every = 10;
+  bool checkpoints = true;
+  std::int64_t checkpoint_every_epochs = 5;
+  std::int64_t checkpoint_every_steps = 0;
+  std::int64_t keep_checkpoints = 5;
   bool tensorboard = true;
   bool jsonl = true;
   bool wandb = false;
@@ -214,6 +221,13 @@ struct LoggingSection {
     v("output_dir", s.output_dir, "folder for checkpoints, logs and samples", rule::not_empty);
     v("run_name", s.run_name, "name of the run (empty: made from the date and time)");
     v("log_every", s.log_every, "send step metrics every N optimizer steps", rule::positive);
+    v("checkpoints", s.checkpoints, "save checkpoints under <output_dir>/checkpoints");
+    v("checkpoint_every_epochs", s.checkpoint_every_epochs,
+      "save a checkpoint every N epochs (0: never)", rule::non_negative);
+    v("checkpoint_every_steps", s.checkpoint_every_steps,
+      "save a checkpoint every N optimizer steps (0: never)", rule::non_negative);
+    v("keep_checkpoints", s.keep_checkpoints, "periodic checkpoints kept (0: all)",
+      rule::non_negative);
     v("tensorboard", s.tensorboard, "write TensorBoard event files");
     v("jsonl", s.jsonl, "write metrics.jsonl");
     v("wandb", s.wandb, "stream to Weights & Biases (needs WANDB_API_KEY)");

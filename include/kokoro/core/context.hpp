@@ -16,7 +16,7 @@ struct TrainingConfig;
 struct RunContext {
   const TrainingConfig& config;
   std::string device;            ///< "cpu", "cuda:0", ...
-  std::string precision;  ///< "float32", "bfloat16 autocast", ...
+  std::string precision;         ///< "float32", "bfloat16 autocast", ...
   std::int64_t parameters = 0;   ///< trainable parameters of the model
   int threads = 1;               ///< intra-op CPU threads in use
   std::int64_t start_epoch = 0;  ///< 0-based epoch the run starts (or resumes) at
@@ -53,6 +53,8 @@ struct RunSummary {
   std::int64_t skipped_steps = 0;  ///< steps the grad scaler skipped
   double seconds = 0.0;
   bool stopped_by_max_steps = false;
+  int stop_signal = 0;      ///< SIGINT/SIGTERM that stopped the run, or 0
+  std::string checkpoint;   ///< the last checkpoint written, if any
   Metrics last_train;       ///< means of the last epoch trained
   Metrics last_validation;  ///< means of the last validation; empty when none
 };

@@ -17,7 +17,7 @@
 namespace kokoro {
 
 using StateValue = std::variant<bool, std::int64_t, double, std::string, std::vector<double>,
-                                std::vector<std::int64_t>>;
+                                std::vector<std::int64_t>, std::vector<std::string>>;
 using StateDict = std::map<std::string, StateValue>;
 
 /// The value under `key` as a T; throws kokoro::Error naming the key when it

@@ -11,6 +11,7 @@
 //           -> logger.on_step (every `logging.log_every` steps and at epoch end)
 #pragma once
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/nn/module.h>
 #include <torch/optim/adamw.h>
@@ -19,10 +20,13 @@
 #include <torch/utils.h>
 
 #include <chrono>
-#include <cstdio>
-#include <optional>
+#include <csignal>
 #include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <ranges>
 #include <span>
 #include <string>
@@ -32,6 +36,8 @@
 
 #include "kokoro/amp/autocast.hpp"
 #include "kokoro/amp/no_grad_scaler.hpp"
+#include "kokoro/checkpoint/checkpoint_manager.hpp"
+#include "kokoro/checkpoint/state_io.hpp"
 #include "kokoro/config/config_io.hpp"
 #include "kokoro/config/training_config.hpp"
 #include "kokoro/core/clip.hpp"
@@ -41,6 +47,7 @@
 #include "kokoro/core/make_policy.hpp"
 #include "kokoro/core/metrics.hpp"
 #include "kokoro/core/policies.hpp"
+#include "kokoro/core/stop_signal.hpp"
 #include "kokoro/core/task.hpp"
 
 namespace kokoro {
@@ -133,29 +140,36 @@ class Trainer {
     init();
   }
 
-  /// Trains until `training.epochs` epochs or `training.max_steps` steps.
+  /// Trains until `training.epochs` epochs or `training.max_steps` steps,
+  /// or until SIGINT/SIGTERM (then it saves a checkpoint and returns).
   RunSummary fit() {
     const auto run_start = detail::Clock::now();
     const auto& tc = config_.training;
-    RunContext run{config_,         device_.device().str(), autocast_.describe(),
-                   num_parameters(), setup_.threads,         epoch_,
-                   tc.epochs,        tc.max_steps};
+    RunContext run{config_,
+                   device_.device().str(),
+                   autocast_.describe(),
+                   num_parameters(),
+                   setup_.threads,
+                   epoch_,
+                   tc.epochs,
+                   tc.max_steps};
     notify_train_begin(logger_, run);
     window_meter_.reset();
     window_steps_ = 0;
     window_start_ = detail::Clock::now();
+    StopSignalGuard stop_signals;
 
     RunSummary summary{};
-    while (epoch_ < tc.epochs && !reached_max_steps()) {
+    while (epoch_ < tc.epochs && !reached_max_steps() && !stop_requested()) {
       const auto epoch_start = detail::Clock::now();
       epoch_meter_.reset();
-      step_in_epoch_ = 0;
       steps_per_epoch_ = 0;
       const Metrics none;
       notify_epoch_begin(logger_, EpochContext{epoch_, global_step_, none, none, 0.0});
 
       const bool complete = train_epoch();
       flush_step_log();
+      if (stop_requested()) break;
 
       Metrics train = epoch_meter_.mean();
       const double seconds = detail::seconds_since(epoch_start);
@@ -169,16 +183,30 @@ class Trainer {
         apply_learning_rates();
       }
       logger_.on_epoch_end(EpochContext{epoch_, global_step_, train, validation, seconds});
-      summary.last_train = std::move(train);
-      if (!validation.empty()) summary.last_validation = std::move(validation);
       if (complete) {
         ++epoch_;
+        step_in_epoch_ = 0;
         ++summary.epochs_completed;
+        end_of_epoch_checkpoints(train, validation, summary);
       }
+      summary.last_train = std::move(train);
+      if (!validation.empty()) summary.last_validation = std::move(validation);
     }
     summary.global_step = global_step_;
     summary.skipped_steps = skipped_steps_;
     summary.stopped_by_max_steps = reached_max_steps();
+    summary.stop_signal = stop_requested();
+    if (summary.stop_signal != 0) {
+      summary.checkpoint = checkpoints_.save_periodic(global_step_, checkpoint()).string();
+      std::printf("kokoro: stopped by %s after step %lld; checkpoint saved to %s\n",
+                  summary.stop_signal == SIGINT ? "SIGINT" : "SIGTERM",
+                  static_cast<long long>(global_step_), summary.checkpoint.c_str());
+      std::fflush(stdout);
+    } else if (config_.logging.checkpoints) {
+      checkpoints_.save(checkpoints_.final_path(), checkpoint());
+      checkpoints_.save_weights(module_state_dict(task_.model()));
+      summary.checkpoint = checkpoints_.final_path().string();
+    }
     summary.seconds = detail::seconds_since(run_start);
     notify_train_end(logger_, summary);
     return summary;
@@ -231,6 +259,10 @@ class Trainer {
     last_step_taken_ = result.taken;
     last_step_samples_ = total;
     if (global_step_ % config_.logging.log_every == 0) flush_step_log();
+    const auto every = config_.logging.checkpoint_every_steps;
+    if (config_.logging.checkpoints && every > 0 && global_step_ % every == 0) {
+      checkpoints_.save_periodic(global_step_, checkpoint());
+    }
     return result;
   }
 
@@ -250,6 +282,108 @@ class Trainer {
       return {};
     }
   }
+
+  /// The whole training state as a dict in torch's format, with the keys
+  /// PyTorch scripts use (epoch, model_state_dict, optimizer_state_dict,
+  /// scheduler_state_dict, loss, config, scaler) and kokoro's own (global_step,
+  /// step_in_epoch, skipped_steps, best_loss, rng_state, task_state, ...).
+  /// `epoch` is the number of completed epochs: the 0-based epoch to resume.
+  IValueDict checkpoint() {
+    auto d = make_ivalue_dict();
+    d.insert("format", std::string("kokoro-checkpoint"));
+    d.insert("format_version", std::int64_t{1});
+    d.insert("epoch", epoch_);
+    d.insert("global_step", global_step_);
+    d.insert("step_in_epoch", step_in_epoch_);
+    d.insert("skipped_steps", skipped_steps_);
+    d.insert("model_state_dict", module_state_dict(task_.model()));
+    d.insert("optimizer_state_dict", optimizer_state_dict(*optimizer_));
+    StateDict schedule;
+    if constexpr (requires { scheduler_.state_dict(); }) schedule = scheduler_.state_dict();
+    schedule["base_lrs"] = base_lrs_;
+    std::vector<double> last_lrs;
+    for (auto& group : optimizer_->param_groups()) last_lrs.push_back(group.options().get_lr());
+    schedule["_last_lr"] = last_lrs;
+    d.insert("scheduler_state_dict", to_ivalue(schedule));
+    StateDict scaler;
+    if constexpr (requires { scaler_.state_dict(); }) scaler = scaler_.state_dict();
+    d.insert("scaler", to_ivalue(scaler));
+    d.insert("loss", last_loss_);
+    d.insert("best_loss", best_loss_);
+    d.insert("config", to_yaml(config_));
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    d.insert("rng_state", generator.get_state());
+    if constexpr (requires { task_.state_dict(); })
+      d.insert("task_state", to_ivalue(task_.state_dict()));
+    return d;
+  }
+
+  /// Restores everything `checkpoint()` saved. Throws kokoro::Error naming
+  /// the file when it is damaged or does not fit the model (listing missing,
+  /// unexpected and mis-shaped tensors).
+  void load_checkpoint(const std::filesystem::path& path) {
+    const auto d = load_checkpoint_file(path);
+    const auto source = path.string();
+    load_module_state_dict(task_.model(), dict_at(d, "model_state_dict", source).toGenericDict(),
+                           source);
+    load_optimizer_state_dict(*optimizer_,
+                              dict_at(d, "optimizer_state_dict", source).toGenericDict(), source);
+    const auto schedule =
+        state_dict_from_ivalue(dict_at(d, "scheduler_state_dict", source), source);
+    if constexpr (requires { scheduler_.load_state_dict(schedule); })
+      scheduler_.load_state_dict(schedule);
+    if (const auto it = schedule.find("base_lrs"); it != schedule.end()) {
+      const auto saved = std::get<std::vector<double>>(it->second);
+      if (saved.size() == base_lrs_.size()) base_lrs_ = saved;
+    }
+    const auto scaler = state_dict_from_ivalue(dict_at(d, "scaler", source), source);
+    if constexpr (requires { scaler_.load_state_dict(scaler); }) {
+      if (!scaler.empty()) scaler_.load_state_dict(scaler);
+    }
+    epoch_ = dict_at(d, "epoch", source).toInt();
+    global_step_ = dict_at(d, "global_step", source).toInt();
+    step_in_epoch_ = dict_at(d, "step_in_epoch", source).toInt();
+    skipped_steps_ = dict_at(d, "skipped_steps", source).toInt();
+    last_loss_ = dict_at(d, "loss", source).toDouble();
+    best_loss_ = dict_at(d, "best_loss", source).toDouble();
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    generator.set_state(dict_at(d, "rng_state", source).toTensor());
+    if constexpr (requires(const StateDict& s) { task_.load_state_dict(s); }) {
+      if (d.contains("task_state")) {
+        task_.load_state_dict(state_dict_from_ivalue(d.at("task_state"), source));
+      }
+    }
+  }
+
+  /// `training.resume`: "auto" loads the newest valid checkpoint of this run
+  /// (skipping damaged ones with a warning) or starts fresh saying so; a path
+  /// loads that file or fails. Returns the file loaded.
+  std::optional<std::filesystem::path> resume(const std::string& what) {
+    if (what.empty()) return std::nullopt;
+    std::optional<std::filesystem::path> path;
+    if (what == "auto") {
+      std::vector<std::string> rejected;
+      path = checkpoints_.latest_valid(&rejected);
+      for (const auto& reason : rejected) warn("skipping a checkpoint: " + reason);
+      if (!path) {
+        std::printf("kokoro: no valid checkpoint in %s; starting fresh\n",
+                    checkpoints_.directory().c_str());
+        return std::nullopt;
+      }
+    } else {
+      path = what;
+    }
+    load_checkpoint(*path);
+    std::printf("kokoro: resumed from %s (epoch %lld, step %lld)\n", path->c_str(),
+                static_cast<long long>(epoch_ + 1), static_cast<long long>(global_step_));
+    std::fflush(stdout);
+    return path;
+  }
+
+  /// Where checkpoints go (`<logging.output_dir>/checkpoints`).
+  const CheckpointManager& checkpoints() const { return checkpoints_; }
+  /// The lowest epoch loss seen (validation, else training); survives resume.
+  double best_loss() const { return best_loss_; }
 
   const TrainingConfig& config() const { return config_; }
   T& task() { return task_; }
@@ -278,6 +412,22 @@ class Trainer {
   double current_lr() const { return optimizer_->param_groups().front().options().get_lr(); }
 
  private:
+  /// Tracks the best loss (validation, else training) and writes best.pt and
+  /// the every-N-epochs checkpoint.
+  void end_of_epoch_checkpoints(const Metrics& train, const Metrics& validation,
+                                RunSummary& summary) {
+    last_loss_ = train.get("loss").value_or(last_loss_);
+    const auto judged = validation.get("loss") ? validation.get("loss") : train.get("loss");
+    const bool improved = judged && *judged < best_loss_;
+    if (improved) best_loss_ = *judged;
+    if (!config_.logging.checkpoints) return;
+    if (improved) checkpoints_.save(checkpoints_.best_path(), checkpoint());
+    const auto every = config_.logging.checkpoint_every_epochs;
+    if (every > 0 && epoch_ % every == 0) {
+      summary.checkpoint = checkpoints_.save_periodic(global_step_, checkpoint()).string();
+    }
+  }
+
   /// The task's loss, under autocast when the run uses mixed precision.
   Loss forward(const Batch& batch) {
     if (!autocast_.enabled) return task_.loss(batch);
@@ -296,8 +446,14 @@ class Trainer {
     }
     std::vector<Batch> group;
     group.reserve(static_cast<std::size_t>(accumulation));
+    // A run resumed in the middle of an epoch skips the batches already used.
+    std::int64_t skip = step_in_epoch_ * accumulation;
     for (auto&& batch : data) {
-      if (reached_max_steps()) return false;
+      if (skip > 0) {
+        --skip;
+        continue;
+      }
+      if (reached_max_steps() || stop_requested()) return false;
       group.emplace_back(std::forward<decltype(batch)>(batch));
       if (static_cast<std::int64_t>(group.size()) == accumulation) {
         step(group);
@@ -316,8 +472,9 @@ class Trainer {
     if (!autocast_.warning.empty()) warn(autocast_.warning);
     if constexpr (std::is_same_v<Scaler, NoGradScaler>) {
       if (autocast_.enabled && autocast_.dtype == torch::kHalf) {
-        warn("float16 autocast without loss scaling: small gradients may underflow to zero; "
-             "use kokoro::DynamicGradScaler as the scaler policy");
+        warn(
+            "float16 autocast without loss scaling: small gradients may underflow to zero; "
+            "use kokoro::DynamicGradScaler as the scaler policy");
       }
     }
     task_.model().to(device_.device());
@@ -340,6 +497,7 @@ class Trainer {
       for (const auto& p : group.params()) parameters_.push_back(p);
     }
     apply_learning_rates();
+    resume(config_.training.resume);
   }
 
   static void warn(const std::string& message) {
@@ -387,6 +545,8 @@ class Trainer {
   Scheduler scheduler_ = make_policy<Scheduler>(config_);
   Logger logger_ = make_policy<Logger>(config_);
   AutocastPlan autocast_;
+  CheckpointManager checkpoints_{std::filesystem::path(config_.logging.output_dir) / "checkpoints",
+                                 config_.logging.keep_checkpoints};
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;
   std::vector<double> base_lrs_;
@@ -397,6 +557,8 @@ class Trainer {
   std::int64_t step_in_epoch_ = 0;
   std::int64_t steps_per_epoch_ = 0;
   std::int64_t skipped_steps_ = 0;
+  double last_loss_ = std::numeric_limits<double>::quiet_NaN();
+  double best_loss_ = std::numeric_limits<double>::infinity();
 
   // What the next step log reports.
   LossMeter window_meter_;
