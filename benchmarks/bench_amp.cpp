@@ -52,15 +52,10 @@ class EncoderTask {
   Batch batch_;
 };
 
-struct Quiet {
-  void on_step(const kokoro::StepContext&) {}
-  void on_epoch_end(const kokoro::EpochContext&) {}
-};
-
 template <class Scaler>
 struct BenchPolicies : kokoro::DefaultPolicies {
   using scaler = Scaler;
-  using logger = Quiet;
+  using logger = kokoro::archetype::Logger;  // silent
 };
 
 /// Argument 0: float32; 1: bfloat16 autocast.

@@ -13,13 +13,8 @@
 
 namespace {
 
-struct Quiet {
-  void on_step(const kokoro::StepContext&) {}
-  void on_epoch_end(const kokoro::EpochContext&) {}
-};
-
 struct BenchPolicies : kokoro::DefaultPolicies {
-  using logger = Quiet;
+  using logger = kokoro::archetype::Logger;  // silent
 };
 
 kokoro::TrainingConfig bench_config(std::int64_t width) {

@@ -19,6 +19,9 @@ struct XYBatch {
   torch::Tensor y;
   XYBatch to(torch::Device d) const { return {x.to(d), y.to(d)}; }
   std::int64_t size() const { return x.size(0); }
+  XYBatch slice(std::int64_t begin, std::int64_t end) const {
+    return {x.slice(0, begin, end), y.slice(0, begin, end)};
+  }
 };
 
 /// Data for y = x . [1, -2, 0.5] + 0.3, `n` samples, seeded.

@@ -29,6 +29,10 @@ struct RegressionBatch {
     return {inputs.to(device, /*non_blocking=*/true), targets.to(device, /*non_blocking=*/true)};
   }
   std::int64_t size() const { return inputs.size(0); }
+  /// Samples [begin, end): lets the Trainer split the batch after running out of memory.
+  RegressionBatch slice(std::int64_t begin, std::int64_t end) const {
+    return {inputs.slice(0, begin, end), targets.slice(0, begin, end)};
+  }
 };
 
 /// y = w.x + 0.5 sin(2 x0) + small noise, learned by an MLP of width

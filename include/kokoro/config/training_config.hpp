@@ -179,6 +179,15 @@ struct HardwareSection {
   double grad_scale_growth = 2.0;
   double grad_scale_backoff = 0.5;
   std::int64_t grad_scale_interval = 2000;
+  bool memory_management = true;
+  double memory_moderate = 0.0;
+  double memory_high = 0.0;
+  double memory_critical = 0.0;
+  std::int64_t cleanup_every_moderate = 100;
+  std::int64_t cleanup_every_high = 10;
+  std::int64_t cleanup_every_critical = 1;
+  bool oom_recovery = true;
+  bool oom_keep_split = false;
 
   friend bool operator==(const HardwareSection&, const HardwareSection&) = default;
 
@@ -197,6 +206,21 @@ struct HardwareSection {
       rule::InRange{0.0, 1.0, true});
     v("grad_scale_interval", s.grad_scale_interval, "grad scaler: clean steps before growth",
       rule::positive);
+    v("memory_management", s.memory_management, "watch memory pressure and clean up as it rises");
+    v("memory_moderate", s.memory_moderate,
+      "share of memory where pressure is moderate (0: device profile)", rule::InRange{0.0, 1.0});
+    v("memory_high", s.memory_high, "share of memory where pressure is high (0: device profile)",
+      rule::InRange{0.0, 1.0});
+    v("memory_critical", s.memory_critical,
+      "share of memory where pressure is critical (0: device profile)", rule::InRange{0.0, 1.0});
+    v("cleanup_every_moderate", s.cleanup_every_moderate,
+      "steps between cleanups at moderate pressure", rule::positive);
+    v("cleanup_every_high", s.cleanup_every_high, "steps between cleanups at high pressure",
+      rule::positive);
+    v("cleanup_every_critical", s.cleanup_every_critical,
+      "steps between cleanups at critical pressure", rule::positive);
+    v("oom_recovery", s.oom_recovery, "on out-of-memory, retry the batch in halves");
+    v("oom_keep_split", s.oom_keep_split, "after a recovery keep the smaller pieces for the epoch");
   }
 };
 

@@ -11,18 +11,20 @@
 #include "kokoro/core/scheduler_policy.hpp"
 #include "kokoro/device/auto_device.hpp"
 #include "kokoro/log/console_logger.hpp"
+#include "kokoro/memory/adaptive_memory.hpp"
 #include "kokoro/memory/no_memory_policy.hpp"
 #include "kokoro/schedule/schedule_from_config.hpp"
 
 namespace kokoro {
 
 /// The device `hardware.device` names (auto: CUDA, MPS, CPU), no loss
-/// scaling, no memory management, the schedule `training.scheduler` names
-/// (with `training.warmup_steps` of warmup), console output.
+/// scaling, adaptive memory cleanup (`hardware.memory_management`), the
+/// schedule `training.scheduler` names (with `training.warmup_steps` of
+/// warmup), console output.
 struct DefaultPolicies {
   using device = AutoDevice;
   using scaler = NoGradScaler;
-  using memory = NoMemoryPolicy;
+  using memory = AdaptiveMemory<>;
   using scheduler = ScheduleFromConfig;
   using logger = ConsoleLogger;
 };

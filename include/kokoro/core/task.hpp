@@ -18,6 +18,9 @@ namespace kokoro {
 /// A batch: a value that moves to a device and knows its sample count.
 ///  - `Batch to(torch::Device) const`
 ///  - `std::int64_t size() const`: samples in the batch (weights accumulation)
+/// Optional: `Batch slice(std::int64_t begin, std::int64_t end) const`, the
+/// samples [begin, end): lets the Trainer recover from out-of-memory errors
+/// by running the batch in pieces.
 template <class B>
 concept BatchType = std::copy_constructible<B> && requires(const B& b, c10::Device d) {
   { b.to(d) } -> std::convertible_to<B>;
@@ -62,6 +65,12 @@ concept has_train_data = requires(T& t, std::int64_t epoch) {
 template <class T>
 concept Task = detail::task::has_batch<T> && BatchType<typename T::Batch> &&
     detail::task::has_model<T> && detail::task::has_loss<T> && detail::task::has_train_data<T>;
+
+/// Whether a batch can be cut into pieces (for out-of-memory recovery).
+template <class B>
+concept SliceableBatch = requires(const B& b, std::int64_t i) {
+  { b.slice(i, i) } -> std::convertible_to<B>;
+};
 
 /// Fails to compile, naming the first missing member, when T is not a Task.
 template <class T>

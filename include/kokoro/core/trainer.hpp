@@ -6,6 +6,7 @@
 //             for each group of `training.accumulation_steps` batches: step()
 //             validate() every `training.validate_every` epochs
 //   step(): per micro-batch: to(device) -> loss (autocast) -> scale -> backward
+//           (out of memory: clean up, run the micro-batches again in halves)
 //           then unscale -> clip -> optimizer step (may be skipped) -> update
 //           -> scheduler.on_step (only when taken) -> memory.after_step
 //           -> logger.on_step (every `logging.log_every` steps and at epoch end)
@@ -13,12 +14,14 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
 #include <torch/nn/module.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/optimizer.h>
 #include <torch/types.h>
 #include <torch/utils.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -26,10 +29,12 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <new>
 #include <optional>
 #include <ranges>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -104,6 +109,22 @@ class EvalModeGuard {
 
 using Clock = std::chrono::steady_clock;
 
+/// Whether an exception is an allocation failure: CUDA's out-of-memory error,
+/// std::bad_alloc, or the CPU allocator's c10::Error.
+inline bool is_out_of_memory(const std::exception& e) {
+  if (dynamic_cast<const c10::OutOfMemoryError*>(&e) || dynamic_cast<const std::bad_alloc*>(&e)) {
+    return true;
+  }
+  const std::string_view what = e.what();
+  return what.find("out of memory") != std::string_view::npos ||
+         what.find("can't allocate memory") != std::string_view::npos;
+}
+
+inline std::string first_line(const char* text) {
+  std::string s(text);
+  return s.substr(0, s.find('\n'));
+}
+
 inline double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -164,6 +185,7 @@ class Trainer {
       const auto epoch_start = detail::Clock::now();
       epoch_meter_.reset();
       steps_per_epoch_ = 0;
+      split_factor_ = 1;
       const Metrics none;
       notify_epoch_begin(logger_, EpochContext{epoch_, global_step_, none, none, 0.0});
 
@@ -222,19 +244,7 @@ class Trainer {
     for (const auto& b : micro_batches) total += static_cast<std::int64_t>(b.size());
     if (total <= 0) throw Error("Trainer::step: the batches hold no samples");
 
-    for (auto& p : parameters_) p.mutable_grad().reset();
-    for (const auto& b : micro_batches) {
-      const auto samples = static_cast<std::int64_t>(b.size());
-      const Batch on_device = b.to(device_.device());
-      Loss loss = forward(on_device);
-      // Weight by share of samples so the accumulated gradient is the whole batch's.
-      const auto weighted =
-          samples == total
-              ? loss.total
-              : loss.total * (static_cast<double>(samples) / static_cast<double>(total));
-      scaler_.scale(weighted).backward();
-      window_meter_.add(loss, samples);
-    }
+    accumulate_with_recovery(micro_batches, total);
     scaler_.unscale(*optimizer_);
     StepResult result;
     result.samples = total;
@@ -255,7 +265,7 @@ class Trainer {
     const Metrics none;
     StepContext ctx{epoch_,       global_step_, step_in_epoch_, steps_per_epoch_, total,
                     result.taken, none};
-    if (memory_.after_step(ctx) == MemoryAction::release_cache) device_.release_cached_memory();
+    if (memory_.after_step(ctx) == MemoryAction::release_cache) release_cached_memory();
     last_step_taken_ = result.taken;
     last_step_samples_ = total;
     if (global_step_ % config_.logging.log_every == 0) flush_step_log();
@@ -397,6 +407,8 @@ class Trainer {
   std::int64_t epoch() const { return epoch_; }              ///< 0-based epoch to run next
   std::int64_t global_step() const { return global_step_; }  ///< optimizer steps so far
   std::int64_t skipped_steps() const { return skipped_steps_; }
+  /// Out-of-memory errors recovered from by splitting a batch.
+  std::int64_t oom_recoveries() const { return oom_recoveries_; }
   int threads() const { return setup_.threads; }
   /// Whether and how the forward pass autocasts.
   const AutocastPlan& autocast() const { return autocast_; }
@@ -412,6 +424,99 @@ class Trainer {
   double current_lr() const { return optimizer_->param_groups().front().options().get_lr(); }
 
  private:
+  /// Forward and backward over the micro-batches, gradients weighted by each
+  /// one's share of `total` samples. On an out-of-memory error: clean up,
+  /// then run every piece again in halves (recursively), so that no sample
+  /// is dropped; at one sample per piece, save a checkpoint and give up.
+  void accumulate_with_recovery(std::span<const Batch> micro_batches, std::int64_t total) {
+    std::vector<Batch> pieces(micro_batches.begin(), micro_batches.end());
+    if constexpr (SliceableBatch<Batch>) {
+      for (std::int64_t k = 1; k < split_factor_; k *= 2) pieces = halve(pieces);
+    }
+    LossMeter step_meter;
+    for (;;) {
+      try {
+        step_meter.reset();
+        accumulate(pieces, total, step_meter);
+        break;
+      } catch (const std::exception& e) {
+        if (!config_.hardware.oom_recovery || !detail::is_out_of_memory(e)) throw;
+        release_cached_memory();
+        if constexpr (!SliceableBatch<Batch>) {
+          throw Error(fmt::format(
+              "out of memory at step {}, and the task's Batch has no slice(begin, end) to run it "
+              "in smaller pieces: {}",
+              global_step_ + 1, detail::first_line(e.what())));
+        } else {
+          auto smaller = halve(pieces);
+          if (smaller.size() == pieces.size()) give_up_out_of_memory(e);
+          pieces = std::move(smaller);
+          ++oom_recoveries_;
+          if (config_.hardware.oom_keep_split) {
+            split_factor_ = std::max<std::int64_t>(
+                split_factor_, static_cast<std::int64_t>(pieces.size() / micro_batches.size()));
+          }
+          warn(fmt::format("out of memory at step {}: retrying in {} pieces", global_step_ + 1,
+                           pieces.size()));
+        }
+      }
+    }
+    window_meter_.add(step_meter);
+  }
+
+  void accumulate(const std::vector<Batch>& pieces, std::int64_t total, LossMeter& meter) {
+    for (auto& p : parameters_) p.mutable_grad().reset();
+    for (const auto& b : pieces) {
+      const auto samples = static_cast<std::int64_t>(b.size());
+      const Batch on_device = b.to(device_.device());
+      Loss loss = forward(on_device);
+      // Weight by share of samples so the accumulated gradient is the whole batch's.
+      const auto weighted =
+          samples == total
+              ? loss.total
+              : loss.total * (static_cast<double>(samples) / static_cast<double>(total));
+      scaler_.scale(weighted).backward();
+      meter.add(loss, samples);
+    }
+  }
+
+  /// Each piece of more than one sample cut in two.
+  std::vector<Batch> halve(const std::vector<Batch>& pieces) const {
+    std::vector<Batch> out;
+    for (const auto& b : pieces) {
+      const auto n = static_cast<std::int64_t>(b.size());
+      if (n < 2) {
+        out.push_back(b);
+        continue;
+      }
+      out.push_back(b.slice(0, n / 2));
+      out.push_back(b.slice(n / 2, n));
+    }
+    return out;
+  }
+
+  [[noreturn]] void give_up_out_of_memory(const std::exception& e) {
+    std::string saved;
+    if (config_.logging.checkpoints) {
+      for (auto& p : parameters_) p.mutable_grad().reset();
+      saved = fmt::format("; checkpoint saved to {}",
+                          checkpoints_.save_periodic(global_step_, checkpoint()).string());
+    }
+    throw Error(
+        fmt::format("out of memory at step {} even with one sample per piece{} (reduce "
+                    "training.batch_size or the model size): {}",
+                    global_step_ + 1, saved, detail::first_line(e.what())));
+  }
+
+  /// Carries out a cleanup and tells the memory policy how long it took.
+  void release_cached_memory() {
+    const auto start = detail::Clock::now();
+    device_.release_cached_memory();
+    if constexpr (requires { memory_.on_cleanup(0.0); }) {
+      memory_.on_cleanup(detail::seconds_since(start));
+    }
+  }
+
   /// Tracks the best loss (validation, else training) and writes best.pt and
   /// the every-N-epochs checkpoint.
   void end_of_epoch_checkpoints(const Metrics& train, const Metrics& validation,
@@ -525,6 +630,7 @@ class Trainer {
     metrics.set("grad_norm", last_grad_norm_.item<double>());
     metrics.set("grad_scale", scaler_.scale_factor());
     metrics.set("skipped_steps", static_cast<double>(skipped_steps_));
+    metrics.set("oom_recoveries", static_cast<double>(oom_recoveries_));
     const double seconds = detail::seconds_since(window_start_);
     if (seconds > 0) metrics.set("samples_per_sec", window_meter_.samples() / seconds);
     if constexpr (requires { memory_.metrics(metrics); }) memory_.metrics(metrics);
@@ -557,6 +663,8 @@ class Trainer {
   std::int64_t step_in_epoch_ = 0;
   std::int64_t steps_per_epoch_ = 0;
   std::int64_t skipped_steps_ = 0;
+  std::int64_t oom_recoveries_ = 0;
+  std::int64_t split_factor_ = 1;  // pieces per batch kept after a recovery (oom_keep_split)
   double last_loss_ = std::numeric_limits<double>::quiet_NaN();
   double best_loss_ = std::numeric_limits<double>::infinity();
 
