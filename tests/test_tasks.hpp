@@ -151,7 +151,10 @@ inline TrainingConfig quick_config() {
   c.training.weight_decay = 0.0;
   c.training.grad_clip_norm = 0.0;
   c.logging.log_every = 1;
-  c.logging.checkpoints = false;  // tests that want files ask for them in a temporary folder
+  // Tests that want files ask for them in a temporary folder.
+  c.logging.checkpoints = false;
+  c.logging.jsonl = false;
+  c.logging.tensorboard = false;
   return c;
 }
 

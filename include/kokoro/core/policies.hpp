@@ -11,6 +11,9 @@
 #include "kokoro/core/scheduler_policy.hpp"
 #include "kokoro/device/auto_device.hpp"
 #include "kokoro/log/console_logger.hpp"
+#include "kokoro/log/jsonl_logger.hpp"
+#include "kokoro/log/loggers.hpp"
+#include "kokoro/log/tensorboard_logger.hpp"
 #include "kokoro/memory/adaptive_memory.hpp"
 #include "kokoro/memory/no_memory_policy.hpp"
 #include "kokoro/schedule/schedule_from_config.hpp"
@@ -20,13 +23,14 @@ namespace kokoro {
 /// The device `hardware.device` names (auto: CUDA, MPS, CPU), no loss
 /// scaling, adaptive memory cleanup (`hardware.memory_management`), the
 /// schedule `training.scheduler` names (with `training.warmup_steps` of
-/// warmup), console output.
+/// warmup), console output plus metrics.jsonl and TensorBoard files (each
+/// switched by `logging.jsonl` and `logging.tensorboard`).
 struct DefaultPolicies {
   using device = AutoDevice;
   using scaler = NoGradScaler;
   using memory = AdaptiveMemory<>;
   using scheduler = ScheduleFromConfig;
-  using logger = ConsoleLogger;
+  using logger = Loggers<ConsoleLogger, JsonlLogger, TensorBoardLogger>;
 };
 
 namespace detail {

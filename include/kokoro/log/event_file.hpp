@@ -1,0 +1,155 @@
+// TensorBoard's event-file format, written by hand (no protobuf library):
+// a file of records `u64 length | u32 masked crc32c(length) | data |
+// u32 masked crc32c(data)` (little-endian), each data an `Event` message:
+// wall_time = 1 (double), step = 2 (int64), file_version = 3 (string),
+// summary = 5 (Summary { repeated Value value = 1 }). Value: tag = 1,
+// simple_value = 2 (float), metadata = 9, tensor = 8.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "kokoro/core/crc32.hpp"
+#include "kokoro/core/errors.hpp"
+
+namespace kokoro {
+
+namespace detail {
+
+/// Protocol-buffer wire format, just what Event needs.
+class ProtoWriter {
+ public:
+  ProtoWriter& varint_field(int field, std::uint64_t value) {
+    key(field, 0);
+    varint(value);
+    return *this;
+  }
+  ProtoWriter& double_field(int field, double value) {
+    key(field, 1);
+    little_endian(value);
+    return *this;
+  }
+  ProtoWriter& float_field(int field, float value) {
+    key(field, 5);
+    little_endian(value);
+    return *this;
+  }
+  ProtoWriter& bytes_field(int field, std::string_view bytes) {
+    key(field, 2);
+    varint(bytes.size());
+    out_.append(bytes);
+    return *this;
+  }
+  ProtoWriter& message_field(int field, const ProtoWriter& message) {
+    return bytes_field(field, message.bytes());
+  }
+  const std::string& bytes() const { return out_; }
+
+ private:
+  void key(int field, int wire_type) {
+    varint((static_cast<std::uint64_t>(field) << 3) | wire_type);
+  }
+  void varint(std::uint64_t v) {
+    while (v >= 0x80) {
+      out_.push_back(static_cast<char>((v & 0x7F) | 0x80));
+      v >>= 7;
+    }
+    out_.push_back(static_cast<char>(v));
+  }
+  template <class T>
+  void little_endian(T value) {
+    char bytes[sizeof(T)];
+    std::memcpy(bytes, &value, sizeof(T));  // x86-64 and ARM64 are little-endian
+    out_.append(bytes, sizeof(T));
+  }
+
+  std::string out_;
+};
+
+inline std::uint32_t masked_crc32c(std::string_view bytes) {
+  const std::uint32_t crc = Crc32c().update(bytes).value();
+  return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
+}
+
+}  // namespace detail
+
+/// Appends events to one TensorBoard event file.
+class EventFileWriter {
+ public:
+  /// Creates `<dir>/events.out.tfevents.<unix seconds>.<hostname>.<pid>.0`,
+  /// the name W&B's TensorBoard sync recognises, and writes the file-version event.
+  explicit EventFileWriter(const std::filesystem::path& dir, double wall_time) {
+    std::filesystem::create_directories(dir);
+    char host[256] = "localhost";
+    ::gethostname(host, sizeof(host) - 1);
+    path_ = dir / fmt::format("events.out.tfevents.{}.{}.{}.0",
+                              static_cast<std::int64_t>(wall_time), host, ::getpid());
+    out_.open(path_, std::ios::binary | std::ios::app);
+    if (!out_) throw Error(fmt::format("{}: cannot open for writing", path_.string()));
+    detail::ProtoWriter event;
+    event.double_field(1, wall_time).bytes_field(3, "brain.Event:2");
+    write_record(event.bytes());
+  }
+
+  const std::filesystem::path& path() const { return path_; }
+
+  /// One scalar at a step.
+  void add_scalar(std::string_view tag, double value, std::int64_t step, double wall_time) {
+    detail::ProtoWriter v;
+    v.bytes_field(1, tag).float_field(2, static_cast<float>(value));
+    write_summary(v, step, wall_time);
+  }
+
+  /// Text for the TensorBoard text plugin (rendered as Markdown).
+  void add_text(std::string_view tag, std::string_view text, std::int64_t step, double wall_time) {
+    detail::ProtoWriter plugin;
+    plugin.bytes_field(1, "text");
+    detail::ProtoWriter metadata;
+    metadata.message_field(1, plugin);
+    detail::ProtoWriter shape;  // a scalar string tensor: no dimensions
+    detail::ProtoWriter tensor;
+    tensor.varint_field(1, 7 /* DT_STRING */).message_field(2, shape).bytes_field(8, text);
+    detail::ProtoWriter v;
+    v.bytes_field(1, tag).message_field(9, metadata).message_field(8, tensor);
+    write_summary(v, step, wall_time);
+  }
+
+  void flush() { out_.flush(); }
+
+ private:
+  void write_summary(const detail::ProtoWriter& value, std::int64_t step, double wall_time) {
+    detail::ProtoWriter summary;
+    summary.message_field(1, value);
+    detail::ProtoWriter event;
+    event.double_field(1, wall_time)
+        .varint_field(2, static_cast<std::uint64_t>(step))
+        .message_field(5, summary);
+    write_record(event.bytes());
+  }
+
+  void write_record(const std::string& data) {
+    const std::uint64_t length = data.size();
+    char header[8];
+    std::memcpy(header, &length, 8);
+    const std::uint32_t header_crc = detail::masked_crc32c({header, 8});
+    const std::uint32_t data_crc = detail::masked_crc32c(data);
+    out_.write(header, 8);
+    out_.write(reinterpret_cast<const char*>(&header_crc), 4);
+    out_.write(data.data(), static_cast<std::streamsize>(data.size()));
+    out_.write(reinterpret_cast<const char*>(&data_crc), 4);
+    if (!out_) throw Error(fmt::format("{}: write failed", path_.string()));
+  }
+
+  std::filesystem::path path_;
+  std::ofstream out_;
+};
+
+}  // namespace kokoro

@@ -1,0 +1,122 @@
+// JsonlLogger: one JSON object per line in <logging.output_dir>/metrics.jsonl,
+// a row per logged step and one per epoch, flushed as written, so that
+// `jq`, pandas (`read_json(lines=True)`) or a tail -f can follow a run.
+//   {"type":"step","time":1764086400.1,"epoch":0,"global_step":10,"step_in_epoch":10,"metrics":{...}}
+//   {"type":"epoch","time":...,"epoch":0,"global_step":16,"seconds":1.2,"train":{...},"validation":{...}}
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "kokoro/config/training_config.hpp"
+#include "kokoro/core/context.hpp"
+#include "kokoro/core/errors.hpp"
+#include "kokoro/core/logger_policy.hpp"
+
+namespace kokoro {
+
+namespace detail {
+
+inline std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (const char ch : text) {
+    switch (ch) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(ch) < 0x20) {
+          out += fmt::format("\\u{:04x}", static_cast<int>(ch));
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+/// JSON has no NaN or infinity: those become null.
+inline std::string json_number(double value) {
+  return std::isfinite(value) ? fmt::format("{}", value) : "null";
+}
+
+inline std::string json_object(const Metrics& metrics) {
+  std::string out = "{";
+  for (const auto& [name, value] : metrics) {
+    if (out.size() > 1) out += ",";
+    out += json_string(name) + ":" + json_number(value);
+  }
+  return out + "}";
+}
+
+inline double unix_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace detail
+
+class JsonlLogger {
+ public:
+  /// Writes nowhere (a logger that is switched off).
+  JsonlLogger() = default;
+
+  /// <logging.output_dir>/metrics.jsonl when `logging.jsonl` is on.
+  explicit JsonlLogger(const TrainingConfig& config) {
+    if (config.logging.jsonl)
+      open(std::filesystem::path(config.logging.output_dir) / "metrics.jsonl");
+  }
+
+  explicit JsonlLogger(const std::filesystem::path& path) { open(path); }
+
+  const std::filesystem::path& path() const { return path_; }
+
+  void on_step(const StepContext& s) {
+    write(fmt::format(
+        R"({{"type":"step","time":{:.3f},"epoch":{},"global_step":{},"step_in_epoch":{},"samples":{},"step_taken":{},"metrics":{}}})",
+        detail::unix_seconds(), s.epoch, s.global_step, s.step_in_epoch, s.samples,
+        s.step_taken ? "true" : "false", detail::json_object(s.metrics)));
+  }
+
+  void on_epoch_end(const EpochContext& e) {
+    write(fmt::format(
+        R"({{"type":"epoch","time":{:.3f},"epoch":{},"global_step":{},"seconds":{},"train":{},"validation":{}}})",
+        detail::unix_seconds(), e.epoch, e.global_step, detail::json_number(e.seconds),
+        detail::json_object(e.train), detail::json_object(e.validation)));
+  }
+
+ private:
+  void open(const std::filesystem::path& path) {
+    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+    out_ = std::make_unique<std::ofstream>(path, std::ios::app);
+    if (!*out_) throw Error(fmt::format("{}: cannot open for writing", path.string()));
+    path_ = path;
+  }
+
+  void write(const std::string& line) {
+    if (!out_) return;
+    *out_ << line << '\n';
+    out_->flush();
+  }
+
+  std::unique_ptr<std::ofstream> out_;
+  std::filesystem::path path_;
+};
+
+static_assert(LoggerPolicy<JsonlLogger>);
+
+}  // namespace kokoro

@@ -1,0 +1,80 @@
+// TensorBoardLogger: scalars for every logged step ("train/<metric>") and
+// epoch ("epoch/train/<metric>", "epoch/validation/<metric>"), and the run's
+// configuration as text, in <logging.output_dir>/tensorboard. View with
+// `tensorboard --logdir <output_dir>/tensorboard`; upload to W&B with
+// `wandb sync --sync-tensorboard <output_dir>/tensorboard`.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "kokoro/config/config_io.hpp"
+#include "kokoro/config/training_config.hpp"
+#include "kokoro/core/context.hpp"
+#include "kokoro/core/logger_policy.hpp"
+#include "kokoro/log/event_file.hpp"
+#include "kokoro/log/jsonl_logger.hpp"
+
+namespace kokoro {
+
+class TensorBoardLogger {
+ public:
+  /// Writes nowhere (a logger that is switched off).
+  TensorBoardLogger() = default;
+
+  /// <logging.output_dir>/tensorboard when `logging.tensorboard` is on.
+  explicit TensorBoardLogger(const TrainingConfig& config) {
+    if (config.logging.tensorboard) {
+      open(std::filesystem::path(config.logging.output_dir) / "tensorboard");
+    }
+  }
+
+  explicit TensorBoardLogger(const std::filesystem::path& dir) { open(dir); }
+
+  /// The event file, or nullptr when switched off.
+  EventFileWriter* writer() { return writer_.get(); }
+
+  void on_train_begin(const RunContext& run) {
+    if (!writer_) return;
+    // Indented by four spaces: shown as preformatted text, not Markdown.
+    std::string text;
+    std::string line;
+    std::istringstream yaml(to_yaml(run.config));
+    while (std::getline(yaml, line)) text += "    " + line + "\n";
+    writer_->add_text("config", text, 0, detail::unix_seconds());
+    writer_->flush();
+  }
+
+  void on_step(const StepContext& s) {
+    if (!writer_) return;
+    const double now = detail::unix_seconds();
+    for (const auto& [name, value] : s.metrics)
+      writer_->add_scalar("train/" + name, value, s.global_step, now);
+    writer_->flush();
+  }
+
+  void on_epoch_end(const EpochContext& e) {
+    if (!writer_) return;
+    const double now = detail::unix_seconds();
+    for (const auto& [name, value] : e.train) {
+      writer_->add_scalar("epoch/train/" + name, value, e.global_step, now);
+    }
+    for (const auto& [name, value] : e.validation) {
+      writer_->add_scalar("epoch/validation/" + name, value, e.global_step, now);
+    }
+    writer_->flush();
+  }
+
+ private:
+  void open(const std::filesystem::path& dir) {
+    writer_ = std::make_unique<EventFileWriter>(dir, detail::unix_seconds());
+  }
+
+  std::unique_ptr<EventFileWriter> writer_;
+};
+
+static_assert(LoggerPolicy<TensorBoardLogger>);
+
+}  // namespace kokoro

@@ -1,0 +1,246 @@
+// The file loggers: metrics.jsonl rows, and TensorBoard event files checked
+// by a reader written here from the format's description (its own CRC-32C,
+// its own protobuf decoding), not by the writer's code.
+#include <doctest/doctest.h>
+
+#include <kokoro/log/jsonl_logger.hpp>
+#include <kokoro/log/tensorboard_logger.hpp>
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <regex>
+
+#include "test_tasks.hpp"
+
+using namespace kokoro;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path scratch(const std::string& name) {
+  const auto dir = fs::temp_directory_path() / fmt::format("kokoro-log-{}-{}", ::getpid(), name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+// ---- an independent event-file reader ------------------------------------
+
+std::uint32_t crc32c_bitwise(const char* data, std::size_t n) {
+  std::uint32_t crc = 0xFFFFFFFFu;
+  for (std::size_t i = 0; i < n; ++i) {
+    crc ^= static_cast<unsigned char>(data[i]);
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+std::uint32_t masked(std::uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
+
+struct Field {
+  int number;
+  int wire;
+  std::uint64_t integer = 0;  // varint, fixed32 and fixed64 bits
+  std::string bytes;          // length-delimited
+};
+
+std::vector<Field> decode(const std::string& message) {
+  std::vector<Field> fields;
+  std::size_t i = 0;
+  auto varint = [&] {
+    std::uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+      const auto b = static_cast<unsigned char>(message.at(i++));
+      v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
+      if (!(b & 0x80)) return v;
+    }
+  };
+  while (i < message.size()) {
+    const auto key = varint();
+    Field f{static_cast<int>(key >> 3), static_cast<int>(key & 7), 0, {}};
+    if (f.wire == 0) {
+      f.integer = varint();
+    } else if (f.wire == 1 || f.wire == 5) {
+      const int n = f.wire == 1 ? 8 : 4;
+      std::memcpy(&f.integer, message.data() + i, n);
+      i += n;
+    } else if (f.wire == 2) {
+      const auto n = varint();
+      f.bytes = message.substr(i, n);
+      i += n;
+    } else {
+      FAIL("unexpected wire type " << f.wire);
+    }
+    fields.push_back(f);
+  }
+  return fields;
+}
+
+const Field* find(const std::vector<Field>& fields, int number) {
+  for (const auto& f : fields) {
+    if (f.number == number) return &f;
+  }
+  return nullptr;
+}
+
+struct Event {
+  double wall_time = 0;
+  std::int64_t step = 0;
+  std::string file_version;
+  std::vector<std::vector<Field>> values;  // Summary.Value messages
+};
+
+std::vector<Event> read_events(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<Event> events;
+  std::size_t at = 0;
+  while (at < file.size()) {
+    REQUIRE(at + 12 <= file.size());
+    std::uint64_t length = 0;
+    std::memcpy(&length, file.data() + at, 8);
+    std::uint32_t header_crc = 0;
+    std::memcpy(&header_crc, file.data() + at + 8, 4);
+    CHECK(header_crc == masked(crc32c_bitwise(file.data() + at, 8)));
+    const std::string data = file.substr(at + 12, length);
+    std::uint32_t data_crc = 0;
+    std::memcpy(&data_crc, file.data() + at + 12 + length, 4);
+    CHECK(data_crc == masked(crc32c_bitwise(data.data(), data.size())));
+    at += 12 + length + 4;
+
+    Event e;
+    const auto fields = decode(data);
+    if (const auto* f = find(fields, 1)) std::memcpy(&e.wall_time, &f->integer, 8);
+    if (const auto* f = find(fields, 2)) e.step = static_cast<std::int64_t>(f->integer);
+    if (const auto* f = find(fields, 3)) e.file_version = f->bytes;
+    if (const auto* f = find(fields, 5)) {
+      for (const auto& v : decode(f->bytes)) {
+        if (v.number == 1) e.values.push_back(decode(v.bytes));
+      }
+    }
+    events.push_back(e);
+  }
+  return events;
+}
+
+std::map<std::string, std::vector<std::pair<std::int64_t, float>>> scalars(
+    const std::vector<Event>& events) {
+  std::map<std::string, std::vector<std::pair<std::int64_t, float>>> out;
+  for (const auto& e : events) {
+    for (const auto& v : e.values) {
+      const auto* tag = find(v, 1);
+      const auto* simple = find(v, 2);
+      if (!tag || !simple) continue;
+      float value = 0;
+      std::memcpy(&value, &simple->integer, 4);
+      out[tag->bytes].emplace_back(e.step, value);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the test's CRC-32C agrees with the check value") {
+  CHECK(crc32c_bitwise("123456789", 9) == 0xE3069283u);
+}
+
+TEST_CASE("TensorBoard files hold the version event, scalars and the config as text") {
+  const auto dir = scratch("tb");
+  const auto config = get_default_config();
+  {
+    TensorBoardLogger logger(dir);
+    logger.on_train_begin(RunContext{config, "cpu", "float32", 10, 1, 0, 2, 0});
+    Metrics m;
+    m.set("loss", 0.5);
+    m.set("lr", 1e-4);
+    logger.on_step(StepContext{0, 10, 10, 20, 8, true, m});
+    m.set("loss", 0.25);
+    logger.on_step(StepContext{0, 20, 20, 20, 8, true, m});
+    Metrics valid;
+    valid.set("loss", 0.3);
+    logger.on_epoch_end(EpochContext{0, 20, m, valid, 1.0});
+  }
+  std::vector<fs::path> files(fs::directory_iterator(dir), fs::directory_iterator{});
+  REQUIRE(files.size() == 1);
+  const auto name = files[0].filename().string();
+  std::smatch match;
+  REQUIRE(std::regex_match(name, match, std::regex(R"(events\.out\.tfevents\.(\d+)\..+\.\d+\.0)")));
+  CHECK(std::stoll(match[1]) > 1'600'000'000);  // real Unix seconds, as W&B's sync needs
+
+  const auto events = read_events(files[0]);
+  REQUIRE(events.size() == 9);  // version, config, 2 + 2 step scalars, 2 + 1 epoch scalars
+  CHECK(events[0].file_version == "brain.Event:2");
+  CHECK(events[0].wall_time > 1.6e9);
+  const auto s = scalars(events);
+  REQUIRE(s.count("train/loss") == 1);
+  CHECK(s.at("train/loss") == std::vector<std::pair<std::int64_t, float>>{{10, 0.5f}, {20, 0.25f}});
+  CHECK(s.at("train/lr").front().second == doctest::Approx(1e-4));
+  CHECK(s.at("epoch/validation/loss") == std::vector<std::pair<std::int64_t, float>>{{20, 0.3f}});
+  CHECK(s.at("epoch/train/loss").front().first == 20);
+
+  // The config: a text-plugin value with a string tensor.
+  const auto& config_value = events[1].values.at(0);
+  CHECK(find(config_value, 1)->bytes == "config");
+  const auto metadata = decode(find(config_value, 9)->bytes);
+  CHECK(find(decode(find(metadata, 1)->bytes), 1)->bytes == "text");
+  const auto tensor = decode(find(config_value, 8)->bytes);
+  CHECK(find(tensor, 1)->integer == 7);  // DT_STRING
+  CHECK(find(tensor, 8)->bytes.find("    training:") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("metrics.jsonl has a row per logged step and per epoch") {
+  const auto dir = scratch("jsonl");
+  {
+    JsonlLogger logger(dir / "metrics.jsonl");
+    Metrics m;
+    m.set("loss", 0.5);
+    m.set("grad_norm", std::numeric_limits<double>::infinity());
+    logger.on_step(StepContext{1, 7, 3, 4, 16, false, m});
+    Metrics none;
+    logger.on_epoch_end(EpochContext{1, 8, m, none, 2.5});
+  }
+  std::ifstream in(dir / "metrics.jsonl");
+  std::vector<YAML::Node> rows;  // JSON is YAML: yaml-cpp parses each line
+  for (std::string line; std::getline(in, line);) rows.push_back(YAML::Load(line));
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0]["type"].as<std::string>() == "step");
+  CHECK(rows[0]["global_step"].as<int>() == 7);
+  CHECK(rows[0]["step_taken"].as<bool>() == false);
+  CHECK(rows[0]["metrics"]["loss"].as<double>() == 0.5);
+  CHECK(rows[0]["metrics"]["grad_norm"].IsNull());  // JSON has no infinity
+  CHECK(rows[0]["time"].as<double>() > 1.6e9);
+  CHECK(rows[1]["type"].as<std::string>() == "epoch");
+  CHECK(rows[1]["seconds"].as<double>() == 2.5);
+  CHECK(rows[1]["train"]["loss"].as<double>() == 0.5);
+  CHECK(rows[1]["validation"].size() == 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the default loggers write metrics.jsonl and TensorBoard files for a run") {
+  const auto dir = scratch("run");
+  auto config = test::quick_config();
+  config.logging.output_dir = dir.string();
+  config.logging.jsonl = true;
+  config.logging.tensorboard = true;
+  config.logging.log_every = 2;
+  config.training.epochs = 2;
+  struct Policies : DefaultPolicies {};
+  Trainer<test::LinearTask, Policies> trainer(config);
+  trainer.task().train = test::split(test::linear_data(8), {2, 2, 2, 2});
+  trainer.fit();
+  std::ifstream in(dir / "metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(in, line);) ++lines;
+  CHECK(lines == 2 * (2 + 1));  // per epoch: steps 2 and 4, then the epoch row
+  std::vector<fs::path> files(fs::directory_iterator(dir / "tensorboard"),
+                              fs::directory_iterator{});
+  REQUIRE(files.size() == 1);
+  CHECK(scalars(read_events(files[0])).at("train/loss").size() == 4);
+  fs::remove_all(dir);
+}
