@@ -244,3 +244,88 @@ TEST_CASE("the default loggers write metrics.jsonl and TensorBoard files for a r
   CHECK(scalars(read_events(files[0])).at("train/loss").size() == 4);
   fs::remove_all(dir);
 }
+
+// ---- the interbatch profiler -----------------------------------------------
+
+TEST_CASE("a bundle without a profiler gets NoProfiler, which is compiled away") {
+  static_assert(!NoProfiler::enabled);
+  static_assert(
+      std::is_same_v<Trainer<test::LinearTask, test::SpyPolicies>::Profiler, InterbatchProfiler>);
+  struct Bare {
+    using device = CpuDevice;
+    using scaler = NoGradScaler;
+    using memory = NoMemoryPolicy;
+    using scheduler = ConstantLR;
+    using logger = archetype::Logger;
+  };
+  static_assert(std::is_same_v<Trainer<test::LinearTask, Bare>::Profiler, NoProfiler>);
+  Trainer<test::LinearTask, Bare> trainer(test::quick_config());
+  trainer.task().train = test::split(test::linear_data(4), {2, 2});
+  CHECK(trainer.fit().global_step == 2);
+}
+
+TEST_CASE("the profiler records nothing unless logging.profile is on") {
+  Trainer<test::LinearTask, test::SpyPolicies> trainer(test::quick_config());
+  trainer.task().train = test::split(test::linear_data(4), {2, 2});
+  trainer.fit();
+  CHECK(trainer.profiler().steps().empty());
+}
+
+TEST_CASE("the profiler's phases add up to the time the steps took") {
+  const auto dir = scratch("profile");
+  auto config = test::quick_config();
+  config.logging.profile = true;
+  config.logging.output_dir = dir.string();
+  config.training.epochs = 3;
+  Trainer<test::LinearTask, test::SpyPolicies> trainer(config);
+  trainer.task().train = test::split(test::linear_data(64), std::vector<std::int64_t>(8, 8));
+  const auto start = std::chrono::steady_clock::now();
+  trainer.fit();
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto& steps = trainer.profiler().steps();
+  REQUIRE(steps.size() == 24);
+  double recorded = 0;
+  for (const auto& step : steps) {
+    for (double seconds : step) recorded += seconds;
+    CHECK(step[static_cast<std::size_t>(Phase::forward)] > 0);
+    CHECK(step[static_cast<std::size_t>(Phase::backward)] > 0);
+    CHECK(step[static_cast<std::size_t>(Phase::optimizer)] > 0);
+  }
+  CHECK(recorded <= wall);
+  CHECK(recorded >= 0.5 * wall);  // the rest: setup, banners, the trace file
+  const auto summary = trainer.profiler().summary();
+  double shares = 0;
+  for (const auto& p : summary.phases) shares += p.share;
+  CHECK(shares == doctest::Approx(1.0));
+  CHECK(summary.step_ms == doctest::Approx(1e3 * recorded / 24).epsilon(1e-9));
+
+  // The Chrome trace is JSON with one complete ("X") event per phase interval.
+  const auto trace = YAML::LoadFile((dir / "profile_trace.json").string());
+  const auto events = trace["traceEvents"];
+  REQUIRE(events.size() > 24 * 5);
+  for (const auto& e : events) {
+    CHECK(e["ph"].as<std::string>() == "X");
+    CHECK(e["dur"].as<double>() >= 0);
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the profile's verdict names what bounds the step") {
+  ProfileSummary s;
+  s.steps = 10;
+  auto with = [&](double data, double h2d, double forward, double backward, double logging) {
+    s.phases = {{Phase::data, 0, 0, 0, data},
+                {Phase::h2d, 0, 0, 0, h2d},
+                {Phase::forward, 0, 0, 0, forward},
+                {Phase::backward, 0, 0, 0, backward},
+                {Phase::logging, 0, 0, 0, logging}};
+    return s.verdict();
+  };
+  CHECK(with(0.34, 0.01, 0.3, 0.3, 0.0) ==
+        "input-bound: data wait 34% of step — raise data.num_workers");
+  CHECK(with(0.05, 0.20, 0.3, 0.4, 0.0).starts_with("copy-bound: host-to-device 20% of step"));
+  CHECK(with(0.0, 0.0, 0.4, 0.4, 0.08).starts_with("logging 8% of step"));
+  CHECK(with(0.01, 0.01, 0.35, 0.5, 0.01) == "compute-bound: forward + backward 85% of step");
+  CHECK(s.table().find("verdict: compute-bound") != std::string::npos);
+}

@@ -235,6 +235,7 @@ struct LoggingSection {
   std::int64_t keep_checkpoints = 5;
   bool tensorboard = true;
   bool jsonl = true;
+  bool profile = false;
   bool wandb = false;
   std::string wandb_project = "kokoro";
 
@@ -254,6 +255,8 @@ struct LoggingSection {
       rule::non_negative);
     v("tensorboard", s.tensorboard, "write TensorBoard event files");
     v("jsonl", s.jsonl, "write metrics.jsonl");
+    v("profile", s.profile,
+      "time each step's phases; print a summary and write profile_trace.json at the end");
     v("wandb", s.wandb, "stream to Weights & Biases (needs WANDB_API_KEY)");
     v("wandb_project", s.wandb_project, "W&B project name");
   }

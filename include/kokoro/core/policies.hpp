@@ -16,6 +16,7 @@
 #include "kokoro/log/tensorboard_logger.hpp"
 #include "kokoro/memory/adaptive_memory.hpp"
 #include "kokoro/memory/no_memory_policy.hpp"
+#include "kokoro/profile/interbatch_profiler.hpp"
 #include "kokoro/schedule/schedule_from_config.hpp"
 
 namespace kokoro {
@@ -31,9 +32,19 @@ struct DefaultPolicies {
   using memory = AdaptiveMemory<>;
   using scheduler = ScheduleFromConfig;
   using logger = Loggers<ConsoleLogger, JsonlLogger, TensorBoardLogger>;
+  using profiler = InterbatchProfiler;  // records only with logging.profile: true
 };
 
 namespace detail {
+template <class P>
+struct profiler_of {
+  using type = NoProfiler;
+};
+template <class P>
+requires requires { typename P::profiler; }
+struct profiler_of<P> {
+  using type = typename P::profiler;
+};
 template <class P>
 concept names_device = requires {
   typename P::device;

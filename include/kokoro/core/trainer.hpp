@@ -54,6 +54,7 @@
 #include "kokoro/core/policies.hpp"
 #include "kokoro/core/stop_signal.hpp"
 #include "kokoro/core/task.hpp"
+#include "kokoro/profile/interbatch_profiler.hpp"
 
 namespace kokoro {
 
@@ -146,6 +147,8 @@ class Trainer {
   using Memory = typename P::memory;
   using Scheduler = typename P::scheduler;
   using Logger = typename P::logger;
+  /// Optional in a bundle: NoProfiler when it names none.
+  using Profiler = typename detail::profiler_of<P>::type;
 
   /// Validates the configuration, seeds, sets threads, then builds the task
   /// from the configuration and every policy.
@@ -230,6 +233,15 @@ class Trainer {
       summary.checkpoint = checkpoints_.final_path().string();
     }
     summary.seconds = detail::seconds_since(run_start);
+    if constexpr (requires { profiler_.summary(); }) {
+      if (profiling() && profiler_.summary().steps > 0) {
+        const auto trace = std::filesystem::path(config_.logging.output_dir) / "profile_trace.json";
+        profiler_.write_trace(trace);
+        std::printf("%s  trace: %s (open in Perfetto or chrome://tracing)\n",
+                    profiler_.summary().table().c_str(), trace.c_str());
+        std::fflush(stdout);
+      }
+    }
     notify_train_end(logger_, summary);
     return summary;
   }
@@ -245,6 +257,7 @@ class Trainer {
     if (total <= 0) throw Error("Trainer::step: the batches hold no samples");
 
     accumulate_with_recovery(micro_batches, total);
+    phase_start(Phase::optimizer);
     scaler_.unscale(*optimizer_);
     StepResult result;
     result.samples = total;
@@ -262,17 +275,21 @@ class Trainer {
     } else {
       ++skipped_steps_;
     }
+    phase_stop(Phase::optimizer);
     const Metrics none;
     StepContext ctx{epoch_,       global_step_, step_in_epoch_, steps_per_epoch_, total,
                     result.taken, none};
     if (memory_.after_step(ctx) == MemoryAction::release_cache) release_cached_memory();
     last_step_taken_ = result.taken;
     last_step_samples_ = total;
+    phase_start(Phase::logging);
     if (global_step_ % config_.logging.log_every == 0) flush_step_log();
     const auto every = config_.logging.checkpoint_every_steps;
     if (config_.logging.checkpoints && every > 0 && global_step_ % every == 0) {
       checkpoints_.save_periodic(global_step_, checkpoint());
     }
+    phase_stop(Phase::logging);
+    profiler_.end_step();
     return result;
   }
 
@@ -402,6 +419,7 @@ class Trainer {
   Memory& memory() { return memory_; }
   Scheduler& scheduler() { return scheduler_; }
   Logger& logger() { return logger_; }
+  Profiler& profiler() { return profiler_; }
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
 
   std::int64_t epoch() const { return epoch_; }              ///< 0-based epoch to run next
@@ -424,6 +442,33 @@ class Trainer {
   double current_lr() const { return optimizer_->param_groups().front().options().get_lr(); }
 
  private:
+  bool profiling() const {
+    if constexpr (!Profiler::enabled) {
+      return false;
+    } else if constexpr (requires { profiler_.active(); }) {
+      return profiler_.active();
+    } else {
+      return true;
+    }
+  }
+  // Phase boundaries: free with NoProfiler; with a profiler recording, the
+  // device is synchronised first so that asynchronous work is counted where
+  // it happens.
+  void phase_start(Phase p) {
+    if constexpr (Profiler::enabled) {
+      if (!profiling()) return;
+      device_.synchronize();
+      profiler_.start(p);
+    }
+  }
+  void phase_stop(Phase p) {
+    if constexpr (Profiler::enabled) {
+      if (!profiling()) return;
+      device_.synchronize();
+      profiler_.stop(p);
+    }
+  }
+
   /// Forward and backward over the micro-batches, gradients weighted by each
   /// one's share of `total` samples. On an out-of-memory error: clean up,
   /// then run every piece again in halves (recursively), so that no sample
@@ -468,14 +513,20 @@ class Trainer {
     for (auto& p : parameters_) p.mutable_grad().reset();
     for (const auto& b : pieces) {
       const auto samples = static_cast<std::int64_t>(b.size());
+      phase_start(Phase::h2d);
       const Batch on_device = b.to(device_.device());
+      phase_stop(Phase::h2d);
+      phase_start(Phase::forward);
       Loss loss = forward(on_device);
+      phase_stop(Phase::forward);
       // Weight by share of samples so the accumulated gradient is the whole batch's.
       const auto weighted =
           samples == total
               ? loss.total
               : loss.total * (static_cast<double>(samples) / static_cast<double>(total));
+      phase_start(Phase::backward);
       scaler_.scale(weighted).backward();
+      phase_stop(Phase::backward);
       meter.add(loss, samples);
     }
   }
@@ -553,18 +604,22 @@ class Trainer {
     group.reserve(static_cast<std::size_t>(accumulation));
     // A run resumed in the middle of an epoch skips the batches already used.
     std::int64_t skip = step_in_epoch_ * accumulation;
+    phase_start(Phase::data);
     for (auto&& batch : data) {
+      phase_stop(Phase::data);
       if (skip > 0) {
         --skip;
-        continue;
+      } else {
+        if (reached_max_steps() || stop_requested()) return false;
+        group.emplace_back(std::forward<decltype(batch)>(batch));
+        if (static_cast<std::int64_t>(group.size()) == accumulation) {
+          step(group);
+          group.clear();
+        }
       }
-      if (reached_max_steps() || stop_requested()) return false;
-      group.emplace_back(std::forward<decltype(batch)>(batch));
-      if (static_cast<std::int64_t>(group.size()) == accumulation) {
-        step(group);
-        group.clear();
-      }
+      phase_start(Phase::data);
     }
+    phase_stop(Phase::data);
     if (!group.empty()) {
       if (reached_max_steps()) return false;
       step(group);
@@ -650,6 +705,7 @@ class Trainer {
   Memory memory_ = make_policy<Memory>(config_);
   Scheduler scheduler_ = make_policy<Scheduler>(config_);
   Logger logger_ = make_policy<Logger>(config_);
+  Profiler profiler_ = make_policy<Profiler>(config_);
   AutocastPlan autocast_;
   CheckpointManager checkpoints_{std::filesystem::path(config_.logging.output_dir) / "checkpoints",
                                  config_.logging.keep_checkpoints};
