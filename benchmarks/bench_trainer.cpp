@@ -23,6 +23,10 @@ kokoro::TrainingConfig bench_config(std::int64_t width) {
   c.training.batch_size = 64;
   c.hardware.num_threads = 1;
   c.logging.log_every = 1'000'000;
+  c.logging.checkpoints = false;
+  c.logging.jsonl = false;
+  c.logging.tensorboard = false;
+  c.hardware.mixed_precision = false;
   return c;
 }
 
@@ -50,8 +54,11 @@ void BM_HandWrittenStep(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * tc.batch_size);
 }
 
+/// Argument 1: the interbatch profiler recording (logging.profile: true).
 void BM_TrainerStep(benchmark::State& state) {
-  kokoro::Trainer<minimal::RegressionTask, BenchPolicies> trainer(bench_config(state.range(0)));
+  auto config = bench_config(state.range(0));
+  config.logging.profile = state.range(1) == 1;
+  kokoro::Trainer<minimal::RegressionTask, BenchPolicies> trainer(config);
   const auto batches = trainer.task().train_data(0);
   std::size_t i = 0;
   for (auto _ : state) {
@@ -66,5 +73,10 @@ void BM_TrainerStep(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_HandWrittenStep)->Arg(64)->Arg(1024)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_TrainerStep)->Arg(64)->Arg(1024)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_TrainerStep)
+    ->Args({64, 0})
+    ->Args({64, 1})
+    ->Args({1024, 0})
+    ->Args({1024, 1})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_MAIN();
