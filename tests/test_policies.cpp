@@ -167,6 +167,48 @@ TEST_CASE("the console logger writes a banner, step lines, epoch lines and a sum
                   "training.max_steps\n") != std::string::npos);
 }
 
+TEST_CASE("on a terminal the console draws a progress bar instead of step lines") {
+  std::ostringstream out;
+  ConsoleLogger logger(out, ConsoleLogger::Mode::progress);
+  CHECK(logger.shows_progress());
+  CHECK_FALSE(ConsoleLogger(out, ConsoleLogger::Mode::plain).shows_progress());
+  const auto config = get_default_config();
+  const Metrics none;
+  Metrics logged;
+  logged.set("loss", 0.5);
+  logger.on_train_begin(RunContext{config, "cpu", "float32", 10, 1, 0, 2, 0});
+  logger.on_epoch_begin(EpochContext{0, 0, none, none, 0.0});
+  logger.on_step_end(StepContext{0, 1, 1, 4, 8, true, none});
+  logger.on_step(StepContext{0, 2, 2, 4, 8, true, logged});    // no line: the bar shows it
+  logger.on_step_end(StepContext{0, 4, 4, 4, 8, true, none});  // the last step is always drawn
+  Metrics train;
+  train.set("loss", 0.4);
+  train.set("lr", 1e-3);
+  logger.on_epoch_end(EpochContext{0, 4, train, none, 0.5});
+  logger.on_train_end(RunSummary{1, 4, 0, 0.5, false, 0, "", train, none});
+  const auto text = out.str();
+  CHECK(text.find("\repoch 1/2  25% [######..................] 1/4 ") != std::string::npos);
+  CHECK(text.find("\repoch 1/2 100% [########################] 4/4 ") != std::string::npos);
+  CHECK(text.find("| loss 0.5000") != std::string::npos);  // the running loss
+  CHECK(text.find("steps/s") != std::string::npos);
+  CHECK(text.find("step 2/4 (global 2)") == std::string::npos);
+  CHECK(text.find("\r\033[Kepoch 1/2 done in 0.5 s") != std::string::npos);  // the bar cleared
+  // The table of epochs at the end.
+  CHECK(text.find("epoch   train loss   valid loss          lr  seconds\n") != std::string::npos);
+  CHECK(text.find("     1       0.4000            -   1.000e-03      0.5\n") != std::string::npos);
+}
+
+TEST_CASE("off a terminal the console prints no progress bar") {
+  std::ostringstream out;
+  ConsoleLogger logger(out);
+  const auto config = get_default_config();
+  const Metrics none;
+  logger.on_train_begin(RunContext{config, "cpu", "float32", 10, 1, 0, 2, 0});
+  logger.on_epoch_begin(EpochContext{0, 0, none, none, 0.0});
+  logger.on_step_end(StepContext{0, 4, 4, 4, 8, true, none});
+  CHECK(out.str().find('\r') == std::string::npos);
+}
+
 TEST_CASE("Loggers fans every hook out to each logger in order") {
   Loggers<test::SpyLogger, archetype::Logger, test::SpyLogger> both;
   const Metrics m;

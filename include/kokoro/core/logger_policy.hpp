@@ -25,7 +25,9 @@ concept has_on_epoch_end = requires(L& l, const EpochContext& ctx) {
 ///  - `void on_epoch_end(const EpochContext&)`: after each epoch (and its
 ///    validation), with epoch means.
 /// Optional hooks: `on_train_begin(const RunContext&)`,
-/// `on_epoch_begin(const EpochContext&)`, `on_train_end(const RunSummary&)`.
+/// `on_epoch_begin(const EpochContext&)`, `on_step_end(const StepContext&)`
+/// (after every optimizer step, metrics empty: for progress displays; keep it
+/// cheap), `on_train_end(const RunSummary&)`.
 template <class L>
 concept LoggerPolicy = detail::logger::has_on_step<L> && detail::logger::has_on_epoch_end<L>;
 
@@ -49,6 +51,10 @@ void notify_train_begin(L& logger, const RunContext& ctx) {
 template <class L>
 void notify_epoch_begin(L& logger, const EpochContext& ctx) {
   if constexpr (requires { logger.on_epoch_begin(ctx); }) logger.on_epoch_begin(ctx);
+}
+template <class L>
+void notify_step_end(L& logger, const StepContext& ctx) {
+  if constexpr (requires { logger.on_step_end(ctx); }) logger.on_step_end(ctx);
 }
 template <class L>
 void notify_train_end(L& logger, const RunSummary& ctx) {

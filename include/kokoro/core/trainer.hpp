@@ -283,6 +283,7 @@ class Trainer {
     last_step_taken_ = result.taken;
     last_step_samples_ = total;
     phase_start(Phase::logging);
+    notify_step_end(logger_, ctx);
     if (global_step_ % config_.logging.log_every == 0) flush_step_log();
     const auto every = config_.logging.checkpoint_every_steps;
     if (config_.logging.checkpoints && every > 0 && global_step_ % every == 0) {

@@ -1,11 +1,20 @@
-// ConsoleLogger: plain, greppable progress lines on a stream (stdout by
-// default): one per logged step, one per epoch, a banner and a summary.
+// ConsoleLogger: progress on a stream (stdout by default). On a terminal, a
+// live progress bar (percent, steps/s, samples/s, ETA, running loss) redrawn
+// at most ten times a second; elsewhere (CI, log files) plain, greppable
+// lines every `logging.log_every` steps. Both print a line per epoch, a
+// banner, and at the end a table of the epochs.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <iostream>
+#include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
+
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
@@ -35,24 +44,58 @@ inline std::string format_metrics(const Metrics& metrics) {
   return out;
 }
 
+inline std::string format_duration(double seconds) {
+  const auto s = static_cast<std::int64_t>(seconds + 0.5);
+  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+                   : fmt::format("{}:{:02}", s / 60, s % 60);
+}
+
 }  // namespace detail
 
-/// Writes one line per logged step and per epoch.
 class ConsoleLogger {
  public:
+  enum class Mode { automatic, plain, progress };
+
+  /// stdout; a progress bar when stdout is a terminal.
   ConsoleLogger() = default;
-  explicit ConsoleLogger(std::ostream& out) : out_(&out) {}
+  explicit ConsoleLogger(std::ostream& out, Mode mode = Mode::plain) : out_(&out), mode_(mode) {}
+
+  bool shows_progress() const {
+    return mode_ == Mode::progress || (mode_ == Mode::automatic && ::isatty(STDOUT_FILENO));
+  }
 
   void on_train_begin(const RunContext& run) {
     epochs_ = run.epochs;
-    fmt::print(*out_, "kokoro: training on {} ({}) with {} thread{}, {} parameters, epochs {}..{}{}\n",
+    fmt::print(*out_,
+               "kokoro: training on {} ({}) with {} thread{}, {} parameters, epochs {}..{}{}\n",
                run.device, run.precision, run.threads, run.threads == 1 ? "" : "s", run.parameters,
                run.start_epoch + 1, run.epochs,
                run.max_steps > 0 ? fmt::format(", at most {} steps", run.max_steps) : "");
     out_->flush();
   }
 
+  void on_epoch_begin(const EpochContext&) {
+    epoch_start_ = Clock::now();
+    epoch_samples_ = 0;
+    epoch_steps_ = 0;
+  }
+
+  /// Every step: redraws the bar when it is due.
+  void on_step_end(const StepContext& step) {
+    ++epoch_steps_;
+    epoch_samples_ += step.samples;
+    if (!shows_progress()) return;
+    const auto now = Clock::now();
+    const bool last = step.steps_per_epoch > 0 && step.step_in_epoch == step.steps_per_epoch;
+    if (!last && now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+    *out_ << '\r' << progress_line(step, now) << "\033[K" << std::flush;
+    bar_shown_ = true;
+  }
+
   void on_step(const StepContext& step) {
+    if (const auto loss = step.metrics.get("loss")) running_loss_ = *loss;
+    if (shows_progress()) return;  // the bar shows it
     const auto of = step.steps_per_epoch > 0 ? fmt::format("/{}", step.steps_per_epoch) : "";
     fmt::print(*out_, "epoch {}/{} step {}{} (global {}){} | {}\n", step.epoch + 1, epochs_,
                step.step_in_epoch, of, step.global_step, step.step_taken ? "" : " skipped",
@@ -61,6 +104,7 @@ class ConsoleLogger {
   }
 
   void on_epoch_end(const EpochContext& epoch) {
+    clear_bar();
     fmt::print(*out_, "epoch {}/{} done in {:.1f} s | train: {}", epoch.epoch + 1, epochs_,
                epoch.seconds, detail::format_metrics(epoch.train));
     if (!epoch.validation.empty()) {
@@ -68,9 +112,24 @@ class ConsoleLogger {
     }
     fmt::print(*out_, "\n");
     out_->flush();
+    rows_.push_back({epoch.epoch + 1, epoch.train.get("loss"), epoch.validation.get("loss"),
+                     epoch.train.get("lr"), epoch.seconds});
   }
 
   void on_train_end(const RunSummary& run) {
+    clear_bar();
+    if (!rows_.empty()) {
+      fmt::print(*out_, "{:>6} {:>12} {:>12} {:>11} {:>8}\n", "epoch", "train loss", "valid loss",
+                 "lr", "seconds");
+      auto cell = [](const std::optional<double>& v, const char* spec) {
+        return v ? fmt::format(fmt::runtime(spec), *v) : std::string("-");
+      };
+      for (const auto& r : rows_) {
+        fmt::print(*out_, "{:>6} {:>12} {:>12} {:>11} {:>8.1f}\n", r.epoch,
+                   cell(r.train_loss, "{:.4f}"), cell(r.valid_loss, "{:.4f}"), cell(r.lr, "{:.3e}"),
+                   r.seconds);
+      }
+    }
     fmt::print(*out_, "kokoro: finished {} epoch{} ({} steps{}) in {:.1f} s{}\n",
                run.epochs_completed, run.epochs_completed == 1 ? "" : "s", run.global_step,
                run.skipped_steps > 0 ? fmt::format(", {} skipped", run.skipped_steps) : "",
@@ -79,8 +138,53 @@ class ConsoleLogger {
   }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  struct Row {
+    std::int64_t epoch;
+    std::optional<double> train_loss, valid_loss, lr;
+    double seconds;
+  };
+
+  std::string progress_line(const StepContext& step, Clock::time_point now) const {
+    const double elapsed = std::chrono::duration<double>(now - epoch_start_).count();
+    const double rate = elapsed > 0 ? epoch_steps_ / elapsed : 0.0;
+    std::string line = fmt::format("epoch {}/{} ", step.epoch + 1, epochs_);
+    if (step.steps_per_epoch > 0) {
+      constexpr int width = 24;
+      const double done = static_cast<double>(step.step_in_epoch) / step.steps_per_epoch;
+      const int filled = static_cast<int>(done * width);
+      line +=
+          fmt::format("{:3.0f}% [{}{}] {}/{} ", 100 * done, std::string(filled, '#'),
+                      std::string(width - filled, '.'), step.step_in_epoch, step.steps_per_epoch);
+      if (rate > 0) {
+        line += fmt::format(
+            "ETA {} ", detail::format_duration((step.steps_per_epoch - step.step_in_epoch) / rate));
+      }
+    } else {
+      line += fmt::format("step {} ", step.step_in_epoch);
+    }
+    line += fmt::format("| {:.2f} steps/s | {:.1f} samples/s", rate,
+                        elapsed > 0 ? epoch_samples_ / elapsed : 0.0);
+    if (running_loss_) line += fmt::format(" | loss {:.4f}", *running_loss_);
+    return line;
+  }
+
+  void clear_bar() {
+    if (!bar_shown_) return;
+    *out_ << "\r\033[K";
+    bar_shown_ = false;
+  }
+
   std::ostream* out_ = &std::cout;
+  Mode mode_ = Mode::automatic;
   std::int64_t epochs_ = 0;
+  Clock::time_point epoch_start_ = Clock::now();
+  Clock::time_point last_draw_{};
+  std::int64_t epoch_samples_ = 0;
+  std::int64_t epoch_steps_ = 0;
+  std::optional<double> running_loss_;
+  bool bar_shown_ = false;
+  std::vector<Row> rows_;
 };
 
 static_assert(LoggerPolicy<ConsoleLogger>);

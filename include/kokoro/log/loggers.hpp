@@ -23,6 +23,9 @@ class Loggers {
   void on_epoch_begin(const EpochContext& ctx) {
     each([&](auto& l) { notify_epoch_begin(l, ctx); });
   }
+  void on_step_end(const StepContext& ctx) {
+    each([&](auto& l) { notify_step_end(l, ctx); });
+  }
   void on_step(const StepContext& ctx) {
     each([&](auto& l) { l.on_step(ctx); });
   }
