@@ -22,10 +22,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A fresh, empty folder under the temporary directory.
 fs::path scratch(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / fmt::format("kokoro-test-{}-{}", ::getpid(), name);
-  fs::remove_all(dir);
+  const auto dir = test::scratch_dir(name);
   fs::create_directories(dir);
   return dir;
 }

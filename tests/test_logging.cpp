@@ -22,11 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path scratch(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / fmt::format("kokoro-log-{}-{}", ::getpid(), name);
-  fs::remove_all(dir);
-  return dir;
-}
+fs::path scratch(const std::string& name) { return test::scratch_dir(name); }
 
 // ---- an independent event-file reader ------------------------------------
 

@@ -8,8 +8,11 @@
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 namespace kokoro::test {
 
@@ -139,6 +142,14 @@ struct SpyPolicies : DefaultPolicies {
   using scheduler = SpyScheduler;
   using memory = SpyMemory;
 };
+
+/// A fresh, empty folder under the temporary directory, unique to this process.
+inline std::filesystem::path scratch_dir(const std::string& name) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / fmt::format("kokoro-test-{}-{}", ::getpid(), name);
+  std::filesystem::remove_all(dir);
+  return dir;
+}
 
 /// A config for quick tests: one thread, float32, no clipping unless asked.
 inline TrainingConfig quick_config() {

@@ -234,11 +234,12 @@ class Trainer {
     }
     summary.seconds = detail::seconds_since(run_start);
     if constexpr (requires { profiler_.summary(); }) {
-      if (profiling() && profiler_.summary().steps > 0) {
+      const auto profile = profiler_.summary();
+      if (profiling() && profile.steps > 0) {
         const auto trace = std::filesystem::path(config_.logging.output_dir) / "profile_trace.json";
         profiler_.write_trace(trace);
         std::printf("%s  trace: %s (open in Perfetto or chrome://tracing)\n",
-                    profiler_.summary().table().c_str(), trace.c_str());
+                    profile.table().c_str(), trace.c_str());
         std::fflush(stdout);
       }
     }

@@ -60,9 +60,7 @@ class ConsoleLogger {
   ConsoleLogger() = default;
   explicit ConsoleLogger(std::ostream& out, Mode mode = Mode::plain) : out_(&out), mode_(mode) {}
 
-  bool shows_progress() const {
-    return mode_ == Mode::progress || (mode_ == Mode::automatic && ::isatty(STDOUT_FILENO));
-  }
+  bool shows_progress() const { return progress_; }
 
   void on_train_begin(const RunContext& run) {
     epochs_ = run.epochs;
@@ -177,6 +175,8 @@ class ConsoleLogger {
 
   std::ostream* out_ = &std::cout;
   Mode mode_ = Mode::automatic;
+  // Decided once: on_step_end runs every step and should not make a system call.
+  bool progress_ = mode_ == Mode::progress || (mode_ == Mode::automatic && ::isatty(STDOUT_FILENO));
   std::int64_t epochs_ = 0;
   Clock::time_point epoch_start_ = Clock::now();
   Clock::time_point last_draw_{};

@@ -47,8 +47,9 @@ class AdaptiveMemory {
   /// Thresholds from `hardware.memory_moderate/_high/_critical` (0: the
   /// device's profile), intervals from `hardware.cleanup_every_*`, on/off
   /// from `hardware.memory_management`.
-  explicit AdaptiveMemory(const TrainingConfig& config)
-      : AdaptiveMemory(make_policy<Reader>(config), options_from(config)) {}
+  explicit AdaptiveMemory(const TrainingConfig& config) : reader_(make_policy<Reader>(config)) {
+    options_ = options_from(config, reader_.profile());
+  }
 
   explicit AdaptiveMemory(Reader reader,
                           std::optional<AdaptiveMemoryOptions> options = std::nullopt)
@@ -109,11 +110,12 @@ class AdaptiveMemory {
   }
 
  private:
-  static AdaptiveMemoryOptions options_from(const TrainingConfig& config) {
+  static AdaptiveMemoryOptions options_from(const TrainingConfig& config,
+                                            PressureThresholds profile) {
     const auto& h = config.hardware;
     AdaptiveMemoryOptions o;
     o.enabled = h.memory_management;
-    o.thresholds = make_policy<Reader>(config).profile();
+    o.thresholds = profile;
     if (h.memory_moderate > 0) o.thresholds.moderate = h.memory_moderate;
     if (h.memory_high > 0) o.thresholds.high = h.memory_high;
     if (h.memory_critical > 0) o.thresholds.critical = h.memory_critical;
