@@ -4,7 +4,12 @@
 #include <doctest/doctest.h>
 
 #include <kokoro/log/jsonl_logger.hpp>
+#include <kokoro/log/media.hpp>
+#include <kokoro/log/png.hpp>
 #include <kokoro/log/tensorboard_logger.hpp>
+#include <kokoro/log/wav.hpp>
+
+#include <zlib.h>
 
 #include <yaml-cpp/yaml.h>
 
@@ -123,6 +128,79 @@ std::vector<Event> read_events(const fs::path& path) {
   return events;
 }
 
+/// The Summary.Value messages whose tag is `tag`, with their event's step.
+std::vector<std::pair<std::int64_t, std::vector<Field>>> values_tagged(
+    const std::vector<Event>& events, const std::string& tag) {
+  std::vector<std::pair<std::int64_t, std::vector<Field>>> out;
+  for (const auto& e : events) {
+    for (const auto& v : e.values) {
+      if (const auto* t = find(v, 1); t && t->bytes == tag) out.emplace_back(e.step, v);
+    }
+  }
+  return out;
+}
+
+double as_double(const Field& f) {
+  double d = 0;
+  std::memcpy(&d, &f.integer, 8);
+  return d;
+}
+
+std::vector<double> packed_doubles(const Field& f) {
+  std::vector<double> out(f.bytes.size() / 8);
+  std::memcpy(out.data(), f.bytes.data(), out.size() * 8);
+  return out;
+}
+
+std::uint32_t big_endian_u32(const std::string& s, std::size_t at) {
+  return (std::uint32_t(std::uint8_t(s[at])) << 24) | (std::uint32_t(std::uint8_t(s[at + 1])) << 16) |
+         (std::uint32_t(std::uint8_t(s[at + 2])) << 8) | std::uint32_t(std::uint8_t(s[at + 3]));
+}
+
+/// A PNG read with zlib's own CRC-32 and inflate: width, height, colour
+/// type and the unfiltered pixel rows.
+struct DecodedPng {
+  std::uint32_t width = 0, height = 0;
+  int colour_type = -1;
+  std::string pixels;
+};
+
+DecodedPng decode_png(const std::string& file) {
+  DecodedPng png;
+  REQUIRE(file.substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
+  std::string idat;
+  std::size_t at = 8;
+  while (at < file.size()) {
+    const auto length = big_endian_u32(file, at);
+    const std::string type = file.substr(at + 4, 4);
+    const std::string data = file.substr(at + 8, length);
+    const auto crc = crc32(crc32(0, reinterpret_cast<const Bytef*>(type.data()), 4),
+                           reinterpret_cast<const Bytef*>(data.data()), length);
+    CHECK(big_endian_u32(file, at + 8 + length) == crc);
+    if (type == "IHDR") {
+      png.width = big_endian_u32(data, 0);
+      png.height = big_endian_u32(data, 4);
+      CHECK(data[8] == 8);  // bit depth
+      png.colour_type = data[9];
+    } else if (type == "IDAT") {
+      idat += data;
+    }
+    at += 12 + length;
+  }
+  const int channels = png.colour_type == 2 ? 3 : png.colour_type == 6 ? 4 : 1;
+  const std::size_t row = png.width * channels;
+  std::string raw((row + 1) * png.height, '\0');
+  uLongf raw_size = raw.size();
+  REQUIRE(uncompress(reinterpret_cast<Bytef*>(raw.data()), &raw_size,
+                     reinterpret_cast<const Bytef*>(idat.data()), idat.size()) == Z_OK);
+  REQUIRE(raw_size == raw.size());
+  for (std::uint32_t y = 0; y < png.height; ++y) {
+    CHECK(raw[y * (row + 1)] == 0);  // filter type: none
+    png.pixels += raw.substr(y * (row + 1) + 1, row);
+  }
+  return png;
+}
+
 std::map<std::string, std::vector<std::pair<std::int64_t, float>>> scalars(
     const std::vector<Event>& events) {
   std::map<std::string, std::vector<std::pair<std::int64_t, float>>> out;
@@ -190,6 +268,130 @@ TEST_CASE("TensorBoard files hold the version event, scalars and the config as t
   fs::remove_all(dir);
 }
 
+TEST_CASE("images are encoded as PNG that zlib reads back pixel for pixel") {
+  Image image{"grid", 3, 5, 3, {}};
+  for (int i = 0; i < 3 * 5 * 3; ++i) image.pixels.push_back(static_cast<std::uint8_t>(i * 17));
+  const auto png = decode_png(encode_png(image));
+  CHECK(png.width == 5);
+  CHECK(png.height == 3);
+  CHECK(png.colour_type == 2);
+  CHECK(png.pixels == std::string(image.pixels.begin(), image.pixels.end()));
+
+  Image grey{"grey", 2, 2, 1, {0, 64, 128, 255}};
+  CHECK(decode_png(encode_png(grey)).colour_type == 0);
+  Image wrong{"wrong", 2, 2, 3, {1, 2, 3}};
+  CHECK_THROWS_WITH_AS(encode_png(wrong), doctest::Contains("image 'wrong'"), Error);
+}
+
+TEST_CASE("audio is encoded as 16-bit mono WAV, clipped to full scale") {
+  const AudioClip clip{"tone", 16000, {0.0f, 0.5f, -1.0f, 2.0f, std::nanf("")}};
+  const auto wav = encode_wav(clip);
+  REQUIRE(wav.size() == 44 + 2 * 5);
+  CHECK(wav.substr(0, 4) == "RIFF");
+  CHECK(wav.substr(8, 8) == "WAVEfmt ");
+  std::uint32_t riff_size = 0, rate = 0, data_size = 0;
+  std::uint16_t format = 0, channels = 0, bits = 0;
+  std::memcpy(&riff_size, wav.data() + 4, 4);
+  std::memcpy(&format, wav.data() + 20, 2);
+  std::memcpy(&channels, wav.data() + 22, 2);
+  std::memcpy(&rate, wav.data() + 24, 4);
+  std::memcpy(&bits, wav.data() + 34, 2);
+  std::memcpy(&data_size, wav.data() + 40, 4);
+  CHECK(riff_size == wav.size() - 8);
+  CHECK(format == 1);
+  CHECK(channels == 1);
+  CHECK(rate == 16000);
+  CHECK(bits == 16);
+  CHECK(wav.substr(36, 4) == "data");
+  CHECK(data_size == 10);
+  std::int16_t s[5];
+  std::memcpy(s, wav.data() + 44, 10);
+  CHECK(s[0] == 0);
+  CHECK(s[1] == 16384);  // 0.5 * 32767 rounded
+  CHECK(s[2] == -32767);
+  CHECK(s[3] == 32767);  // clipped
+  CHECK(s[4] == 0);      // NaN is silence
+}
+
+TEST_CASE("histograms count every finite value between the min and the max") {
+  const auto values = torch::tensor({0.0, 1.0, 1.0, 2.0, 10.0, std::nan(""), std::numeric_limits<double>::infinity()});
+  const auto h = histogram_of("w", values, 5);
+  CHECK(h.min == 0.0);
+  CHECK(h.max == 10.0);
+  CHECK(h.count == 5);
+  CHECK(h.sum == 14.0);
+  CHECK(h.sum_squares == 106.0);
+  REQUIRE(h.bucket_limits.size() == 5);
+  CHECK(h.bucket_limits == std::vector<double>{2, 4, 6, 8, 10});
+  CHECK(h.bucket_counts == std::vector<double>{3, 1, 0, 0, 1});  // [0, 2) holds 0, 1, 1; [2, 4) holds 2
+  const auto constant = histogram_of("c", torch::full({4}, 3.0), 5);
+  CHECK(constant.bucket_counts == std::vector<double>{4});
+  CHECK(histogram_of("empty", torch::tensor({NAN}), 5).bucket_counts.empty());
+}
+
+TEST_CASE("a spectrogram image has time to the right and the lowest bin at the bottom") {
+  // 2 bins x 3 frames: the lowest value at bin 0, frame 0; the highest at bin 1, frame 2.
+  const auto mel = torch::tensor({{-5.0, 0.0, 0.0}, {0.0, 0.0, 3.0}});
+  const auto image = spectrogram_image("mel", mel);
+  CHECK(image.height == 2);
+  CHECK(image.width == 3);
+  CHECK(image.channels == 3);
+  auto pixel = [&](int y, int x) {
+    const auto* p = &image.pixels[(y * image.width + x) * 3];
+    return std::vector<int>{p[0], p[1], p[2]};
+  };
+  CHECK(pixel(1, 0) == std::vector<int>{68, 1, 84});     // bottom left: the minimum, dark
+  CHECK(pixel(0, 2) == std::vector<int>{253, 231, 37});  // top right: the maximum, yellow
+  CHECK_THROWS_AS(spectrogram_image("bad", torch::zeros({3})), Error);
+}
+
+TEST_CASE("TensorBoard files hold images, audio and histograms in the summary's fields") {
+  const auto dir = scratch("tb-media");
+  Media media;
+  media.images.push_back(Image{"mel/predicted", 2, 2, 1, {0, 85, 170, 255}});
+  media.audio.push_back(AudioClip{"audio/sample", 22050, std::vector<float>(441, 0.25f)});
+  media.histograms.push_back(histogram_of("weights/w", torch::tensor({1.0, 2.0, 3.0}), 2));
+  {
+    TensorBoardLogger logger(dir);
+    logger.on_media(MediaContext{3, 42, media});
+  }
+  std::vector<fs::path> files(fs::directory_iterator(dir), fs::directory_iterator{});
+  REQUIRE(files.size() == 1);
+  const auto events = read_events(files[0]);
+
+  const auto images = values_tagged(events, "mel/predicted");
+  REQUIRE(images.size() == 1);
+  CHECK(images[0].first == 42);
+  const auto image = decode(find(images[0].second, 4)->bytes);
+  CHECK(find(image, 1)->integer == 2);  // height
+  CHECK(find(image, 2)->integer == 2);  // width
+  CHECK(find(image, 3)->integer == 1);  // colour space: grey
+  CHECK(decode_png(find(image, 4)->bytes).pixels == std::string("\x00\x55\xaa\xff", 4));
+
+  const auto clips = values_tagged(events, "audio/sample");
+  REQUIRE(clips.size() == 1);
+  const auto audio = decode(find(clips[0].second, 6)->bytes);
+  float rate = 0;
+  std::memcpy(&rate, &find(audio, 1)->integer, 4);
+  CHECK(rate == 22050.0f);
+  CHECK(find(audio, 2)->integer == 1);    // channels
+  CHECK(find(audio, 3)->integer == 441);  // frames
+  CHECK(find(audio, 4)->bytes.substr(0, 4) == "RIFF");
+  CHECK(find(audio, 5)->bytes == "audio/wav");
+
+  const auto histos = values_tagged(events, "weights/w");
+  REQUIRE(histos.size() == 1);
+  const auto histo = decode(find(histos[0].second, 5)->bytes);
+  CHECK(as_double(*find(histo, 1)) == 1.0);  // min
+  CHECK(as_double(*find(histo, 2)) == 3.0);  // max
+  CHECK(as_double(*find(histo, 3)) == 3.0);  // count
+  CHECK(as_double(*find(histo, 4)) == 6.0);  // sum
+  CHECK(as_double(*find(histo, 5)) == 14.0);  // sum of squares
+  CHECK(packed_doubles(*find(histo, 6)) == std::vector<double>{2.0, 3.0});
+  CHECK(packed_doubles(*find(histo, 7)) == std::vector<double>{1.0, 2.0});
+  fs::remove_all(dir);
+}
+
 TEST_CASE("metrics.jsonl has a row per logged step and per epoch") {
   const auto dir = scratch("jsonl");
   {
@@ -237,7 +439,20 @@ TEST_CASE("the default loggers write metrics.jsonl and TensorBoard files for a r
   std::vector<fs::path> files(fs::directory_iterator(dir / "tensorboard"),
                               fs::directory_iterator{});
   REQUIRE(files.size() == 1);
-  CHECK(scalars(read_events(files[0])).at("train/loss").size() == 4);
+  const auto events = read_events(files[0]);
+  CHECK(scalars(events).at("train/loss").size() == 4);
+  // Every epoch (media_every_epochs: 1): a histogram of each weight and gradient.
+  std::map<std::string, int> histograms;
+  for (const auto& e : events) {
+    for (const auto& v : e.values) {
+      if (find(v, 5)) ++histograms[find(v, 1)->bytes];
+    }
+  }
+  CHECK(histograms.size() == 4);  // weight and bias, their gradients
+  for (const auto& [tag, count] : histograms) {
+    CHECK(count == 2);
+    CHECK((tag.rfind("weights/", 0) == 0 || tag.rfind("grads/", 0) == 0));
+  }
   fs::remove_all(dir);
 }
 

@@ -236,6 +236,7 @@ struct LoggingSection {
   bool tensorboard = true;
   bool jsonl = true;
   bool profile = false;
+  std::int64_t media_every_epochs = 1;
   bool wandb = false;
   std::string wandb_project = "kokoro";
 
@@ -257,6 +258,10 @@ struct LoggingSection {
     v("jsonl", s.jsonl, "write metrics.jsonl");
     v("profile", s.profile,
       "time each step's phases; print a summary and write profile_trace.json at the end");
+    v("media_every_epochs", s.media_every_epochs,
+      "every N epochs send weight and gradient histograms and the task's samples (mel images, "
+      "audio) to the loggers that render them (0: never)",
+      rule::non_negative);
     v("wandb", s.wandb, "stream to Weights & Biases (needs WANDB_API_KEY)");
     v("wandb_project", s.wandb_project, "W&B project name");
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "kokoro/core/context.hpp"
+#include "kokoro/core/media.hpp"
 
 namespace kokoro {
 
@@ -18,6 +19,13 @@ concept has_on_epoch_end = requires(L& l, const EpochContext& ctx) {
 };
 }  // namespace detail::logger
 
+/// True when L renders media: the Trainer builds histograms and asks the task
+/// for samples only for such a logger.
+template <class L>
+concept MediaLogger = requires(L& l, const MediaContext& ctx) {
+  l.on_media(ctx);
+};
+
 /// A logger.
 ///  - `void on_step(const StepContext&)`: every `logging.log_every` optimizer
 ///    steps and at the end of each epoch, with the running means since the
@@ -27,7 +35,8 @@ concept has_on_epoch_end = requires(L& l, const EpochContext& ctx) {
 /// Optional hooks: `on_train_begin(const RunContext&)`,
 /// `on_epoch_begin(const EpochContext&)`, `on_step_end(const StepContext&)`
 /// (after every optimizer step, metrics empty: for progress displays; keep it
-/// cheap), `on_train_end(const RunSummary&)`.
+/// cheap), `on_media(const MediaContext&)` (images, audio and histograms,
+/// every `logging.media_every_epochs` epochs), `on_train_end(const RunSummary&)`.
 template <class L>
 concept LoggerPolicy = detail::logger::has_on_step<L> && detail::logger::has_on_epoch_end<L>;
 

@@ -14,6 +14,7 @@
 #include "kokoro/log/jsonl_logger.hpp"
 #include "kokoro/log/loggers.hpp"
 #include "kokoro/log/tensorboard_logger.hpp"
+#include "kokoro/log/wandb_logger.hpp"
 #include "kokoro/memory/adaptive_memory.hpp"
 #include "kokoro/memory/no_memory_policy.hpp"
 #include "kokoro/profile/interbatch_profiler.hpp"
@@ -24,14 +25,15 @@ namespace kokoro {
 /// The device `hardware.device` names (auto: CUDA, MPS, CPU), no loss
 /// scaling, adaptive memory cleanup (`hardware.memory_management`), the
 /// schedule `training.scheduler` names (with `training.warmup_steps` of
-/// warmup), console output plus metrics.jsonl and TensorBoard files (each
-/// switched by `logging.jsonl` and `logging.tensorboard`).
+/// warmup), console output plus metrics.jsonl, TensorBoard files and W&B
+/// streaming (switched by `logging.jsonl`, `logging.tensorboard` and
+/// `logging.wandb`).
 struct DefaultPolicies {
   using device = AutoDevice;
   using scaler = NoGradScaler;
   using memory = AdaptiveMemory<>;
   using scheduler = ScheduleFromConfig;
-  using logger = Loggers<ConsoleLogger, JsonlLogger, TensorBoardLogger>;
+  using logger = Loggers<ConsoleLogger, JsonlLogger, TensorBoardLogger, WandbLogger>;
   using profiler = InterbatchProfiler;  // records only with logging.profile: true
 };
 

@@ -59,7 +59,10 @@ concept has_train_data = requires(T& t, std::int64_t epoch) {
 ///    epoch lets a task reshuffle deterministically).
 /// Optional: `valid_data()`: a range of Batch for validation;
 /// `make_optimizer(const kokoro::TrainingConfig&)`: a
-/// std::unique_ptr<torch::optim::Optimizer> replacing the default AdamW.
+/// std::unique_ptr<torch::optim::Optimizer> replacing the default AdamW;
+/// `void media(kokoro::Media&, std::int64_t epoch)`: samples for the loggers
+/// (a predicted mel as an image, its audio), called in eval mode without
+/// gradients every `logging.media_every_epochs` epochs.
 /// A task constructible from `const kokoro::TrainingConfig&` is built by the
 /// Trainer after seeding, so its initial weights are reproducible.
 template <class T>

@@ -49,11 +49,13 @@
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/errors.hpp"
 #include "kokoro/core/loss_meter.hpp"
+#include "kokoro/core/media.hpp"
 #include "kokoro/core/make_policy.hpp"
 #include "kokoro/core/metrics.hpp"
 #include "kokoro/core/policies.hpp"
 #include "kokoro/core/stop_signal.hpp"
 #include "kokoro/core/task.hpp"
+#include "kokoro/log/media.hpp"
 #include "kokoro/profile/interbatch_profiler.hpp"
 
 namespace kokoro {
@@ -207,6 +209,7 @@ class Trainer {
         scheduler_.on_epoch_end(clock());
         apply_learning_rates();
       }
+      send_media();
       logger_.on_epoch_end(EpochContext{epoch_, global_step_, train, validation, seconds});
       if (complete) {
         ++epoch_;
@@ -309,6 +312,25 @@ class Trainer {
       return meter.mean();
     } else {
       return {};
+    }
+  }
+
+  /// Every `logging.media_every_epochs` epochs, when a logger renders media:
+  /// histograms of the weights and the last step's gradients, and the task's
+  /// samples (its optional `media(Media&, epoch)`, in eval mode without
+  /// gradients).
+  void send_media() {
+    if constexpr (MediaLogger<Logger>) {
+      const auto every = config_.logging.media_every_epochs;
+      if (every <= 0 || (epoch_ + 1) % every != 0) return;
+      Media media;
+      add_parameter_histograms(media, task_.model());
+      if constexpr (requires { task_.media(media, epoch_); }) {
+        torch::NoGradGuard no_grad;
+        detail::EvalModeGuard eval(task_.model());
+        task_.media(media, epoch_);
+      }
+      logger_.on_media(MediaContext{epoch_, global_step_, media});
     }
   }
 

@@ -3,7 +3,8 @@
 // u32 masked crc32c(data)` (little-endian), each data an `Event` message:
 // wall_time = 1 (double), step = 2 (int64), file_version = 3 (string),
 // summary = 5 (Summary { repeated Value value = 1 }). Value: tag = 1,
-// simple_value = 2 (float), metadata = 9, tensor = 8.
+// simple_value = 2 (float), image = 4, histo = 5, audio = 6, tensor = 8,
+// metadata = 9.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <unistd.h>
 
@@ -19,6 +21,9 @@
 
 #include "kokoro/core/crc32.hpp"
 #include "kokoro/core/errors.hpp"
+#include "kokoro/core/media.hpp"
+#include "kokoro/log/png.hpp"
+#include "kokoro/log/wav.hpp"
 
 namespace kokoro {
 
@@ -50,6 +55,13 @@ class ProtoWriter {
   }
   ProtoWriter& message_field(int field, const ProtoWriter& message) {
     return bytes_field(field, message.bytes());
+  }
+  /// A packed `repeated double`.
+  ProtoWriter& packed_doubles_field(int field, const std::vector<double>& values) {
+    key(field, 2);
+    varint(values.size() * sizeof(double));
+    for (const double v : values) little_endian(v);
+    return *this;
   }
   const std::string& bytes() const { return out_; }
 
@@ -119,6 +131,50 @@ class EventFileWriter {
     tensor.varint_field(1, 7 /* DT_STRING */).message_field(2, shape).bytes_field(8, text);
     detail::ProtoWriter v;
     v.bytes_field(1, tag).message_field(9, metadata).message_field(8, tensor);
+    write_summary(v, step, wall_time);
+  }
+
+  /// An image, stored as PNG (Summary.Image: height 1, width 2, colorspace 3,
+  /// encoded_image_string 4), under its tag.
+  void add_image(const Image& image, std::int64_t step, double wall_time) {
+    detail::ProtoWriter encoded;
+    encoded.varint_field(1, static_cast<std::uint64_t>(image.height))
+        .varint_field(2, static_cast<std::uint64_t>(image.width))
+        .varint_field(3, static_cast<std::uint64_t>(image.channels))
+        .bytes_field(4, encode_png(image));
+    detail::ProtoWriter v;
+    v.bytes_field(1, image.tag).message_field(4, encoded);
+    write_summary(v, step, wall_time);
+  }
+
+  /// A clip, stored as 16-bit WAV (Summary.Audio: sample_rate 1, num_channels 2,
+  /// length_frames 3, encoded_audio_string 4, content_type 5).
+  void add_audio(const AudioClip& clip, std::int64_t step, double wall_time) {
+    detail::ProtoWriter encoded;
+    encoded.float_field(1, static_cast<float>(clip.sample_rate))
+        .varint_field(2, 1)
+        .varint_field(3, clip.samples.size())
+        .bytes_field(4, encode_wav(clip))
+        .bytes_field(5, "audio/wav");
+    detail::ProtoWriter v;
+    v.bytes_field(1, clip.tag).message_field(6, encoded);
+    write_summary(v, step, wall_time);
+  }
+
+  /// A histogram (HistogramProto: min 1, max 2, num 3, sum 4, sum_squares 5,
+  /// bucket_limit 6, bucket 7).
+  void add_histogram(const Histogram& h, std::int64_t step, double wall_time) {
+    if (h.bucket_counts.empty()) return;  // nothing finite to show
+    detail::ProtoWriter histo;
+    histo.double_field(1, h.min)
+        .double_field(2, h.max)
+        .double_field(3, h.count)
+        .double_field(4, h.sum)
+        .double_field(5, h.sum_squares)
+        .packed_doubles_field(6, h.bucket_limits)
+        .packed_doubles_field(7, h.bucket_counts);
+    detail::ProtoWriter v;
+    v.bytes_field(1, h.tag).message_field(5, histo);
     write_summary(v, step, wall_time);
   }
 

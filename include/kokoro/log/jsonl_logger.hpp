@@ -5,8 +5,6 @@
 //   {"type":"epoch","time":...,"epoch":0,"global_step":16,"seconds":1.2,"train":{...},"validation":{...}}
 #pragma once
 
-#include <chrono>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -18,57 +16,9 @@
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/errors.hpp"
 #include "kokoro/core/logger_policy.hpp"
+#include "kokoro/log/json.hpp"
 
 namespace kokoro {
-
-namespace detail {
-
-inline std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  for (const char ch : text) {
-    switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(ch) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<int>(ch));
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
-}
-
-/// JSON has no NaN or infinity: those become null.
-inline std::string json_number(double value) {
-  return std::isfinite(value) ? fmt::format("{}", value) : "null";
-}
-
-inline std::string json_object(const Metrics& metrics) {
-  std::string out = "{";
-  for (const auto& [name, value] : metrics) {
-    if (out.size() > 1) out += ",";
-    out += json_string(name) + ":" + json_number(value);
-  }
-  return out + "}";
-}
-
-inline double unix_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace detail
 
 class JsonlLogger {
  public:

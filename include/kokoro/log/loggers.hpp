@@ -3,6 +3,7 @@
 #pragma once
 
 #include <tuple>
+#include <type_traits>
 
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/core/make_policy.hpp"
@@ -31,6 +32,12 @@ class Loggers {
   }
   void on_epoch_end(const EpochContext& ctx) {
     each([&](auto& l) { l.on_epoch_end(ctx); });
+  }
+  /// Present only when one of the loggers renders media.
+  void on_media(const MediaContext& ctx) requires(MediaLogger<L> || ...) {
+    each([&](auto& l) {
+      if constexpr (MediaLogger<std::remove_reference_t<decltype(l)>>) l.on_media(ctx);
+    });
   }
   void on_train_end(const RunSummary& ctx) {
     each([&](auto& l) { notify_train_end(l, ctx); });

@@ -1,6 +1,7 @@
 // TensorBoardLogger: scalars for every logged step ("train/<metric>") and
-// epoch ("epoch/train/<metric>", "epoch/validation/<metric>"), and the run's
-// configuration as text, in <logging.output_dir>/tensorboard. View with
+// epoch ("epoch/train/<metric>", "epoch/validation/<metric>"), the run's
+// configuration as text, and media (images, audio, histograms) every
+// `logging.media_every_epochs` epochs, in <logging.output_dir>/tensorboard. View with
 // `tensorboard --logdir <output_dir>/tensorboard`; upload to W&B with
 // `wandb sync --sync-tensorboard <output_dir>/tensorboard`.
 #pragma once
@@ -52,6 +53,15 @@ class TensorBoardLogger {
     const double now = detail::unix_seconds();
     for (const auto& [name, value] : s.metrics)
       writer_->add_scalar("train/" + name, value, s.global_step, now);
+    writer_->flush();
+  }
+
+  void on_media(const MediaContext& m) {
+    if (!writer_) return;
+    const double now = detail::unix_seconds();
+    for (const auto& image : m.media.images) writer_->add_image(image, m.global_step, now);
+    for (const auto& clip : m.media.audio) writer_->add_audio(clip, m.global_step, now);
+    for (const auto& h : m.media.histograms) writer_->add_histogram(h, m.global_step, now);
     writer_->flush();
   }
 

@@ -1,0 +1,496 @@
+// WandbLogger: streams a run to Weights & Biases over the HTTP API its own
+// client uses: a GraphQL `upsertBucket` creates the run with the
+// configuration, then the run's `file_stream` endpoint receives history rows
+// (wandb-history.jsonl, appended by line offset), the summary
+// (wandb-summary.json, overwritten) and finally `{"complete": true}`.
+//
+// Training never waits for the network: rows go into a bounded queue that a
+// background thread sends every `flush_seconds`; when the queue is full new
+// rows are dropped and counted. At the end of training the thread gets one
+// last try, bounded by `finish_timeout_seconds`, and the counts are reported.
+//
+// Switched on by `logging.wandb`. Online when an API key is found
+// (WANDB_API_KEY, else the password for the API host in ~/.netrc, as
+// `wandb login` writes it) and WANDB_MODE is not offline/disabled/dryrun.
+// Otherwise it says once how to upload the TensorBoard files instead.
+// Also read: WANDB_BASE_URL, WANDB_ENTITY, WANDB_PROJECT (when
+// logging.wandb_project is empty), WANDB_RUN_ID, WANDB_NAME.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "kokoro/config/training_config.hpp"
+#include "kokoro/core/context.hpp"
+#include "kokoro/core/logger_policy.hpp"
+#include "kokoro/log/http_client.hpp"
+#include "kokoro/log/json.hpp"
+
+namespace kokoro {
+
+namespace detail::wandb {
+
+inline std::string env(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
+}
+
+/// The password for `host` in ~/.netrc, or "".
+inline std::string netrc_password(const std::string& host) {
+  const auto home = env("HOME");
+  if (home.empty()) return "";
+  std::ifstream in(std::filesystem::path(home) / ".netrc");
+  std::string token, machine, password;
+  bool ours = false;
+  while (in >> token) {
+    if (token == "machine" && in >> machine) {
+      ours = machine == host;
+    } else if (token == "password" && in >> password && ours) {
+      return password;
+    }
+  }
+  return "";
+}
+
+inline std::string host_of(const std::string& url) {
+  auto start = url.find("://");
+  start = start == std::string::npos ? 0 : start + 3;
+  const auto end = url.find_first_of(":/", start);
+  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+/// 8 random characters from [a-z0-9], like W&B's own run ids. Drawn from
+/// std::random_device, not libtorch's generator, so the run stays reproducible.
+inline std::string random_run_id() {
+  static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::random_device device;
+  std::string id;
+  for (int i = 0; i < 8; ++i) id += alphabet[device() % 36];
+  return id;
+}
+
+/// The configuration as W&B expects it: {"<section>": {"value": {...}, "desc": null}}.
+inline std::string config_json(const TrainingConfig& config) {
+  std::string out = "{";
+  std::string section;
+  for_each_field(config, [&](const char* sec, const char* key, const auto& value, const char*,
+                             const auto&...) {
+    using V = std::remove_cvref_t<decltype(value)>;
+    if (section != sec) {
+      if (!section.empty()) out += "},\"desc\":null},";
+      section = sec;
+      out += json_string(section) + ":{\"value\":{";
+    } else {
+      out += ",";
+    }
+    out += json_string(key) + ":";
+    if constexpr (std::is_same_v<V, bool>) {
+      out += value ? "true" : "false";
+    } else if constexpr (std::is_arithmetic_v<V>) {
+      out += json_number(static_cast<double>(value));
+    } else {
+      out += json_string(fmt::format("{}", value));
+    }
+  });
+  if (!section.empty()) out += "},\"desc\":null}";
+  return out + "}";
+}
+
+}  // namespace detail::wandb
+
+/// Where and how a WandbLogger streams.
+struct WandbSettings {
+  std::string api_key;
+  std::string base_url = "https://api.wandb.ai";
+  std::string entity;  ///< empty: the API key's default entity
+  std::string project = "kokoro";
+  std::string run_id;    ///< empty: a random one
+  std::string run_name;  ///< the display name; empty: W&B makes one
+  std::string mode;      ///< WANDB_MODE
+  double flush_seconds = 2.0;
+  double heartbeat_seconds = 30.0;
+  double max_backoff_seconds = 30.0;
+  std::size_t max_queued_rows = 10000;
+  double finish_timeout_seconds = 15.0;
+  HttpOptions http;
+
+  bool online() const {
+    return !api_key.empty() && mode != "offline" && mode != "disabled" && mode != "dryrun";
+  }
+
+  /// From the configuration and W&B's environment variables and ~/.netrc.
+  static WandbSettings from(const TrainingConfig& config) {
+    using detail::wandb::env;
+    WandbSettings s;
+    if (const auto url = env("WANDB_BASE_URL"); !url.empty()) s.base_url = url;
+    while (!s.base_url.empty() && s.base_url.back() == '/') s.base_url.pop_back();
+    s.api_key = env("WANDB_API_KEY");
+    if (s.api_key.empty()) s.api_key = detail::wandb::netrc_password(detail::wandb::host_of(s.base_url));
+    s.entity = env("WANDB_ENTITY");
+    s.project = config.logging.wandb_project;
+    if (s.project.empty()) s.project = env("WANDB_PROJECT");
+    if (s.project.empty()) s.project = "kokoro";
+    s.run_id = env("WANDB_RUN_ID");
+    s.run_name = !config.logging.run_name.empty() ? config.logging.run_name : env("WANDB_NAME");
+    s.mode = env("WANDB_MODE");
+    return s;
+  }
+};
+
+/// What the stream did, for the end-of-run report and for tests.
+struct WandbStats {
+  bool run_created = false;
+  std::string entity;
+  std::string run_id;
+  std::int64_t rows_sent = 0;
+  std::int64_t rows_dropped = 0;  ///< the queue was full
+  std::int64_t rows_unsent = 0;   ///< still queued when the run ended
+  std::int64_t failed_requests = 0;
+  bool finished = false;  ///< the server acknowledged `complete`
+  std::string last_error;
+};
+
+namespace detail::wandb {
+
+/// The background sender: one thread, one queue of history lines.
+class Stream {
+ public:
+  Stream(WandbSettings settings, std::string config_json)
+      : settings_(std::move(settings)), config_json_(std::move(config_json)), http_(settings_.http) {
+    if (settings_.run_id.empty()) settings_.run_id = random_run_id();
+    stats_.run_id = settings_.run_id;
+    stats_.entity = settings_.entity;
+    thread_ = std::thread([this] { run(); });
+  }
+
+  ~Stream() { finish(1); }
+
+  const WandbSettings& settings() const { return settings_; }
+
+  /// Queues a history line; never blocks on the network.
+  void push(std::string line) {
+    {
+      std::lock_guard lock(mutex_);
+      if (finishing_) return;
+      if (rows_.size() >= settings_.max_queued_rows) {
+        ++stats_.rows_dropped;
+        return;
+      }
+      rows_.push_back(std::move(line));
+    }
+  }
+
+  /// Replaces the summary sent with the next batch.
+  void set_summary(std::string json) {
+    std::lock_guard lock(mutex_);
+    summary_ = std::move(json);
+    summary_dirty_ = true;
+    ++summary_version_;
+  }
+
+  /// Sends what is queued and marks the run finished, waiting at most
+  /// `finish_timeout_seconds`; then stops the thread. Idempotent.
+  void finish(int exit_code) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!thread_.joinable()) return;
+      finishing_ = true;
+      exit_code_ = exit_code;
+    }
+    cv_.notify_all();
+    {
+      std::unique_lock lock(mutex_);
+      const auto limit = std::chrono::duration<double>(settings_.finish_timeout_seconds);
+      if (!done_cv_.wait_for(lock, limit, [&] { return done_; })) {
+        abort_ = true;  // interrupts a request in flight within about a second
+      }
+    }
+    cv_.notify_all();
+    thread_.join();
+    std::lock_guard lock(mutex_);
+    stats_.rows_unsent = static_cast<std::int64_t>(rows_.size());
+  }
+
+  WandbStats stats() const {
+    std::lock_guard lock(mutex_);
+    return stats_;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  std::string file_stream_url() const {
+    return fmt::format("{}/files/{}/{}/{}/file_stream", settings_.base_url, stats_.entity,
+                       settings_.project, settings_.run_id);
+  }
+
+  HttpResponse post(const std::string& url, const std::string& body) {
+    auto response = http_.post_json(url, body, "api", settings_.api_key, &abort_);
+    if (!response.ok()) {
+      std::lock_guard lock(mutex_);
+      ++stats_.failed_requests;
+      stats_.last_error = response.error.empty()
+                              ? fmt::format("HTTP {} from {}", response.status, url)
+                              : fmt::format("{}: {}", url, response.error);
+    }
+    return response;
+  }
+
+  bool create_run() {
+    static constexpr const char* mutation =
+        "mutation UpsertBucket($name: String, $project: String, $entity: String, "
+        "$displayName: String, $config: JSONString, $host: String, $program: String) { "
+        "upsertBucket(input: {name: $name, modelName: $project, entityName: $entity, "
+        "displayName: $displayName, config: $config, host: $host, jobProgram: $program}) { "
+        "bucket { id name project { name entity { name } } } inserted } }";
+    char host[256] = "localhost";
+    ::gethostname(host, sizeof(host) - 1);
+    std::string variables = fmt::format(
+        R"({{"name":{},"project":{},"entity":{},"config":{},"host":{},"program":"kokoro")",
+        json_string(settings_.run_id), json_string(settings_.project),
+        settings_.entity.empty() ? "null" : json_string(settings_.entity),
+        json_string(config_json_), json_string(host));
+    if (!settings_.run_name.empty()) variables += ",\"displayName\":" + json_string(settings_.run_name);
+    variables += "}";
+    const auto response = post(settings_.base_url + "/graphql",
+                               fmt::format(R"({{"query":{},"variables":{}}})", json_string(mutation),
+                                           variables));
+    if (!response.ok()) return false;
+    try {
+      const auto reply = YAML::Load(response.body);  // JSON is YAML
+      if (reply["errors"] && reply["errors"].size() > 0) {
+        std::lock_guard lock(mutex_);
+        ++stats_.failed_requests;
+        stats_.last_error = "run creation refused: " + reply["errors"][0]["message"].as<std::string>("?");
+        return false;
+      }
+      const auto entity = reply["data"]["upsertBucket"]["bucket"]["project"]["entity"]["name"];
+      std::lock_guard lock(mutex_);
+      if (entity && entity.IsScalar()) stats_.entity = entity.as<std::string>();
+      if (stats_.entity.empty()) {
+        stats_.last_error = "run creation: the reply names no entity; set WANDB_ENTITY";
+        return false;
+      }
+      stats_.run_created = true;
+      return true;
+    } catch (const YAML::Exception&) {
+      std::lock_guard lock(mutex_);
+      stats_.last_error = "run creation: the reply is not JSON";
+      return false;
+    }
+  }
+
+  /// One batch of queued lines (and the summary, if it changed); true when
+  /// the server took it.
+  bool send_batch(std::unique_lock<std::mutex>& lock) {
+    const std::size_t count = std::min<std::size_t>(rows_.size(), 1000);
+    std::string files;
+    if (count > 0) {
+      std::string content;
+      for (std::size_t i = 0; i < count; ++i) {
+        if (i) content += ",";
+        content += json_string(rows_[i]);
+      }
+      files += fmt::format(R"("wandb-history.jsonl":{{"offset":{},"content":[{}]}})",
+                           stats_.rows_sent, content);
+    }
+    const bool with_summary = summary_dirty_;
+    if (with_summary) {
+      if (!files.empty()) files += ",";
+      files += fmt::format(R"("wandb-summary.json":{{"offset":0,"content":[{}]}})",
+                           json_string(summary_));
+    }
+    const auto version = summary_version_;
+    lock.unlock();
+    const bool ok = post(file_stream_url(), "{\"files\":{" + files + "}}").ok();
+    lock.lock();
+    if (ok) {
+      rows_.erase(rows_.begin(), rows_.begin() + static_cast<std::ptrdiff_t>(count));
+      stats_.rows_sent += static_cast<std::int64_t>(count);
+      if (with_summary && version == summary_version_) summary_dirty_ = false;
+    }
+    return ok;
+  }
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    double backoff = 0.0;
+    auto last_post = Clock::now();
+    while (!abort_) {
+      const double wait = backoff > 0 ? backoff : settings_.flush_seconds;
+      cv_.wait_for(lock, std::chrono::duration<double>(wait),
+                   [&] { return abort_ || finishing_; });
+      if (abort_) break;
+      const bool last_try = finishing_;
+      bool ok = stats_.run_created;
+      if (!ok) {
+        lock.unlock();
+        ok = create_run();
+        lock.lock();
+      }
+      while (ok && !abort_ && (!rows_.empty() || summary_dirty_)) {
+        ok = send_batch(lock);
+        last_post = Clock::now();
+      }
+      if (ok && !last_try && Clock::now() - last_post > std::chrono::duration<double>(settings_.heartbeat_seconds)) {
+        lock.unlock();
+        ok = post(file_stream_url(), R"({"complete":false,"failed":false})").ok();
+        lock.lock();
+        last_post = Clock::now();
+      }
+      if (last_try) {
+        if (ok) {
+          const int code = exit_code_;
+          lock.unlock();
+          const bool acknowledged =
+              post(file_stream_url(), fmt::format(R"({{"complete":true,"exitcode":{}}})", code)).ok();
+          lock.lock();
+          stats_.finished = acknowledged;
+        }
+        break;  // one last try only: a dead network must not hold up the end of training
+      }
+      backoff = ok ? 0.0 : std::min(settings_.max_backoff_seconds, std::max(1.0, backoff * 2));
+    }
+    done_ = true;
+    done_cv_.notify_all();
+  }
+
+  WandbSettings settings_;
+  std::string config_json_;
+  HttpClient http_;
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::condition_variable done_cv_;
+  std::deque<std::string> rows_;
+  std::string summary_;
+  bool summary_dirty_ = false;
+  std::int64_t summary_version_ = 0;
+  bool finishing_ = false;
+  bool done_ = false;
+  int exit_code_ = 0;
+  std::atomic<bool> abort_{false};
+  WandbStats stats_;
+  std::thread thread_;
+};
+
+}  // namespace detail::wandb
+
+class WandbLogger {
+ public:
+  /// Does nothing (a logger that is switched off).
+  WandbLogger() = default;
+
+  /// On when `logging.wandb` is; streams when online (see the top of this file).
+  explicit WandbLogger(const TrainingConfig& config) {
+    if (!config.logging.wandb) return;
+    auto settings = WandbSettings::from(config);
+    if (settings.online()) {
+      stream_ = std::make_unique<detail::wandb::Stream>(std::move(settings),
+                                                        detail::wandb::config_json(config));
+    } else {
+      const auto dir = std::filesystem::path(config.logging.output_dir) / "tensorboard";
+      std::printf(
+          "kokoro: W&B is %s; upload this run later with: wandb sync --sync-tensorboard %s%s\n",
+          settings.api_key.empty() ? "on but no API key was found (WANDB_API_KEY or ~/.netrc)"
+                                   : fmt::format("in {} mode", settings.mode).c_str(),
+          dir.string().c_str(), config.logging.tensorboard ? "" : " (set logging.tensorboard: true)");
+      std::fflush(stdout);
+    }
+  }
+
+  /// Streams with explicit settings, whatever the environment says.
+  WandbLogger(WandbSettings settings, const TrainingConfig& config)
+      : stream_(std::make_unique<detail::wandb::Stream>(std::move(settings),
+                                                        detail::wandb::config_json(config))) {}
+
+  bool streaming() const { return stream_ != nullptr; }
+  WandbStats stats() const { return stream_ ? stream_->stats() : WandbStats{}; }
+
+  void on_train_begin(const RunContext&) {
+    start_ = std::chrono::steady_clock::now();
+    if (!stream_) return;
+    const auto& s = stream_->settings();
+    std::printf("kokoro: streaming to W&B project '%s' as run %s\n", s.project.c_str(),
+                s.run_id.c_str());
+    std::fflush(stdout);
+  }
+
+  void on_step(const StepContext& s) {
+    if (!stream_) return;
+    Metrics row;
+    for (const auto& [name, value] : s.metrics) row.set("train/" + name, value);
+    row.set("epoch", static_cast<double>(s.epoch));
+    row.set("global_step", static_cast<double>(s.global_step));
+    send(row);
+  }
+
+  void on_epoch_end(const EpochContext& e) {
+    if (!stream_) return;
+    Metrics row;
+    for (const auto& [name, value] : e.train) row.set("epoch/train/" + name, value);
+    for (const auto& [name, value] : e.validation) row.set("epoch/validation/" + name, value);
+    row.set("epoch", static_cast<double>(e.epoch));
+    row.set("global_step", static_cast<double>(e.global_step));
+    row.set("epoch_seconds", e.seconds);
+    send(row);
+  }
+
+  /// Marks the run finished (exit code 0, or 128 + the signal that stopped
+  /// it) and reports what was sent and dropped.
+  void on_train_end(const RunSummary& summary) {
+    if (!stream_) return;
+    stream_->finish(summary.stop_signal ? 128 + summary.stop_signal : 0);
+    const auto st = stream_->stats();
+    const auto& s = stream_->settings();
+    const std::string app = s.base_url == "https://api.wandb.ai" ? "https://wandb.ai" : s.base_url;
+    if (st.run_created) {
+      std::printf("kokoro: W&B run %s/%s/%s/runs/%s: %lld rows sent, %lld dropped, %lld unsent%s\n",
+                  app.c_str(), st.entity.c_str(), s.project.c_str(), st.run_id.c_str(),
+                  static_cast<long long>(st.rows_sent), static_cast<long long>(st.rows_dropped),
+                  static_cast<long long>(st.rows_unsent), st.finished ? "" : " (not marked finished)");
+    } else {
+      std::printf("kokoro: W&B run was not created (%s); upload later with: wandb sync "
+                  "--sync-tensorboard <output_dir>/tensorboard\n",
+                  st.last_error.c_str());
+    }
+    std::fflush(stdout);
+  }
+
+ private:
+  void send(Metrics row) {
+    const double runtime =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    row.set("_step", static_cast<double>(step_++));
+    row.set("_runtime", runtime);
+    row.set("_timestamp", detail::unix_seconds());
+    for (const auto& [name, value] : row) summary_.set(name, value);
+    stream_->push(detail::json_object(row));
+    stream_->set_summary(detail::json_object(summary_));
+  }
+
+  std::unique_ptr<detail::wandb::Stream> stream_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::int64_t step_ = 0;
+  Metrics summary_;
+};
+
+static_assert(LoggerPolicy<WandbLogger>);
+
+}  // namespace kokoro

@@ -1,0 +1,248 @@
+// The W&B logger against a local HTTP server that stands in for the service:
+// what it sends (authentication, run creation with the configuration,
+// history rows in order, the summary, completion), and that a dead or hung
+// service costs training nothing.
+#include <doctest/doctest.h>
+
+#include <kokoro/log/loggers.hpp>
+#include <kokoro/log/wandb_logger.hpp>
+#include <kokoro/trainer.hpp>
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "http_server.hpp"
+#include "test_tasks.hpp"
+
+using namespace kokoro;
+using test::HttpServer;
+
+namespace {
+
+std::string base64(const std::string& in) {
+  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); i += 3) {
+    std::uint32_t n = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
+    if (i + 2 < in.size()) n |= static_cast<unsigned char>(in[i + 2]);
+    out += table[(n >> 18) & 63];
+    out += table[(n >> 12) & 63];
+    out += i + 1 < in.size() ? table[(n >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? table[n & 63] : '=';
+  }
+  return out;
+}
+
+/// The replies of a W&B service that knows the key's entity, "tester".
+std::string service(const HttpServer::Request& r) {
+  if (r.path == "/graphql") {
+    return R"({"data":{"upsertBucket":{"bucket":{"id":"UnVuOjE=","name":"run1",)"
+           R"("project":{"name":"proj","entity":{"name":"tester"}}},"inserted":true}}})";
+  }
+  return "{}";
+}
+
+WandbSettings settings_for(const std::string& url) {
+  WandbSettings s;
+  s.api_key = "local-test-key";
+  s.base_url = url;
+  s.project = "proj";
+  s.run_id = "run1";
+  s.run_name = "a test run";
+  s.flush_seconds = 0.02;
+  s.finish_timeout_seconds = 5.0;
+  return s;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+TEST_CASE("the W&B logger creates the run, streams rows in order and marks it finished") {
+  HttpServer server(service);
+  auto config = test::quick_config();
+  config.training.batch_size = 7;
+  WandbLogger logger(settings_for(server.url()), config);
+  logger.on_train_begin(RunContext{config, "cpu", "float32", 1, 1, 0, 1, 0});
+  for (int i = 0; i < 25; ++i) {
+    Metrics m;
+    m.set("loss", 100.0 - i);
+    logger.on_step(StepContext{0, i + 1, i + 1, 25, 8, true, m});
+  }
+  Metrics train, valid;
+  train.set("loss", 80.0);
+  valid.set("loss", 90.0);
+  logger.on_epoch_end(EpochContext{0, 25, train, valid, 1.5});
+  logger.on_train_end(RunSummary{});
+
+  const auto stats = logger.stats();
+  CHECK(stats.run_created);
+  CHECK(stats.entity == "tester");
+  CHECK(stats.rows_sent == 26);
+  CHECK(stats.rows_dropped == 0);
+  CHECK(stats.finished);
+
+  const auto requests = server.requests();
+  REQUIRE(requests.size() >= 3);
+  for (const auto& r : requests) {
+    CHECK(r.method == "POST");
+    CHECK(r.authorization == "Basic " + base64("api:local-test-key"));
+  }
+  // Run creation: the mutation with the run id, project and configuration.
+  CHECK(requests[0].path == "/graphql");
+  const auto creation = YAML::Load(requests[0].body);
+  CHECK(creation["query"].as<std::string>().find("upsertBucket") != std::string::npos);
+  CHECK(creation["variables"]["name"].as<std::string>() == "run1");
+  CHECK(creation["variables"]["project"].as<std::string>() == "proj");
+  CHECK(creation["variables"]["displayName"].as<std::string>() == "a test run");
+  const auto run_config = YAML::Load(creation["variables"]["config"].as<std::string>());
+  CHECK(run_config["training"]["value"]["batch_size"].as<int>() == 7);
+  CHECK(run_config["hardware"]["value"]["mixed_precision"].as<bool>() == false);
+
+  // History: contiguous offsets, rows in the order logged; then completion.
+  std::vector<YAML::Node> rows;
+  bool summary_seen = false;
+  for (std::size_t i = 1; i < requests.size(); ++i) {
+    CHECK(requests[i].path == "/files/tester/proj/run1/file_stream");
+    const auto body = YAML::Load(requests[i].body);
+    if (!body["files"]) continue;
+    if (const auto history = body["files"]["wandb-history.jsonl"]) {
+      CHECK(history["offset"].as<std::size_t>() == rows.size());
+      for (const auto& line : history["content"]) rows.push_back(YAML::Load(line.as<std::string>()));
+    }
+    if (const auto summary = body["files"]["wandb-summary.json"]) {
+      CHECK(summary["offset"].as<int>() == 0);
+      summary_seen = true;
+    }
+  }
+  REQUIRE(rows.size() == 26);
+  for (int i = 0; i < 25; ++i) {
+    CHECK(rows[i]["_step"].as<int>() == i);
+    CHECK(rows[i]["train/loss"].as<double>() == 100.0 - i);
+    CHECK(rows[i]["global_step"].as<int>() == i + 1);
+  }
+  CHECK(rows[25]["epoch/validation/loss"].as<double>() == 90.0);
+  CHECK(rows[25]["_timestamp"].as<double>() > 1.6e9);
+  CHECK(summary_seen);
+  const auto last = YAML::Load(requests.back().body);
+  CHECK(last["complete"].as<bool>());
+  CHECK(last["exitcode"].as<int>() == 0);
+}
+
+TEST_CASE("a run refused by the service is reported, not retried forever") {
+  HttpServer server([](const HttpServer::Request&) {
+    return std::string(R"({"errors":[{"message":"permission denied"}]})");
+  });
+  WandbLogger logger(settings_for(server.url()), test::quick_config());
+  logger.on_train_begin(RunContext{test::quick_config(), "cpu", "float32", 1, 1, 0, 1, 0});
+  logger.on_train_end(RunSummary{});
+  const auto stats = logger.stats();
+  CHECK_FALSE(stats.run_created);
+  CHECK(stats.last_error.find("permission denied") != std::string::npos);
+}
+
+TEST_CASE("a hung W&B service blocks neither the steps nor the end of training") {
+  HttpServer hung;  // accepts, never answers
+  auto settings = settings_for(hung.url());
+  settings.max_queued_rows = 10;
+  settings.finish_timeout_seconds = 0.3;
+  settings.http.timeout_ms = 600'000;  // only the abort can end the request
+  WandbLogger logger(settings, test::quick_config());
+  logger.on_train_begin(RunContext{test::quick_config(), "cpu", "float32", 1, 1, 0, 1, 0});
+
+  Metrics m;
+  m.set("loss", 1.0);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 200; ++i) logger.on_step(StepContext{0, i + 1, i + 1, 200, 8, true, m});
+  const double logging = seconds_since(start);
+  const auto end = std::chrono::steady_clock::now();
+  logger.on_train_end(RunSummary{});
+  const double finishing = seconds_since(end);
+
+  // The sender is stuck in its first request the whole time: the steps
+  // only queued rows (a network round trip each would take forever here),
+  // the queue overflowed and said so, and the end waited its timeout plus the
+  // abort's latency (curl polls the flag about once a second), not the
+  // request's 10 minutes.
+  CHECK(logging < 1.0);
+  const auto stats = logger.stats();
+  CHECK(stats.rows_dropped == 190);
+  CHECK(stats.rows_unsent == 10);
+  CHECK_FALSE(stats.run_created);
+  CHECK_FALSE(stats.finished);
+  CHECK(finishing < 5.0);
+  CHECK(hung.requests().size() == 1);
+}
+
+TEST_CASE("training with a dead W&B endpoint completes and counts the failures") {
+  static std::string url;
+  url = "http://127.0.0.1:" + std::to_string(HttpServer::dead_port());
+  struct DeadWandb : WandbLogger {
+    explicit DeadWandb(const TrainingConfig& c) : WandbLogger(settings_for(url), c) {}
+  };
+  struct Policies : DefaultPolicies {
+    using logger = Loggers<DeadWandb>;
+  };
+  auto config = test::quick_config();
+  config.training.epochs = 3;
+  Trainer<test::LinearTask, Policies> trainer(config);
+  trainer.task().train = test::split(test::linear_data(16), {4, 4, 4, 4});
+  const auto summary = trainer.fit();
+  CHECK(summary.epochs_completed == 3);
+  CHECK(summary.global_step == 12);
+  const auto stats = trainer.logger().get<DeadWandb>().stats();
+  CHECK_FALSE(stats.run_created);
+  CHECK(stats.failed_requests >= 1);
+  CHECK(stats.last_error.find("127.0.0.1") != std::string::npos);
+}
+
+TEST_CASE("without an API key, or offline, the W&B logger does not stream") {
+  auto config = test::quick_config();
+  config.logging.wandb = true;
+  ::setenv("WANDB_API_KEY", "some-key", 1);
+  ::setenv("WANDB_MODE", "offline", 1);
+  CHECK_FALSE(WandbLogger(config).streaming());
+  ::unsetenv("WANDB_MODE");
+  ::setenv("HOME", "/nonexistent", 1);  // no ~/.netrc either
+  ::unsetenv("WANDB_API_KEY");
+  CHECK_FALSE(WandbLogger(config).streaming());
+  config.logging.wandb = false;
+  ::setenv("WANDB_API_KEY", "some-key", 1);
+  CHECK_FALSE(WandbLogger(config).streaming());
+  ::unsetenv("WANDB_API_KEY");
+}
+
+TEST_CASE("W&B settings come from the environment and ~/.netrc as W&B's client reads them") {
+  const auto home = test::scratch_dir("wandb-home");
+  std::filesystem::create_directories(home);
+  std::ofstream(home / ".netrc") << "machine example.org\n  login user\n  password wrong\n"
+                                    "machine api.wandb.ai\n  login user\n  password netrc-key\n";
+  const char* old_home = std::getenv("HOME");
+  const std::string saved = old_home ? old_home : "";
+  ::setenv("HOME", home.c_str(), 1);
+  ::unsetenv("WANDB_API_KEY");
+  ::setenv("WANDB_ENTITY", "team", 1);
+  auto config = test::quick_config();
+  config.logging.wandb_project = "tts";
+  config.logging.run_name = "ljs-small";
+  auto s = WandbSettings::from(config);
+  CHECK(s.api_key == "netrc-key");
+  CHECK(s.base_url == "https://api.wandb.ai");
+  CHECK(s.entity == "team");
+  CHECK(s.project == "tts");
+  CHECK(s.run_name == "ljs-small");
+  CHECK(s.online());
+  ::setenv("WANDB_BASE_URL", "https://wandb.example.com/", 1);
+  s = WandbSettings::from(config);
+  CHECK(s.base_url == "https://wandb.example.com");
+  CHECK(s.api_key.empty());  // the netrc has no entry for that host
+  ::unsetenv("WANDB_BASE_URL");
+  ::unsetenv("WANDB_ENTITY");
+  ::setenv("HOME", saved.c_str(), 1);
+  std::filesystem::remove_all(home);
+}
