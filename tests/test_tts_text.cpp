@@ -1,0 +1,718 @@
+// The TTS text front end without libtorch: English normalisation, Praat
+// TextGrids in both formats and encodings, frame durations rounded as numpy
+// rounds them, and the alignment of MFA phones to G2P tokens.
+#include <doctest/doctest.h>
+
+#include <kokoro/tts/text_normalizer.hpp>
+#include <kokoro/tts/textgrid.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#ifndef KOKORO_TEST_DATA
+#error "KOKORO_TEST_DATA must be the absolute path of tests/data"
+#endif
+
+using kokoro::tts::normalize_english;
+namespace fs = std::filesystem;
+namespace tts = kokoro::tts;
+
+namespace {
+
+const fs::path kGrids = fs::path(KOKORO_TEST_DATA) / "textgrid";
+
+fs::path scratch_file(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / "kokoro_tts_text_tests";
+  fs::create_directories(dir);
+  return dir / name;
+}
+
+void write_bytes(const fs::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::string error_of(auto&& fn) {
+  try {
+    fn();
+  } catch (const kokoro::Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+std::int64_t sum(const std::vector<std::int64_t>& v) {
+  return std::accumulate(v.begin(), v.end(), std::int64_t{0});
+}
+
+tts::Tier tier_of(std::vector<tts::Interval> intervals) { return {"phones", std::move(intervals)}; }
+
+/// A phone tier of 0.1 s intervals with these labels.
+tts::Tier phones_of(const std::vector<std::string>& labels) {
+  tts::Tier tier{"phones", {}};
+  double t = 0;
+  for (const auto& label : labels) {
+    tier.intervals.push_back({t, t + 0.1, label});
+    t += 0.1;
+  }
+  return tier;
+}
+
+bool is_pause(std::string_view token) {
+  return token == " " || token == "." || token == "," || token == "?" || token == "!" ||
+         token == ";" || token == ":" || token == "-";
+}
+
+std::string utf16(const std::u32string& text, bool big_endian) {
+  std::string out = big_endian ? "\xFE\xFF" : "\xFF\xFE";
+  auto put = [&](char32_t unit) {
+    const char hi = static_cast<char>(unit >> 8), lo = static_cast<char>(unit & 0xFF);
+    out += big_endian ? std::string{hi, lo} : std::string{lo, hi};
+  };
+  for (const char32_t cp : text) {
+    if (cp >= 0x10000) {
+      put(0xD800 + ((cp - 0x10000) >> 10));
+      put(0xDC00 + ((cp - 0x10000) & 0x3FF));
+    } else {
+      put(cp);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- normalisation ------------------------------------------------------------
+
+TEST_CASE("cardinals are spelled out, with thousands separators and signs") {
+  CHECK(normalize_english("0") == "zero");
+  CHECK(normalize_english("7 dogs") == "seven dogs");
+  CHECK(normalize_english("13") == "thirteen");
+  CHECK(normalize_english("21") == "twenty-one");
+  CHECK(normalize_english("105") == "one hundred five");
+  CHECK(normalize_english("999") == "nine hundred ninety-nine");
+  CHECK(normalize_english("1,000") == "one thousand");
+  CHECK(normalize_english("12,345") == "twelve thousand three hundred forty-five");
+  CHECK(normalize_english("1,000,000") == "one million");
+  CHECK(normalize_english("2,000,000,001") == "two billion one");
+  CHECK(normalize_english("1,234,567,890") ==
+        "one billion two hundred thirty-four million five hundred sixty-seven thousand eight "
+        "hundred ninety");
+  CHECK(normalize_english("5000000000000") == "five trillion");
+  CHECK(normalize_english("-5") == "minus five");
+  CHECK(normalize_english("it was -12 outside") == "it was minus twelve outside");
+  CHECK(normalize_english("(-3)") == "(minus three)");
+}
+
+TEST_CASE("odd digit strings are read digit by digit and hyphens between numbers stay") {
+  CHECK(normalize_english("agent 007") == "agent zero zero seven");
+  CHECK(normalize_english("1234567890123456789") ==
+        "one two three four five six seven eight nine zero one two three four five six seven "
+        "eight nine");
+  CHECK(normalize_english("pages 5-6") == "pages five-six");
+  CHECK(normalize_english("1,2 and 1,23") == "one,two and one,twenty-three");
+}
+
+TEST_CASE("decimals read the digits after the point one by one") {
+  CHECK(normalize_english("3.14") == "three point one four");
+  CHECK(normalize_english("0.05") == "zero point zero five");
+  CHECK(normalize_english(".5 of it") == "point five of it");
+  CHECK(normalize_english("-2.5") == "minus two point five");
+  CHECK(normalize_english("1,000.25") == "one thousand point two five");
+  CHECK(normalize_english("It cost 3.") == "It cost three.");
+}
+
+TEST_CASE("ordinals take the form of their last word") {
+  CHECK(normalize_english("1st") == "first");
+  CHECK(normalize_english("2nd") == "second");
+  CHECK(normalize_english("3rd") == "third");
+  CHECK(normalize_english("11th") == "eleventh");
+  CHECK(normalize_english("12th") == "twelfth");
+  CHECK(normalize_english("20th") == "twentieth");
+  CHECK(normalize_english("22nd") == "twenty-second");
+  CHECK(normalize_english("103rd") == "one hundred third");
+  CHECK(normalize_english("1,000th") == "one thousandth");
+  CHECK(normalize_english("the 5TH day") == "the fifth day");
+}
+
+TEST_CASE("standalone four-digit numbers in year ranges are read as years") {
+  CHECK(normalize_english("1984") == "nineteen eighty-four");
+  CHECK(normalize_english("in 1905,") == "in nineteen oh five,");
+  CHECK(normalize_english("1900") == "nineteen hundred");
+  CHECK(normalize_english("1100") == "eleven hundred");
+  CHECK(normalize_english("2000") == "two thousand");
+  CHECK(normalize_english("2005") == "two thousand five");
+  CHECK(normalize_english("2010") == "twenty ten");
+  CHECK(normalize_english("2023.") == "twenty twenty-three.");
+  CHECK(normalize_english("1980s") == "nineteen eighties");
+  CHECK(normalize_english("the 90s") == "the nineties");
+  CHECK(normalize_english("1800s") == "eighteen hundreds");
+}
+
+TEST_CASE("numbers that are not years are read as cardinals") {
+  CHECK(normalize_english("1099") == "one thousand ninety-nine");
+  CHECK(normalize_english("2100") == "two thousand one hundred");
+  CHECK(normalize_english("1,984") == "one thousand nine hundred eighty-four");
+  CHECK(normalize_english("-1984") == "minus one thousand nine hundred eighty-four");
+  CHECK(normalize_english("1984.5") == "one thousand nine hundred eighty-four point five");
+  CHECK(normalize_english("B1984") == "B one thousand nine hundred eighty-four");
+}
+
+TEST_CASE("money is read with its unit, and cents after a comma") {
+  CHECK(normalize_english("$3.50") == "three dollars, fifty cents");
+  CHECK(normalize_english("$1") == "one dollar");
+  CHECK(normalize_english("$1.01") == "one dollar, one cent");
+  CHECK(normalize_english("$3.5") == "three dollars, fifty cents");
+  CHECK(normalize_english("$0.99") == "ninety-nine cents");
+  CHECK(normalize_english("$.25") == "twenty-five cents");
+  CHECK(normalize_english("$0") == "zero dollars");
+  CHECK(normalize_english("$3.00") == "three dollars");
+  CHECK(normalize_english("$1,500") == "one thousand five hundred dollars");
+  CHECK(normalize_english("$1984") == "one thousand nine hundred eighty-four dollars");
+  CHECK(normalize_english("£5") == "five pounds");
+  CHECK(normalize_english("£1") == "one pound");
+  CHECK(normalize_english("£2.01") == "two pounds, one penny");
+  CHECK(normalize_english("£0.50") == "fifty pence");
+  CHECK(normalize_english("€2.50") == "two euros, fifty cents");
+  CHECK(normalize_english("-$5") == "minus five dollars");
+  CHECK(normalize_english("$1.005") == "one point zero zero five dollars");
+  CHECK(normalize_english("costs $5.") == "costs five dollars.");
+  CHECK(normalize_english("a $ sign") == "a $ sign");
+}
+
+TEST_CASE("a scale word after money moves the unit after it") {
+  CHECK(normalize_english("$2 million") == "two million dollars");
+  CHECK(normalize_english("$1 billion.") == "one billion dollars.");
+  CHECK(normalize_english("$2.5 Billion") == "two point five Billion dollars");
+  CHECK(normalize_english("£3 thousand") == "three thousand pounds");
+  CHECK(normalize_english("$2 millionaires") == "two dollars millionaires");
+}
+
+TEST_CASE("percentages") {
+  CHECK(normalize_english("5%") == "five percent");
+  CHECK(normalize_english("3.5%.") == "three point five percent.");
+  CHECK(normalize_english("-2%") == "minus two percent");
+  CHECK(normalize_english("100%") == "one hundred percent");
+}
+
+TEST_CASE("clock times") {
+  CHECK(normalize_english("at 3:30") == "at three thirty");
+  CHECK(normalize_english("at 3:05") == "at three oh five");
+  CHECK(normalize_english("at 3:00.") == "at three o'clock.");
+  CHECK(normalize_english("at 3:00 pm") == "at three pm");
+  CHECK(normalize_english("at 11:00 a.m.") == "at eleven a.m.");
+  CHECK(normalize_english("14:00") == "fourteen hundred");
+  CHECK(normalize_english("12:45pm") == "twelve forty-five pm");
+  CHECK(normalize_english("25:00") == "twenty-five:zero zero");
+}
+
+TEST_CASE("numbers glued to letters are separated from them") {
+  CHECK(normalize_english("B52") == "B fifty-two");
+  CHECK(normalize_english("10am") == "ten am");
+  CHECK(normalize_english("3D") == "three D");
+}
+
+TEST_CASE("titles before names are expanded and lose their period") {
+  CHECK(normalize_english("Mr. Smith") == "Mister Smith");
+  CHECK(normalize_english("Mrs. Smith") == "Missus Smith");
+  CHECK(normalize_english("Ms. Smith") == "Miz Smith");
+  CHECK(normalize_english("Dr. Watson") == "Doctor Watson");
+  CHECK(normalize_english("Gen. Lee") == "General Lee");
+  CHECK(normalize_english("Col. Mustard") == "Colonel Mustard");
+  CHECK(normalize_english("Capt. Hook") == "Captain Hook");
+  CHECK(normalize_english("Lt. Dan") == "Lieutenant Dan");
+  CHECK(normalize_english("Sgt. Pepper") == "Sergeant Pepper");
+  CHECK(normalize_english("Rev. King") == "Reverend King");
+  CHECK(normalize_english("Hon. Member") == "Honorable Member");
+  CHECK(normalize_english("Prof. Higgins") == "Professor Higgins");
+  CHECK(normalize_english("Ali vs. Frazier") == "Ali versus Frazier");
+  CHECK(normalize_english("MR. SMITH") == "MISTER SMITH");
+  CHECK(normalize_english("I saw the Dr.") == "I saw the Doctor.");
+}
+
+TEST_CASE("trailing abbreviations keep their period where it ends a sentence") {
+  CHECK(normalize_english("John Smith Jr. spoke") == "John Smith Junior spoke");
+  CHECK(normalize_english("John Smith Sr., the elder") == "John Smith Senior, the elder");
+  CHECK(normalize_english("Smith & Co. Then he left.") == "Smith and Company. Then he left.");
+  CHECK(normalize_english("Smith Co. Ltd.") == "Smith Company Limited.");
+  CHECK(normalize_english("apples, pears, etc. and more") == "apples, pears, et cetera and more");
+  CHECK(normalize_english("apples, etc.") == "apples, et cetera.");
+}
+
+TEST_CASE("St. is Saint before a capitalised word and Street otherwise") {
+  CHECK(normalize_english("St. Louis") == "Saint Louis");
+  CHECK(normalize_english("on Baker St.") == "on Baker Street.");
+  CHECK(normalize_english("Baker St., London") == "Baker Street, London");
+  CHECK(normalize_english("1st St. is near") == "first Street is near");
+}
+
+TEST_CASE("No. is a number only before one") {
+  CHECK(normalize_english("No. 5") == "Number five");
+  CHECK(normalize_english("see no.12") == "see number twelve");
+  CHECK(normalize_english("No. I won't.") == "No. I won't.");
+}
+
+TEST_CASE("words that only look like abbreviations are left alone") {
+  CHECK(normalize_english("rev. the engine") == "rev. the engine");
+  CHECK(normalize_english("thanks, hon.") == "thanks, hon.");
+  CHECK(normalize_english("visit bbc.co.uk") == "visit bbc.co.uk");
+  CHECK(normalize_english("Co.uk") == "Co.uk");
+  CHECK(normalize_english("Mrs") == "Mrs");
+}
+
+TEST_CASE("ampersands become and") {
+  CHECK(normalize_english("salt & pepper") == "salt and pepper");
+  CHECK(normalize_english("AT&T") == "AT and T");
+}
+
+TEST_CASE("whitespace collapses, and case and punctuation otherwise stay") {
+  CHECK(normalize_english("  Hello,\t\n world!  ") == "Hello, world!");
+  CHECK(normalize_english("a\xC2\xA0"
+                          "b") == "a b");
+  CHECK(normalize_english("\"Why?\" she asked; (quietly) - then left...") ==
+        "\"Why?\" she asked; (quietly) - then left...");
+  CHECK(normalize_english("caf\xC3\xA9 \xE2\x80\x9Cquoted\xE2\x80\x9D") ==
+        "caf\xC3\xA9 \xE2\x80\x9Cquoted\xE2\x80\x9D");
+  CHECK(normalize_english("") == "");
+  CHECK(normalize_english("   ") == "");
+}
+
+TEST_CASE("a sentence mixing the rules") {
+  CHECK(normalize_english("On May 3rd, 1984, Dr. Jones paid $2.50 for 25% of No. 7 & left.") ==
+        "On May third, nineteen eighty-four, Doctor Jones paid two dollars, fifty cents for "
+        "twenty-five percent of Number seven and left.");
+}
+
+// ---- TextGrid parsing -------------------------------------------------------------
+
+TEST_CASE("the long-format MFA fixture parses into its words and phones") {
+  const auto grid = tts::read_textgrid(kGrids / "the_cat_sat.long.TextGrid");
+  CHECK(grid.xmin == 0);
+  CHECK(grid.xmax == 1.06);
+  REQUIRE(grid.tiers.size() == 2);
+  const auto* words = grid.tier("words");
+  const auto* phones = grid.tier("phones");
+  REQUIRE(words != nullptr);
+  REQUIRE(phones != nullptr);
+  CHECK(grid.tier("syllables") == nullptr);
+  REQUIRE(words->intervals.size() == 5);
+  CHECK(words->intervals[1].label == "the");
+  CHECK(words->intervals[3].start == 0.52);
+  CHECK(words->intervals[3].end == 0.9);
+  REQUIRE(phones->intervals.size() == 10);
+  CHECK(phones->intervals[0].label == "");
+  CHECK(phones->intervals[2].label == "AH0");
+  CHECK(phones->intervals[9].end == 1.06);
+}
+
+TEST_CASE("the short-format fixture parses to the same grid as the long one") {
+  const auto long_grid = tts::read_textgrid(kGrids / "the_cat_sat.long.TextGrid");
+  const auto short_grid = tts::read_textgrid(kGrids / "the_cat_sat.short.TextGrid");
+  CHECK(tts::format_textgrid(short_grid) == tts::format_textgrid(long_grid));
+  REQUIRE(short_grid.tier("phones") != nullptr);
+  CHECK(short_grid.tier("phones")->intervals[4].label == "AE1");
+}
+
+TEST_CASE("formatting the parsed long fixture reproduces it byte for byte") {
+  std::ifstream in(kGrids / "the_cat_sat.long.TextGrid", std::ios::binary);
+  const std::string file{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  CHECK(tts::format_textgrid(tts::parse_textgrid(file, "fixture")) == file);
+}
+
+TEST_CASE("format then parse gives back the grid, quotes and odd times included") {
+  tts::TextGrid grid{0, 2.0000000000000004, {}};
+  grid.tiers.push_back(
+      {"words \"quoted\"", {{0, 0.1, "say \"hi\""}, {0.1, 2.0000000000000004, ""}}});
+  grid.tiers.push_back({"phones", {{0, 1.0 / 3.0, "ʃ"}, {1.0 / 3.0, 2.0000000000000004, "sil"}}});
+  const auto back = tts::parse_textgrid(tts::format_textgrid(grid), "round trip");
+  CHECK(back.xmax == grid.xmax);
+  REQUIRE(back.tiers.size() == 2);
+  CHECK(back.tiers[0].name == "words \"quoted\"");
+  CHECK(back.tiers[0].intervals[0].label == "say \"hi\"");
+  CHECK(back.tiers[1].intervals[0].end == 1.0 / 3.0);
+  CHECK(back.tiers[1].intervals[0].label == "ʃ");
+  CHECK(tts::format_textgrid(back) == tts::format_textgrid(grid));
+}
+
+TEST_CASE("write_textgrid and read_textgrid round trip through a file") {
+  tts::TextGrid grid{0, 1.5, {{"phones", {{0, 0.5, ""}, {0.5, 1.5, "AA1"}}}}};
+  const auto path = scratch_file("written.TextGrid");
+  tts::write_textgrid(grid, path);
+  const auto back = tts::read_textgrid(path);
+  CHECK(tts::format_textgrid(back) == tts::format_textgrid(grid));
+  fs::remove(path);
+}
+
+TEST_CASE("doubled quotes and multi-line strings are read as Praat writes them") {
+  const std::string text =
+      "File type = \"ooTextFile\"\nObject class = \"TextGrid\"\n\n0\n1\n<exists>\n1\n"
+      "\"IntervalTier\"\n\"words\"\n0\n1\n2\n0\n0.5\n\"\"\"Is anyone home?\"\"\"\n"
+      "0.5\n1\n\"two\nlines\"\n";
+  const auto grid = tts::parse_textgrid(text, "inline");
+  REQUIRE(grid.tiers.size() == 1);
+  CHECK(grid.tiers[0].intervals[0].label == "\"Is anyone home?\"");
+  CHECK(grid.tiers[0].intervals[1].label == "two\nlines");
+}
+
+TEST_CASE("point tiers are skipped in both formats") {
+  const std::string long_text = R"(File type = "ooTextFile"
+Object class = "TextGrid"
+
+xmin = 0
+xmax = 1
+tiers? <exists>
+size = 2
+item []:
+    item [1]:
+        class = "TextTier"
+        name = "bells"
+        xmin = 0
+        xmax = 1
+        points: size = 2
+        points [1]:
+            number = 0.25
+            mark = "ding"
+        points [2]:
+            number = 0.75
+            mark = "dong"
+    item [2]:
+        class = "IntervalTier"
+        name = "phones"
+        xmin = 0
+        xmax = 1
+        intervals: size = 1
+        intervals [1]:
+            xmin = 0
+            xmax = 1
+            text = "AA"
+)";
+  const auto grid = tts::parse_textgrid(long_text, "points.TextGrid");
+  REQUIRE(grid.tiers.size() == 1);
+  CHECK(grid.tiers[0].name == "phones");
+
+  const std::string short_text =
+      "File type = \"ooTextFile\"\nObject class = \"TextGrid\"\n\n0\n1\n<exists>\n2\n"
+      "\"TextTier\"\n\"bells\"\n0\n1\n1\n0.5\n\"ding\"\n"
+      "\"IntervalTier\"\n\"phones\"\n0\n1\n1\n0\n1\n\"AA\"\n";
+  const auto short_grid = tts::parse_textgrid(short_text, "points-short.TextGrid");
+  REQUIRE(short_grid.tiers.size() == 1);
+  CHECK(short_grid.tiers[0].intervals[0].label == "AA");
+}
+
+TEST_CASE("tab indentation, CRLF line ends and MFA 1.x labels are read") {
+  const std::string text =
+      "File type = \"ooTextFile\"\r\nObject class = \"TextGrid\"\r\n\r\nxmin = 0.0\r\n"
+      "xmax = 0.5\r\ntiers? <exists>\r\nsize = 1\r\nitem []:\r\n\titem [1]:\r\n"
+      "\t\tclass = \"IntervalTier\"\r\n\t\tname = \"phones\"\r\n\t\txmin = 0.0\r\n"
+      "\t\txmax = 0.5\r\n\t\tintervals: size = 2\r\n\t\tintervals [1]:\r\n"
+      "\t\t\txmin = 0.0\r\n\t\t\txmax = 0.25\r\n\t\t\ttext = \"sil\"\r\n"
+      "\t\tintervals [2]:\r\n\t\t\txmin = 0.25\r\n\t\t\txmax = 0.5\r\n"
+      "\t\t\ttext = \"AA1\"\r\n";
+  const auto grid = tts::parse_textgrid(text, "mfa1.TextGrid");
+  REQUIRE(grid.tiers.size() == 1);
+  REQUIRE(grid.tiers[0].intervals.size() == 2);
+  CHECK(grid.tiers[0].intervals[0].label == "sil");
+  CHECK(grid.tiers[0].intervals[1].start == 0.25);
+  CHECK(grid.tiers[0].intervals[1].label == "AA1");
+}
+
+TEST_CASE("a grid without tiers parses") {
+  const auto grid = tts::parse_textgrid(
+      "File type = \"ooTextFile\"\nObject class = \"TextGrid\"\n\nxmin = 0\nxmax = 2\n"
+      "tiers? <absent>\n",
+      "empty");
+  CHECK(grid.xmax == 2);
+  CHECK(grid.tiers.empty());
+}
+
+TEST_CASE("UTF-16 files of either byte order and UTF-8 with a BOM are read") {
+  const std::string utf8 =
+      "File type = \"ooTextFile\"\nObject class = \"TextGrid\"\n\n0\n1\n<exists>\n1\n"
+      "\"IntervalTier\"\n\"phones\"\n0\n1\n2\n0\n0.5\n\"\xCA\x83\"\n0.5\n1\n\"\xF0\x9F\x98\x80\"\n";
+  std::u32string wide;
+  for (std::size_t i = 0; i < utf8.size(); ++i) {
+    // The fixture holds ASCII, U+0283 (2 bytes) and U+1F600 (4 bytes, a surrogate pair).
+    if (utf8.compare(i, 2, "\xCA\x83") == 0) {
+      wide += U'\u0283';
+      i += 1;
+    } else if (utf8.compare(i, 4, "\xF0\x9F\x98\x80") == 0) {
+      wide += U'\U0001F600';
+      i += 3;
+    } else {
+      wide += static_cast<char32_t>(utf8[i]);
+    }
+  }
+  for (const bool big_endian : {false, true}) {
+    CAPTURE(big_endian);
+    const auto path = scratch_file(big_endian ? "utf16be.TextGrid" : "utf16le.TextGrid");
+    write_bytes(path, utf16(wide, big_endian));
+    const auto grid = tts::read_textgrid(path);
+    REQUIRE(grid.tiers.size() == 1);
+    CHECK(grid.tiers[0].intervals[0].label == "\xCA\x83");
+    CHECK(grid.tiers[0].intervals[1].label == "\xF0\x9F\x98\x80");
+    fs::remove(path);
+  }
+  const auto bom8 = scratch_file("utf8bom.TextGrid");
+  write_bytes(bom8, "\xEF\xBB\xBF" + utf8);
+  CHECK(tts::read_textgrid(bom8).tiers[0].intervals[0].label == "\xCA\x83");
+  fs::remove(bom8);
+}
+
+TEST_CASE("a damaged UTF-16 file is reported with its line") {
+  const auto path = scratch_file("bad16.TextGrid");
+  std::string bytes = utf16(U"File type = \"ooTextFile\"\nObject", false);
+  bytes += std::string("\x00\xD8", 2);  // a high surrogate, then the end of the file
+  write_bytes(path, bytes);
+  const auto message = error_of([&] { tts::read_textgrid(path); });
+  CHECK(message.starts_with(path.string() + ":2: "));
+  CHECK(message.find("surrogate") != std::string::npos);
+  fs::remove(path);
+}
+
+TEST_CASE("a malformed file is reported with its name, the line and what was expected") {
+  std::ifstream in(kGrids / "the_cat_sat.long.TextGrid", std::ios::binary);
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  // Line 29 holds "xmax = 0.9 ", the end of the word "sat".
+  const auto at = text.find("xmax = 0.9 ");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n') == 28);
+  text.replace(at, 11, "xmax = oops ");
+  const auto path = scratch_file("broken.TextGrid");
+  write_bytes(path, text);
+  const auto message = error_of([&] { tts::read_textgrid(path); });
+  CHECK(message ==
+        path.string() +
+            ":29: expected the xmax of interval [4] of tier 1 \"words\" (a number), found 'oops'");
+  fs::remove(path);
+}
+
+TEST_CASE("each kind of malformed text names its line and what was expected") {
+  const std::string head = "File type = \"ooTextFile\"\nObject class = \"TextGrid\"\n\n";
+  CHECK(error_of([&] { tts::parse_textgrid("", "a.TextGrid"); }) ==
+        "a.TextGrid:1: expected File type = \"ooTextFile\", found the end of the file");
+  CHECK(error_of([&] {
+          tts::parse_textgrid("File type = \"ooTextFile\"\nObject class = \"Sound\"\n", "b");
+        }) == "b:2: expected Object class = \"TextGrid\", found the string \"Sound\"");
+  // A long-format key out of place: xmax where xmin belongs.
+  CHECK(error_of([&] { tts::parse_textgrid(head + "xmax = 1\n", "c"); }) ==
+        "c:4: expected the TextGrid's xmin (a number), found the key 'xmax'");
+  // A value missing after "=".
+  CHECK(error_of([&] { tts::parse_textgrid(head + "xmin = \nxmax = 1\n", "d"); }) ==
+        "d:4: expected the TextGrid's xmin (a number), found nothing after '='");
+  // Truncated: the size promises an interval that never comes.
+  CHECK(error_of([&] {
+          tts::parse_textgrid(
+              head + "0\n1\n<exists>\n1\n\"IntervalTier\"\n\"phones\"\n0\n1\n1\n0\n", "e");
+        }) ==
+        "e:13: expected the xmax of interval [1] of tier 1 \"phones\" (a number), found the "
+        "end of the file");
+  CHECK(error_of([&] {
+          tts::parse_textgrid(head + "0\n1\n<exists>\n1\n\"Spectrogram\"\n", "f");
+        }).starts_with("f:8: expected the name of tier 1"));
+  CHECK(error_of([&] {
+          tts::parse_textgrid(head + "0\n1\n<exists>\n1\n\"Spectrogram\"\n\"x\"\n0\n1\n0\n", "g");
+        }) ==
+        "g:8: expected the class of tier 1 to be \"IntervalTier\" or \"TextTier\", found the "
+        "string \"Spectrogram\"");
+  CHECK(error_of([&] {
+          tts::parse_textgrid(
+              head + "0\n1\n<exists>\n1\n\"IntervalTier\"\n\"p\"\n0\n1\n1\n0.5\n0.2\n\"a\"\n", "h");
+        }) ==
+        "h:14: expected the xmax of interval [1] of tier 1 \"p\" to be at least its xmin 0.5, "
+        "found the number 0.2");
+  CHECK(error_of([&] { tts::parse_textgrid(head + "0\n1\n<exists>\n-2\n", "i"); }) ==
+        "i:7: expected the number of tiers (a count: a whole number, 0 or more), found the number "
+        "-2");
+  CHECK(error_of([&] { tts::parse_textgrid(head + "0\n1\n<exists>\n0\n\"extra\"\n", "j"); }) ==
+        "j:8: expected the end of the file after 0 tiers (as its size says), found the string "
+        "\"extra\"");
+  CHECK(error_of([&] { tts::parse_textgrid(head + "0\n1\n<exists>\n1\n\"Interval\n", "k"); }) ==
+        "k:8: expected a closing '\"' for the string opened here");
+  CHECK(error_of([&] {
+          tts::parse_textgrid(std::string("ooBinaryFile\x08TextGrid", 21), "m");
+        }).starts_with("m:1: expected a text TextGrid, found a binary one"));
+  CHECK(error_of([&] { tts::parse_textgrid(head + "0\n1.2.3\n", "l"); }) ==
+        "l:5: expected the TextGrid's xmax (a number), found the number 1.2.3");
+}
+
+TEST_CASE("a missing file is reported by name") {
+  const auto message = error_of([] { tts::read_textgrid("/nonexistent/x.TextGrid"); });
+  CHECK(message.starts_with("/nonexistent/x.TextGrid: cannot open"));
+}
+
+TEST_CASE("silence labels of MFA 1.x and 2.x") {
+  CHECK(tts::is_silence_label(""));
+  CHECK(tts::is_silence_label("  "));
+  CHECK(tts::is_silence_label("sil"));
+  CHECK(tts::is_silence_label("sp"));
+  CHECK(tts::is_silence_label("spn"));
+  CHECK(tts::is_silence_label(" sil\t"));
+  CHECK(tts::is_silence_label("SIL"));
+  CHECK_FALSE(tts::is_silence_label("s"));
+  CHECK_FALSE(tts::is_silence_label("AH0"));
+  CHECK_FALSE(tts::is_silence_label("silk"));
+  CHECK_FALSE(tts::is_silence_label("<eps>"));
+}
+
+// ---- frame durations ----------------------------------------------------------
+
+TEST_CASE("boundaries round to frames with halves going to even, as numpy does") {
+  // 16000 Hz, hop 250: 64 frames per second, and these times are exact in binary.
+  CHECK(tts::time_to_frame(0.0078125, 16000, 250) == 0);  // 0.5 frames
+  CHECK(tts::time_to_frame(0.0234375, 16000, 250) == 2);  // 1.5 frames
+  CHECK(tts::time_to_frame(0.0390625, 16000, 250) == 2);  // 2.5 frames
+  CHECK(tts::time_to_frame(0.0546875, 16000, 250) == 4);  // 3.5 frames
+  CHECK(tts::time_to_frame(0.03, 16000, 250) == 2);       // 1.92 frames
+  CHECK(tts::time_to_frame(-0.0078125, 16000, 250) == 0);
+  CHECK(tts::time_to_frame(1.0, 22050, 256) == 86);  // 86.13
+}
+
+TEST_CASE("durations round boundaries, not lengths") {
+  // Every length is 0.5, 1, 1 or 1.5 frames; rounding boundaries gives 0,2,0,2,
+  // rounding lengths would give 0,1,1,2, rounding halves up 1,1,1,1.
+  const auto tier = tier_of({{0, 0.0078125, "a"},
+                             {0.0078125, 0.0234375, "b"},
+                             {0.0234375, 0.0390625, "c"},
+                             {0.0390625, 0.0625, "d"}});
+  CHECK(tts::frame_durations(tier, 16000, 250, 4) == std::vector<std::int64_t>{0, 2, 0, 2});
+}
+
+TEST_CASE("the fixture's phone durations at 22050 Hz and hop 256") {
+  const auto grid = tts::read_textgrid(kGrids / "the_cat_sat.long.TextGrid");
+  const auto d = tts::frame_durations(*grid.tier("phones"), 22050, 256, 91);
+  CHECK(d == std::vector<std::int64_t>{10, 4, 4, 8, 11, 8, 9, 15, 9, 13});
+  CHECK(sum(d) == 91);
+}
+
+TEST_CASE("a longer mel adds its extra frames to the last interval") {
+  const auto grid = tts::read_textgrid(kGrids / "the_cat_sat.long.TextGrid");
+  const auto d = tts::frame_durations(*grid.tier("phones"), 22050, 256, 93);
+  CHECK(d == std::vector<std::int64_t>{10, 4, 4, 8, 11, 8, 9, 15, 9, 15});
+  CHECK(sum(d) == 93);
+}
+
+TEST_CASE("a shorter mel takes frames from the end without going negative") {
+  const auto tier = phones_of({"a", "b", "c"});  // 0.1 s each: 10 frames at 100 per second
+  CHECK(tts::frame_durations(tier, 1000, 10, 28) == std::vector<std::int64_t>{10, 10, 8});
+  CHECK(tts::frame_durations(tier, 1000, 10, 17) == std::vector<std::int64_t>{10, 7, 0});
+  CHECK(tts::frame_durations(tier, 1000, 10, 0) == std::vector<std::int64_t>{0, 0, 0});
+}
+
+TEST_CASE("frame_durations rejects what it cannot honour") {
+  CHECK(error_of([] { tts::frame_durations(tier_of({}), 22050, 256, 3); }).find("no intervals") !=
+        std::string::npos);
+  CHECK(tts::frame_durations(tier_of({}), 22050, 256, 0).empty());
+  CHECK(error_of([] { tts::frame_durations(phones_of({"a"}), 22050, 256, -1); }).find("n_frames") !=
+        std::string::npos);
+  CHECK(error_of([] { tts::frame_durations(phones_of({"a"}), 22050, 0, 10); }).find("hop_length") !=
+        std::string::npos);
+}
+
+// ---- alignment to G2P tokens ----------------------------------------------------
+
+TEST_CASE("phone labels match after stress and length marks are removed") {
+  CHECK(tts::phone_labels_match("AH0", "AH"));
+  CHECK(tts::phone_labels_match("AE1", "AE2"));
+  CHECK(
+      tts::phone_labels_match("\xCB\x88"
+                              "a",
+                              "a"));  // ˈa
+  CHECK(tts::phone_labels_match("'E", "E"));
+  CHECK(tts::phone_labels_match("a\xCB\x90", "a:"));  // aː
+  CHECK(
+      tts::phone_labels_match("\xCB\x8C"
+                              "o\xCB\x91",
+                              "o"));  // ˌoˑ
+  CHECK(tts::phone_labels_match(" T ", "T"));
+  CHECK_FALSE(tts::phone_labels_match("a", "A"));
+  CHECK_FALSE(tts::phone_labels_match("a", "\xC9\x91"));  // ɑ
+  CHECK_FALSE(tts::phone_labels_match("AH", "AA"));
+  CHECK_FALSE(tts::phone_labels_match("1", "2"));
+  CHECK_FALSE(tts::phone_labels_match("", ""));
+}
+
+TEST_CASE("the fixture aligns to its G2P tokens with silences on the edges") {
+  const auto grid = tts::read_textgrid(kGrids / "the_cat_sat.long.TextGrid");
+  const auto& phones = *grid.tier("phones");
+  const auto frames = tts::frame_durations(phones, 22050, 256, 91);
+  const std::vector<std::string> tokens = {"DH", "AH", " ",  "K", "AE", "T",
+                                           " ",  "S",  "AE", "T", "."};
+  const auto a = tts::align_durations(tokens, phones, frames, is_pause);
+  REQUIRE_MESSAGE(a.ok, a.reason);
+  // The leading silence joins the first token; the trailing one the final ".".
+  CHECK(a.durations == std::vector<std::int64_t>{14, 4, 0, 8, 11, 8, 0, 9, 15, 9, 13});
+  CHECK(sum(a.durations) == sum(frames));
+}
+
+TEST_CASE("a leading pause token takes the leading silence") {
+  const auto tier = phones_of({"sil", "HH", "AY1"});
+  const auto a = tts::align_durations({" ", "HH", "AY"}, tier, {5, 3, 7}, is_pause);
+  REQUIRE_MESSAGE(a.ok, a.reason);
+  CHECK(a.durations == std::vector<std::int64_t>{5, 3, 7});
+}
+
+TEST_CASE("a silence between words goes to the pause token there") {
+  const auto tier = phones_of({"K", "AE1", "T", "sp", "S", "AE1", "T"});
+  const std::vector<std::string> tokens = {"K", "AE", "T", ",", " ", "S", "AE", "T"};
+  const auto a = tts::align_durations(tokens, tier, {1, 2, 3, 4, 5, 6, 7}, is_pause);
+  REQUIRE_MESSAGE(a.ok, a.reason);
+  CHECK(a.durations == std::vector<std::int64_t>{1, 2, 3, 4, 0, 5, 6, 7});
+}
+
+TEST_CASE("a silence where G2P put no pause goes to the previous token") {
+  const auto tier = phones_of({"K", "AE1", "", "T", "", ""});
+  const auto a = tts::align_durations({"K", "AE", "T", "."}, tier, {1, 2, 3, 4, 5, 6}, is_pause);
+  REQUIRE_MESSAGE(a.ok, a.reason);
+  // The first trailing silence takes ".", the second joins it.
+  CHECK(a.durations == std::vector<std::int64_t>{1, 5, 4, 11});
+  CHECK(sum(a.durations) == 21);
+}
+
+TEST_CASE("pause tokens without a silence keep zero frames, even at the end") {
+  const auto tier = phones_of({"HH", "AY1"});
+  const auto a = tts::align_durations({" ", "HH", "-", "AY", "!", " "}, tier, {3, 4}, is_pause);
+  REQUIRE_MESSAGE(a.ok, a.reason);
+  CHECK(a.durations == std::vector<std::int64_t>{0, 3, 0, 4, 0, 0});
+}
+
+TEST_CASE("a phone that differs from the next token is a mismatch naming both") {
+  const auto tier = phones_of({"", "K", "AE1", "B"});
+  const auto a = tts::align_durations({"K", "AE", " ", "T"}, tier, {1, 2, 3, 4}, is_pause);
+  CHECK_FALSE(a.ok);
+  CHECK(a.durations.empty());
+  CHECK(a.reason == "phones interval [4] \"B\" does not match token 3 \"T\"");
+}
+
+TEST_CASE("phone tokens left after the last interval are a mismatch") {
+  const auto tier = phones_of({"K", "AE1"});
+  const auto a = tts::align_durations({"K", "AE", "T", "."}, tier, {1, 2}, is_pause);
+  CHECK_FALSE(a.ok);
+  CHECK(a.reason ==
+        "phones ends with interval [2] \"AE1\" but token 2 \"T\" still expects a phone");
+}
+
+TEST_CASE("phone intervals left after the last token are a mismatch") {
+  const auto tier = phones_of({"K", "AE1", "T"});
+  const auto a = tts::align_durations({"K", "AE", "."}, tier, {1, 2, 3}, is_pause);
+  CHECK_FALSE(a.ok);
+  CHECK(a.reason == "phones interval [3] \"T\" has no token left to match (all 3 tokens are used)");
+}
+
+TEST_CASE("silence frames with no tokens at all are a mismatch, and no frames are not") {
+  const auto tier = phones_of({""});
+  CHECK_FALSE(tts::align_durations({}, tier, {4}, is_pause).ok);
+  const auto empty = tts::align_durations({}, tier, {0}, is_pause);
+  CHECK(empty.ok);
+  CHECK(empty.durations.empty());
+}
+
+TEST_CASE("align_durations rejects frame counts that do not fit the tier") {
+  const auto tier = phones_of({"K", "AE1"});
+  CHECK(error_of([&] {
+          tts::align_durations({"K", "AE"}, tier, {1}, is_pause);
+        }).find("1 frame counts for the 2 intervals") != std::string::npos);
+}
