@@ -26,6 +26,14 @@ struct DataSection {
   std::string cache_dir;  ///< empty: <logging.output_dir>/cache
   double validation_split = 0.05;
   std::int64_t num_workers = 2;
+  std::int64_t prefetch_batches = 4;
+  std::int64_t pool_batches = 16;
+  std::int64_t max_frames_per_batch = 0;
+  bool drop_last = false;
+  std::string too_long = "skip";
+  std::string missing_alignment = "uniform";
+  std::string alignment_mismatch = "skip";
+  std::int64_t demo_clips = 300;
 
   friend bool operator==(const DataSection&, const DataSection&) = default;
 
@@ -38,7 +46,26 @@ struct DataSection {
     v("cache_dir", s.cache_dir, "feature cache (empty: <logging.output_dir>/cache)");
     v("validation_split", s.validation_split, "share of clips held out for validation",
       rule::InRange{0.0, 1.0, true});
-    v("num_workers", s.num_workers, "data-loading worker threads", rule::non_negative);
+    v("num_workers", s.num_workers,
+      "data-loading worker threads (0: batches built on the training thread)", rule::non_negative);
+    v("prefetch_batches", s.prefetch_batches, "batches the workers build ahead of the loop",
+      rule::positive);
+    v("pool_batches", s.pool_batches,
+      "length bucketing: this many batches' worth of clips are sorted by length together",
+      rule::positive);
+    v("max_frames_per_batch", s.max_frames_per_batch,
+      "cap on clips x longest mel in a batch (0: batch_size alone decides)", rule::non_negative);
+    v("drop_last", s.drop_last, "drop the batches left short of batch_size");
+    v("too_long", s.too_long, "clips over audio.max_frames: skip | truncate",
+      rule::OneOf{{"skip", "truncate"}});
+    v("missing_alignment", s.missing_alignment,
+      "clips without a TextGrid: uniform (spread the frames evenly over the phonemes) | skip",
+      rule::OneOf{{"uniform", "skip"}});
+    v("alignment_mismatch", s.alignment_mismatch,
+      "TextGrid phones that do not match the phonemizer's: skip | uniform",
+      rule::OneOf{{"skip", "uniform"}});
+    v("demo_clips", s.demo_clips, "clips in the built-in demo corpus (used when data_dir is empty)",
+      rule::positive);
   }
 };
 

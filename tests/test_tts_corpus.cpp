@@ -1,0 +1,178 @@
+// The corpus end to end on a tiny demo corpus made with espeak-ng: features
+// computed, cached and reused, durations from the TextGrids matching the
+// phonemizer's tokens, bad clips skipped and counted, and batches served.
+#include <doctest/doctest.h>
+
+#include <kokoro/tts/corpus.hpp>
+#include <kokoro/tts/demo_corpus.hpp>
+#include <kokoro/tts/tts_data.hpp>
+
+#include <fstream>
+#include <set>
+
+#include "test_tasks.hpp"
+
+using namespace kokoro;
+using namespace kokoro::tts;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A tiny demo corpus, built once for the whole test run.
+const fs::path& tiny_corpus() {
+  static const fs::path root = [] {
+    DemoCorpusOptions options;
+    options.out = test::scratch_dir("tts-corpus") / "demo";
+    options.clips = 8;
+    const auto report = build_demo_corpus(options);
+    REQUIRE(report.clips == 8);
+    return report.root;
+  }();
+  return root;
+}
+
+TrainingConfig corpus_config() {
+  auto config = test::quick_config();
+  config.data.validation_split = 0.25;
+  config.data.num_workers = 2;
+  config.training.batch_size = 3;
+  return config;
+}
+
+std::string read_all(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_CASE("the demo corpus gives features whose durations come from its alignments") {
+  const auto cache = test::scratch_dir("tts-cache");
+  const EnglishPhonemeProcessor processor;
+  const auto config = corpus_config();
+  const auto corpus = prepare_corpus(config, processor, tiny_corpus(), cache, false);
+  const auto& r = corpus.report;
+  CHECK(r.listed == 8);
+  CHECK(r.usable == 8);
+  CHECK(r.computed == 8);
+  CHECK(r.uniform_durations == 0);  // every TextGrid matched the phonemizer
+  CHECK(r.skipped.empty());
+  CHECK(r.unknown_symbols.empty());
+  CHECK(corpus.validation.size() == 2);
+  CHECK(corpus.train.size() == 6);
+  CHECK(r.audio_hours > 8 * 1.0 / 3600);
+  for (const auto& clip : corpus.train) {
+    const auto item = TtsData::load(clip);
+    CHECK(item.mel.size(0) == clip.frames);
+    CHECK(item.mel.size(1) == config.audio.n_mels);
+    CHECK(item.durations.sum().item<std::int64_t>() == clip.frames);
+    CHECK(item.phonemes.min().item<std::int64_t>() >= 2);  // no <pad>, no <unk>
+    // Silence at the ends of a clip is heard: durations there are not all zero.
+    CHECK(item.durations.gt(0).sum().item<std::int64_t>() > item.durations.size(0) / 2);
+  }
+
+  // A second run finds everything in the cache.
+  const auto again = prepare_corpus(config, processor, tiny_corpus(), cache, false);
+  CHECK(again.report.from_cache == 8);
+  CHECK(again.report.computed == 0);
+  CHECK(again.cache_dir == corpus.cache_dir);
+  // Other audio settings: another folder, everything computed afresh.
+  auto other = config;
+  other.audio.n_mels = 40;
+  const auto changed = prepare_corpus(other, processor, tiny_corpus(), cache, false);
+  CHECK(changed.cache_dir != corpus.cache_dir);
+  CHECK(changed.report.computed == 8);
+  CHECK(TtsData::load(changed.train[0]).mel.size(1) == 40);
+  fs::remove_all(cache);
+}
+
+TEST_CASE("bad clips are skipped, named and counted; the rest of the corpus trains") {
+  const auto root = test::scratch_dir("tts-bad-corpus");
+  fs::copy(tiny_corpus(), root, fs::copy_options::recursive);
+  const auto ids = [&] {
+    std::vector<std::string> out;
+    std::ifstream in(root / "metadata.csv");
+    for (std::string line; std::getline(in, line);) out.push_back(line.substr(0, line.find('|')));
+    return out;
+  }();
+  // Clip 0: truncated audio. Clip 1: stereo at 44.1 kHz (usable). Clip 2: its
+  // TextGrid removed (uniform durations). Clip 3: a TextGrid of another clip
+  // (mismatch: skipped). A malformed metadata line.
+  const auto wav0 = root / "wavs" / (ids[0] + ".wav");
+  const auto bytes = read_all(wav0);
+  std::ofstream(wav0, std::ios::binary | std::ios::trunc).write(bytes.data(), 40);
+  {
+    const auto mono = load_audio(root / "wavs" / (ids[1] + ".wav"), 44100);
+    std::vector<float> stereo;
+    for (const float s : mono) stereo.insert(stereo.end(), {s, s});
+    SF_INFO info{};
+    info.samplerate = 44100;
+    info.channels = 2;
+    info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
+    SNDFILE* f = sf_open((root / "wavs" / (ids[1] + ".wav")).c_str(), SFM_WRITE, &info);
+    REQUIRE(f);
+    sf_writef_float(f, stereo.data(), static_cast<sf_count_t>(mono.size()));
+    sf_close(f);
+  }
+  fs::remove(root / "TextGrid" / (ids[2] + ".TextGrid"));
+  fs::copy_file(root / "TextGrid" / (ids[4] + ".TextGrid"), root / "TextGrid" / (ids[3] + ".TextGrid"),
+                fs::copy_options::overwrite_existing);
+  std::ofstream(root / "metadata.csv", std::ios::app) << "BROKEN-LINE-WITHOUT-FIELDS\n";
+
+  const auto cache = test::scratch_dir("tts-bad-cache");
+  const EnglishPhonemeProcessor processor;
+  const auto corpus = prepare_corpus(corpus_config(), processor, root, cache, false);
+  const auto& r = corpus.report;
+  CHECK(r.listed == 9);
+  CHECK(r.usable == 6);
+  CHECK(r.skipped.at("unreadable") == 1);
+  CHECK(r.skipped.at("alignment mismatch") == 1);
+  CHECK(r.skipped.at("bad metadata line") == 1);
+  CHECK(r.uniform_durations == 1);
+  auto mentions = [&](const std::string& what) {
+    for (const auto& m : r.messages) {
+      if (m.find(what) != std::string::npos) return true;
+    }
+    return false;
+  };
+  CHECK(mentions(ids[0] + ".wav"));
+  CHECK(mentions(ids[3] + ".TextGrid"));
+  CHECK(mentions("metadata.csv:9:"));
+  CHECK(r.summary().find("skipped:") != std::string::npos);
+  CHECK(read_all(corpus.cache_dir / "report.txt").find(ids[3] + ".TextGrid") != std::string::npos);
+
+  // The policies flip: no alignment -> skipped; mismatch -> uniform.
+  auto strict = corpus_config();
+  strict.data.missing_alignment = "skip";
+  strict.data.alignment_mismatch = "uniform";
+  const auto flipped = prepare_corpus(strict, processor, root, cache, false).report;
+  CHECK(flipped.skipped.at("no alignment") == 1);
+  CHECK(flipped.uniform_durations == 1);
+  CHECK(flipped.usable == 6);
+  fs::remove_all(root);
+  fs::remove_all(cache);
+}
+
+TEST_CASE("TtsData serves every training clip each epoch and the validation clips once") {
+  const auto cache = test::scratch_dir("tts-data-cache");
+  const EnglishPhonemeProcessor processor;
+  const auto config = corpus_config();
+  TtsData data(prepare_corpus(config, processor, tiny_corpus(), cache, false), config);
+  for (const std::int64_t epoch : {0, 1}) {
+    std::multiset<std::string> seen;
+    std::int64_t batches = 0;
+    for (const auto& batch : data.train(epoch)) {
+      ++batches;
+      CHECK(batch.size() <= 3);
+      CHECK(batch.durations.sum(1).equal(batch.mel_lengths));
+      seen.insert(batch.ids.begin(), batch.ids.end());
+    }
+    CHECK(batches == 2);
+    CHECK(seen.size() == 6);
+    CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == 6);
+  }
+  std::int64_t valid = 0;
+  for (const auto& batch : data.validation()) valid += batch.size();
+  CHECK(valid == 2);
+  fs::remove_all(cache);
+}
