@@ -2,6 +2,9 @@
 // limits, seeding and learning-rate application.
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <thread>
+
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/sgd.h>
 
@@ -233,6 +236,27 @@ TEST_CASE("max_steps stops in the middle of an epoch") {
   CHECK(summary.stopped_by_max_steps);
   CHECK(trainer.logger().steps.back() == 4);
   CHECK(trainer.epoch() == 1);  // the interrupted epoch is not counted as done
+}
+
+TEST_CASE("max_minutes stops the run when its time is up") {
+  auto config = quick_config();
+  config.training.epochs = 1000;
+  config.training.max_minutes = 0.5 / 60;  // half a second; the task takes 50 ms a batch
+  struct SlowTask : LinearTask {
+    using LinearTask::LinearTask;
+    Loss loss(const Batch& b) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      return LinearTask::loss(b);
+    }
+  };
+  Trainer<SlowTask, SpyPolicies> trainer(config);
+  trainer.task().train = split(linear_data(6), {2, 2, 2});
+  const auto summary = trainer.fit();
+  CHECK(summary.stopped_by_time_limit);
+  CHECK_FALSE(summary.stopped_by_max_steps);
+  CHECK(summary.global_step >= 1);
+  CHECK(summary.global_step <= 12);  // and it did stop
+  CHECK(summary.epochs_completed < 1000);
 }
 
 TEST_CASE("max_steps on an epoch boundary completes that epoch") {

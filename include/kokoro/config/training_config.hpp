@@ -101,6 +101,7 @@ struct TrainingSection {
   std::int64_t batch_size = 16;
   std::int64_t epochs = 100;
   std::int64_t max_steps = 0;
+  double max_minutes = 0.0;
   double learning_rate = 1e-4;
   double weight_decay = 0.01;
   double adam_beta1 = 0.9;
@@ -129,6 +130,9 @@ struct TrainingSection {
     v("batch_size", s.batch_size, "samples per batch", rule::positive);
     v("epochs", s.epochs, "epochs to train", rule::positive);
     v("max_steps", s.max_steps, "stop after this many optimizer steps (0: no limit)",
+      rule::non_negative);
+    v("max_minutes", s.max_minutes,
+      "stop after this many minutes of training, saving a checkpoint to resume from (0: no limit)",
       rule::non_negative);
     v("learning_rate", s.learning_rate, "base learning rate (AdamW)", rule::positive);
     v("weight_decay", s.weight_decay, "AdamW decoupled weight decay", rule::non_negative);

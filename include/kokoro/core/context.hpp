@@ -57,6 +57,7 @@ struct RunSummary {
   std::string checkpoint;   ///< the last checkpoint written, if any
   Metrics last_train;       ///< means of the last epoch trained
   Metrics last_validation;  ///< means of the last validation; empty when none
+  bool stopped_by_time_limit = false;  ///< training.max_minutes ran out
 };
 
 }  // namespace kokoro

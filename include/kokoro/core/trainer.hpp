@@ -170,6 +170,11 @@ class Trainer {
   /// or until SIGINT/SIGTERM (then it saves a checkpoint and returns).
   RunSummary fit() {
     const auto run_start = detail::Clock::now();
+    deadline_.reset();
+    if (config_.training.max_minutes > 0) {
+      deadline_ = run_start + std::chrono::duration_cast<detail::Clock::duration>(
+                                  std::chrono::duration<double>(config_.training.max_minutes * 60.0));
+    }
     const auto& tc = config_.training;
     RunContext run{config_,
                    device_.device().str(),
@@ -222,7 +227,9 @@ class Trainer {
     }
     summary.global_step = global_step_;
     summary.skipped_steps = skipped_steps_;
-    summary.stopped_by_max_steps = reached_max_steps();
+    summary.stopped_by_max_steps =
+        config_.training.max_steps > 0 && global_step_ >= config_.training.max_steps;
+    summary.stopped_by_time_limit = !summary.stopped_by_max_steps && reached_max_steps();
     summary.stop_signal = stop_requested();
     if (summary.stop_signal != 0) {
       summary.checkpoint = checkpoints_.save_periodic(global_step_, checkpoint()).string();
@@ -697,8 +704,10 @@ class Trainer {
     }
   }
 
+  /// training.max_steps reached, or training.max_minutes used up.
   bool reached_max_steps() const {
-    return config_.training.max_steps > 0 && global_step_ >= config_.training.max_steps;
+    if (config_.training.max_steps > 0 && global_step_ >= config_.training.max_steps) return true;
+    return deadline_ && detail::Clock::now() >= *deadline_;
   }
 
   /// Sends the running metrics since the last log to the logger.
@@ -742,6 +751,7 @@ class Trainer {
   std::int64_t global_step_ = 0;
   std::int64_t step_in_epoch_ = 0;
   std::int64_t steps_per_epoch_ = 0;
+  std::optional<detail::Clock::time_point> deadline_;  // training.max_minutes
   std::int64_t skipped_steps_ = 0;
   std::int64_t oom_recoveries_ = 0;
   std::int64_t split_factor_ = 1;  // pieces per batch kept after a recovery (oom_keep_split)
