@@ -1,0 +1,293 @@
+// The TTS model and its loss: output shapes and masks, the length regulator
+// on hand-made durations, padding that never changes a loss, fitting a tiny
+// batch, synthesis (termination, key/value cache against the full decoder)
+// and gradient checkpointing against the plain model.
+#include <kokoro/tts/batch.hpp>
+#include <kokoro/tts/length_regulator.hpp>
+#include <kokoro/tts/losses.hpp>
+#include <kokoro/tts/model.hpp>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/optim/adamw.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+// After the torch headers: they bring glog, whose CHECK would replace doctest's.
+#include <doctest/doctest.h>
+
+using namespace kokoro;
+using namespace kokoro::tts;
+
+namespace {
+
+using Shape = std::vector<std::int64_t>;
+
+constexpr std::int64_t kVocab = 12;
+constexpr std::int64_t kMels = 8;
+
+ModelSection tiny_config(double dropout = 0.0, bool checkpointing = false, bool postnet = true) {
+  ModelSection m;
+  m.hidden_dim = 32;
+  m.encoder_layers = 2;
+  m.decoder_layers = 2;
+  m.num_heads = 2;
+  m.ff_dim = 64;
+  m.dropout = dropout;
+  m.postnet = postnet;
+  m.gradient_checkpointing = checkpointing;
+  return m;
+}
+
+/// A clip of `tokens` random phonemes (ids 1..kVocab-1) and `frames` random
+/// frames; each frame goes to a random phoneme, so some durations are 0.
+TtsItem random_item(std::string id, std::int64_t tokens, std::int64_t frames, std::uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  TtsItem item;
+  item.id = std::move(id);
+  item.phonemes = torch::randint(1, kVocab, {tokens}, gen, torch::kLong);
+  item.durations = torch::randint(0, tokens, {frames}, gen, torch::kLong).bincount({}, tokens);
+  item.mel = torch::randn({frames, kMels}, gen);
+  return item;
+}
+
+TtsBatch small_batch() {
+  return collate(
+      {random_item("a", 5, 12, 1), random_item("b", 3, 7, 2), random_item("c", 7, 15, 3)});
+}
+
+/// `b` with `tokens` more padding phonemes and `frames` more padding frames.
+TtsBatch with_more_padding(const TtsBatch& b, std::int64_t tokens, std::int64_t frames) {
+  TtsBatch out = b;
+  out.phonemes = torch::constant_pad_nd(b.phonemes, {0, tokens}, 0);
+  out.durations = torch::constant_pad_nd(b.durations, {0, tokens}, 0);
+  out.mels = torch::constant_pad_nd(b.mels, {0, 0, 0, frames}, kSilenceLogMel);
+  out.stop_targets = torch::constant_pad_nd(b.stop_targets, {0, frames}, 0);
+  return out;
+}
+
+std::map<std::string, double> components(const Loss& loss) {
+  std::map<std::string, double> out{{"total", loss.total.item<double>()}};
+  for (const auto& [name, value] : loss.parts) out[name] = value.item<double>();
+  return out;
+}
+
+double max_difference(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>();
+}
+
+}  // namespace
+
+TEST_CASE("the model's outputs have the batch's shapes and log durations are 0 on padding") {
+  torch::manual_seed(0);
+  KokoroModel model(tiny_config(), kVocab, kMels);
+  const auto batch = small_batch();
+  const auto out = model->forward(batch);
+  const std::int64_t B = 3, T = 7, F = 15;
+  CHECK(out.mel_before.sizes().vec() == Shape({B, F, kMels}));
+  CHECK(out.mel_after.sizes().vec() == Shape({B, F, kMels}));
+  CHECK(out.stop_logits.sizes().vec() == Shape({B, F}));
+  CHECK(out.log_durations.sizes().vec() == Shape({B, T}));
+  CHECK(out.postnet);
+  CHECK(torch::isfinite(out.mel_after).all().item<bool>());
+  CHECK(torch::isfinite(out.stop_logits).all().item<bool>());
+  const auto padding = batch.phoneme_mask().logical_not();
+  CHECK(out.log_durations.masked_select(padding).abs().sum().item<double>() == 0.0);
+  CHECK(out.log_durations.masked_select(padding.logical_not()).abs().sum().item<double>() > 0.0);
+
+  const auto loss = tts_loss(out, batch, TrainingSection{});
+  std::vector<std::string> names;
+  for (const auto& part : loss.parts) names.push_back(part.first);
+  CHECK(names == std::vector<std::string>({"mel", "duration", "stop", "mel_before", "mel_after"}));
+}
+
+TEST_CASE("without a PostNet mel_after is mel_before and the mel loss is the one L1") {
+  torch::manual_seed(0);
+  KokoroModel model(tiny_config(0.0, false, /*postnet=*/false), kVocab, kMels);
+  const auto batch = small_batch();
+  const auto out = model->forward(batch);
+  CHECK_FALSE(out.postnet);
+  CHECK(out.mel_after.is_same(out.mel_before));
+  const auto loss = tts_loss(out, batch, TrainingSection{});
+  REQUIRE(loss.parts.size() == 3);
+  CHECK(
+      loss.parts[0].second.item<double>() ==
+      doctest::Approx(masked_mel_l1(out.mel_before, batch.mels, batch.mel_mask()).item<double>()));
+}
+
+TEST_CASE("a model that cannot be built is refused with the reason") {
+  auto c = tiny_config();
+  c.num_heads = 3;
+  CHECK_THROWS_WITH_AS(KokoroModel(c, kVocab, kMels),
+                       doctest::Contains("model.num_heads (3) must divide model.hidden_dim (32)"),
+                       Error);
+  CHECK_THROWS_AS(KokoroModel(tiny_config(), 1, kMels), Error);
+}
+
+TEST_CASE("the parameter count is the architecture's, layer by layer") {
+  torch::manual_seed(0);
+  const auto c = tiny_config();
+  KokoroModel model(c, kVocab, kMels);
+  const std::int64_t d = c.hidden_dim, ff = c.ff_dim, M = kMels, P = 512, K = 5;
+  const auto attention = 4 * d * d + d;  // q, k, v without bias; out with bias
+  const auto norm = 2 * d;
+  const auto feed_forward = d * 2 * ff + 2 * ff + ff * d + d;
+  const auto encoder_block = attention + feed_forward + 2 * norm;
+  const auto decoder_block = 2 * attention + feed_forward + 3 * norm;
+  const auto durations = (d * d + d) + (d * (d / 2) + d / 2) + (d / 2 + 1);
+  const auto postnet = (M * P * K + P) + 3 * (P * P * K + P) + (P * M * K + M) + 4 * 2 * P;
+  const auto expected = kVocab * d + 2 * encoder_block + norm + durations + (M * d + d) +
+                        2 * decoder_block + norm + (d * M + M) + (d + 1) + postnet;
+  CHECK(model->parameter_count() == expected);
+}
+
+TEST_CASE("the length regulator repeats each phoneme by its duration, then pads or cuts") {
+  const auto durations =
+      torch::tensor({2, 0, 1, 0, 1, 3, 0, 0, 2, 2, 2, 2}, torch::kLong).view({3, 4});
+  const auto states = torch::arange(1, 25, torch::kFloat).view({3, 4, 2});
+  const auto out = length_regulate(states, durations, 5);
+  const auto expected_index =
+      torch::tensor({0, 0, 2, 0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 2}, torch::kLong).view({3, 5});
+  const auto expected_mask =
+      torch::tensor({1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1}, torch::kLong)
+          .view({3, 5})
+          .to(torch::kBool);
+  CHECK(out.token_index.equal(expected_index));
+  CHECK(out.mask.equal(expected_mask));
+  // Clip 0: phoneme 0 twice, phoneme 2 once, then two zero frames.
+  const auto clip0 = torch::tensor({1, 2, 1, 2, 5, 6, 0, 0, 0, 0}, torch::kFloat).view({5, 2});
+  CHECK(out.states[0].equal(clip0));
+  // Clip 2 (8 frames of durations) is cut to 5: phonemes 0, 0, 1, 1, 2.
+  const auto clip2 =
+      torch::tensor({17, 18, 17, 18, 19, 20, 19, 20, 21, 22}, torch::kFloat).view({5, 2});
+  CHECK(out.states[2].equal(clip2));
+}
+
+TEST_CASE("durations map to log(d + 1) and back, at least one frame per real phoneme") {
+  const auto durations = torch::tensor({0, 1, 2, 7, 3}, torch::kLong);
+  const auto logs = duration_to_log(durations);
+  CHECK(logs[0].item<double>() == 0.0);
+  CHECK(logs[3].item<double>() == doctest::Approx(std::log(8.0)));
+  const auto mask = torch::tensor({1, 1, 1, 1, 0}, torch::kLong).to(torch::kBool);
+  const auto back = log_to_duration(logs.unsqueeze(0), mask.unsqueeze(0), 6)[0];
+  CHECK(back.equal(torch::tensor({1, 1, 2, 6, 0}, torch::kLong)));  // 0 → 1; 7 → cap 6; pad → 0
+}
+
+TEST_CASE("more padding in a batch changes no loss") {
+  torch::manual_seed(0);
+  KokoroModel model(tiny_config(0.1), kVocab, kMels);
+  model->eval();
+  const auto batch = small_batch();
+  const auto padded = with_more_padding(batch, 4, 9);
+  const auto plain = components(tts_loss(model->forward(batch), batch, TrainingSection{}));
+  const auto more = components(tts_loss(model->forward(padded), padded, TrainingSection{}));
+  REQUIRE(plain.size() == more.size());
+  for (const auto& [name, value] : plain) {
+    INFO(name);
+    CHECK(more.at(name) == doctest::Approx(value).epsilon(1e-5));
+  }
+  // So are the real frames of every clip, the longest one's last frames included.
+  const auto a = model->forward(batch).mel_after;
+  const auto b = model->forward(padded).mel_after.narrow(1, 0, a.size(1));
+  const auto real = batch.mel_mask().unsqueeze(-1);
+  CHECK(max_difference(a.masked_fill(real.logical_not(), 0), b.masked_fill(real.logical_not(), 0)) <
+        1e-5);
+}
+
+TEST_CASE("a dozen AdamW steps on one small batch lower every loss component by 5% or more") {
+  torch::manual_seed(0);
+  KokoroModel model(tiny_config(), kVocab, kMels);
+  const auto batch = small_batch();
+  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(1e-3));
+  std::map<std::string, double> first, last;
+  for (int step = 0; step <= 12; ++step) {
+    optimizer.zero_grad();
+    const auto loss = tts_loss(model->forward(batch), batch, TrainingSection{});
+    (step == 0 ? first : last) = components(loss);
+    if (step < 12) {
+      loss.total.backward();
+      optimizer.step();
+    }
+  }
+  for (const auto& [name, value] : first) {
+    INFO(name, ": ", value, " -> ", last.at(name));
+    CHECK(last.at(name) < 0.95 * value);
+  }
+}
+
+TEST_CASE("generation stops at the frame cap or when the stop token fires") {
+  torch::manual_seed(0);
+  KokoroModel model(tiny_config(0.1), kVocab, kMels);
+  model->train();
+  const auto phonemes = torch::tensor({3, 5, 0, 7}, torch::kLong);  // a <pad> id inside
+
+  const auto capped = model->generate(phonemes, /*stop_threshold=*/1.0, /*max_frames=*/7);
+  CHECK_FALSE(capped.stopped);
+  CHECK(capped.mel.sizes().vec() == Shape({7, kMels}));
+  CHECK(capped.mel_before.sizes().vec() == Shape({7, kMels}));
+  CHECK(capped.durations.sizes().vec() == Shape({4}));
+  CHECK(capped.durations[2].item<std::int64_t>() == 0);
+  CHECK(capped.durations.masked_select(phonemes.ne(0)).min().item<std::int64_t>() >= 1);
+  CHECK(model->is_training());  // generate() restores the mode it found
+
+  const auto at_once = model->generate(phonemes.unsqueeze(0), /*stop_threshold=*/0.0, 50);
+  CHECK(at_once.stopped);
+  CHECK(at_once.mel.size(0) == 1);
+
+  CHECK_THROWS_AS(model->generate(torch::zeros({3}, torch::kLong)), Error);
+  CHECK_THROWS_AS(model->generate(torch::ones({2, 3}, torch::kLong)), Error);
+}
+
+TEST_CASE("cached generation equals the full causal decoder on the frames it produced") {
+  torch::manual_seed(0);
+  KokoroModel model(tiny_config(0.1), kVocab, kMels);
+  const auto phonemes = torch::tensor({{4, 9, 2, 6, 1}}, torch::kLong);
+  const auto synthesis = model->generate(phonemes, /*stop_threshold=*/2.0, /*max_frames=*/6);
+  REQUIRE(synthesis.mel_before.size(0) == 6);
+
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const auto mask = phonemes.ne(0);
+  const auto encoded = model->encode(phonemes, mask);
+  const auto durations = synthesis.durations.unsqueeze(0);
+  CHECK(durations.equal(log_to_duration(model->predict_log_durations(encoded, mask), mask, 6)));
+  const auto memory = model->regulate(encoded, durations, durations.sum().item<std::int64_t>());
+  const auto frames = synthesis.mel_before.unsqueeze(0);
+  const auto full =
+      model->decode(KokoroModelImpl::teacher_forcing_input(frames), memory.states, memory.mask);
+  CHECK(max_difference(full.mel[0], synthesis.mel_before) < 1e-5);
+}
+
+TEST_CASE("gradient checkpointing gives the plain model's losses and gradients, dropout on") {
+  torch::manual_seed(5);
+  KokoroModel plain(tiny_config(0.2, /*checkpointing=*/false), kVocab, kMels);
+  torch::manual_seed(5);
+  KokoroModel checkpointed(tiny_config(0.2, /*checkpointing=*/true), kVocab, kMels);
+  plain->train();
+  checkpointed->train();
+  const auto batch = small_batch();
+
+  torch::manual_seed(11);
+  const auto a = tts_loss(plain->forward(batch), batch, TrainingSection{});
+  a.total.backward();
+  torch::manual_seed(11);
+  const auto b = tts_loss(checkpointed->forward(batch), batch, TrainingSection{});
+  b.total.backward();
+
+  const auto la = components(a), lb = components(b);
+  for (const auto& [name, value] : la) {
+    INFO(name);
+    CHECK(std::abs(lb.at(name) - value) <= 1e-6);
+  }
+  const auto pa = plain->named_parameters(), pb = checkpointed->named_parameters();
+  REQUIRE(pa.size() == pb.size());
+  for (const auto& item : pa) {
+    INFO(item.key());
+    const auto& ga = item.value().grad();
+    const auto& gb = pb[item.key()].grad();
+    REQUIRE(ga.defined());
+    REQUIRE(gb.defined());
+    CHECK(max_difference(ga, gb) <= 1e-6);
+  }
+}
