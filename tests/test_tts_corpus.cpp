@@ -11,6 +11,7 @@
 #include <set>
 
 #include "test_tasks.hpp"
+#include "tts_fixtures.hpp"
 
 using namespace kokoro;
 using namespace kokoro::tts;
@@ -18,18 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A tiny demo corpus, built once for the whole test run.
-const fs::path& tiny_corpus() {
-  static const fs::path root = [] {
-    DemoCorpusOptions options;
-    options.out = test::scratch_dir("tts-corpus") / "demo";
-    options.clips = 8;
-    const auto report = build_demo_corpus(options);
-    REQUIRE(report.clips == 8);
-    return report.root;
-  }();
-  return root;
-}
+const fs::path& tiny_corpus() { return test::tiny_demo_corpus(); }
 
 TrainingConfig corpus_config() {
   auto config = test::quick_config();

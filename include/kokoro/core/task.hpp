@@ -62,7 +62,8 @@ concept has_train_data = requires(T& t, std::int64_t epoch) {
 /// std::unique_ptr<torch::optim::Optimizer> replacing the default AdamW;
 /// `void media(kokoro::Media&, std::int64_t epoch)`: samples for the loggers
 /// (a predicted mel as an image, its audio), called in eval mode without
-/// gradients every `logging.media_every_epochs` epochs.
+/// gradients every `logging.media_every_epochs` epochs, whether or not a
+/// logger renders them (a task may also write them to disk).
 /// A task constructible from `const kokoro::TrainingConfig&` is built by the
 /// Trainer after seeding, so its initial weights are reproducible.
 template <class T>

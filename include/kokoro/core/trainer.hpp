@@ -322,22 +322,23 @@ class Trainer {
     }
   }
 
-  /// Every `logging.media_every_epochs` epochs, when a logger renders media:
-  /// histograms of the weights and the last step's gradients, and the task's
-  /// samples (its optional `media(Media&, epoch)`, in eval mode without
-  /// gradients).
+  /// Every `logging.media_every_epochs` epochs: the task's samples (its
+  /// optional `media(Media&, epoch)`, in eval mode without gradients; it may
+  /// also write them to disk), and, when a logger renders media, histograms
+  /// of the weights and the last step's gradients, all sent to the loggers.
   void send_media() {
-    if constexpr (MediaLogger<Logger>) {
-      const auto every = config_.logging.media_every_epochs;
-      if (every <= 0 || (epoch_ + 1) % every != 0) return;
+    const auto every = config_.logging.media_every_epochs;
+    if (every <= 0 || (epoch_ + 1) % every != 0) return;
+    constexpr bool task_media = requires(Media& m) { task_.media(m, std::int64_t{}); };
+    if constexpr (MediaLogger<Logger> || task_media) {
       Media media;
-      add_parameter_histograms(media, task_.model());
-      if constexpr (requires { task_.media(media, epoch_); }) {
+      if constexpr (MediaLogger<Logger>) add_parameter_histograms(media, task_.model());
+      if constexpr (task_media) {
         torch::NoGradGuard no_grad;
         detail::EvalModeGuard eval(task_.model());
         task_.media(media, epoch_);
       }
-      logger_.on_media(MediaContext{epoch_, global_step_, media});
+      if constexpr (MediaLogger<Logger>) logger_.on_media(MediaContext{epoch_, global_step_, media});
     }
   }
 
