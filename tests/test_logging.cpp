@@ -19,6 +19,7 @@
 #include <iterator>
 #include <map>
 #include <regex>
+#include <thread>
 
 #include "test_tasks.hpp"
 
@@ -488,7 +489,16 @@ TEST_CASE("the profiler's phases add up to the time the steps took") {
   config.logging.profile = true;
   config.logging.output_dir = dir.string();
   config.training.epochs = 3;
-  Trainer<test::LinearTask, test::SpyPolicies> trainer(config);
+  // Steps of a few milliseconds, so that the fixed costs around them (setup,
+  // the trace file) stay small next to them even on a loaded machine.
+  struct SlowTask : test::LinearTask {
+    using LinearTask::LinearTask;
+    Loss loss(const Batch& b) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+      return LinearTask::loss(b);
+    }
+  };
+  Trainer<SlowTask, test::SpyPolicies> trainer(config);
   trainer.task().train = test::split(test::linear_data(64), std::vector<std::int64_t>(8, 8));
   const auto start = std::chrono::steady_clock::now();
   trainer.fit();
