@@ -291,3 +291,34 @@ TEST_CASE("gradient checkpointing gives the plain model's losses and gradients, 
     CHECK(max_difference(ga, gb) <= 1e-6);
   }
 }
+
+TEST_CASE("checkpoint segments of several blocks give the gradients of one block per segment") {
+  auto config = kokoro::get_small_config();
+  config.model.hidden_dim = 32;
+  config.model.encoder_layers = 3;
+  config.model.decoder_layers = 3;
+  config.model.num_heads = 2;
+  config.model.ff_dim = 64;
+  config.model.dropout = 0.2;
+  config.model.gradient_checkpointing = true;
+  auto gradients = [&](std::int64_t blocks) {
+    config.model.checkpoint_blocks = blocks;
+    torch::manual_seed(11);
+    kokoro::tts::KokoroModel model(config.model, 20, 8);
+    kokoro::tts::TtsItem a{"a", torch::randn({9, 8}), torch::tensor({3, 4, 5}),
+                           torch::tensor({2, 3, 4})};
+    kokoro::tts::TtsItem b{"b", torch::randn({6, 8}), torch::tensor({6, 7}), torch::tensor({3, 3})};
+    const auto batch = kokoro::tts::collate({a, b});
+    torch::manual_seed(5);
+    kokoro::tts::tts_loss(model->forward(batch), batch, config.training).total.backward();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
+    return grads;
+  };
+  const auto one = gradients(1);
+  for (const std::int64_t blocks : {2, 3}) {
+    const auto many = gradients(blocks);
+    REQUIRE(many.size() == one.size());
+    for (std::size_t i = 0; i < one.size(); ++i) CHECK(torch::allclose(one[i], many[i], 1e-5, 1e-6));
+  }
+}

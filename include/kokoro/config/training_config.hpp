@@ -79,6 +79,7 @@ struct ModelSection {
   double dropout = 0.1;
   bool postnet = true;
   bool gradient_checkpointing = true;
+  std::int64_t checkpoint_blocks = 1;
 
   friend bool operator==(const ModelSection&, const ModelSection&) = default;
 
@@ -93,6 +94,10 @@ struct ModelSection {
     v("postnet", s.postnet, "residual convolutional PostNet after the mel head");
     v("gradient_checkpointing", s.gradient_checkpointing,
       "recompute activations in backward to save memory");
+    v("checkpoint_blocks", s.checkpoint_blocks,
+      "Transformer blocks per checkpointed segment (more: less recomputation bookkeeping, "
+      "more memory held inside a segment)",
+      rule::positive);
   }
 };
 
@@ -122,6 +127,7 @@ struct TrainingSection {
   double scheduler_gamma = 0.5;
   double duration_loss_weight = 0.1;
   double stop_loss_weight = 1.0;
+  double stop_positive_weight = 1.0;
 
   friend bool operator==(const TrainingSection&, const TrainingSection&) = default;
 
@@ -167,6 +173,9 @@ struct TrainingSection {
     v("duration_loss_weight", s.duration_loss_weight, "weight of the duration loss",
       rule::non_negative);
     v("stop_loss_weight", s.stop_loss_weight, "weight of the stop-token loss", rule::non_negative);
+    v("stop_positive_weight", s.stop_positive_weight,
+      "weight of the stop loss's positive (last-frame) term; >1 makes the stop fire more surely",
+      rule::positive);
   }
 };
 

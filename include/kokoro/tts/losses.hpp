@@ -40,7 +40,7 @@ inline torch::Tensor masked_mel_l1(const torch::Tensor& prediction, const torch:
 ///  - duration = MSE(log_durations, log(durations + 1)) over real phonemes
 ///    (the inverse at inference is round(exp(x) − 1), see length_regulator.hpp);
 ///  - stop = BCE-with-logits against stop_targets over real frames, the
-///    positive (last-frame) term weighted by `stop_positive_weight`. The
+///    positive (last-frame) term weighted by `training.stop_positive_weight`. The
 ///    default 1.0 is the original's; with one positive per clip the stop
 ///    probability rises late, and a larger weight (5–10) makes it fire
 ///    earlier and more surely at inference;
@@ -48,7 +48,8 @@ inline torch::Tensor masked_mel_l1(const torch::Tensor& prediction, const torch:
 /// Components: "mel", "duration", "stop", then "mel_before", "mel_after"
 /// (the last two only with a PostNet), detached.
 inline Loss tts_loss(const ModelOutputs& out, const TtsBatch& batch,
-                     const TrainingSection& training, double stop_positive_weight = 1.0) {
+                     const TrainingSection& training) {
+  const double stop_positive_weight = training.stop_positive_weight;
   const auto frame_mask = batch.mel_mask();
   const auto phoneme_mask = batch.phoneme_mask();
 

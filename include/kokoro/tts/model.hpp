@@ -157,16 +157,16 @@ class KokoroModelImpl : public torch::nn::Module {
     const auto d = config_.hidden_dim;
     auto x = embedding_->forward(phonemes) * std::sqrt(static_cast<double>(d));
     x = dropout_->forward(x + sinusoidal_positions(phonemes.size(1), d, 0, x.options()));
-    for (auto& block : encoder_) {
-      if (checkpointing()) {
-        x = checkpoint(
-            [impl = block.ptr()](const torch::autograd::variable_list& in) {
-              return torch::autograd::variable_list{impl->forward(in[0], in[1])};
-            },
-            {x, phoneme_mask})[0];
-      } else {
-        x = block->forward(x, phoneme_mask);
-      }
+    // With checkpointing, model.checkpoint_blocks blocks form one segment.
+    const auto segment = checkpointing() ? segment_size() : encoder_.size();
+    for (std::size_t first = 0; first < encoder_.size(); first += segment) {
+      const auto last = std::min(encoder_.size(), first + segment);
+      auto run = [this, first, last](const torch::autograd::variable_list& in) {
+        auto h = in[0];
+        for (auto i = first; i < last; ++i) h = encoder_[i]->forward(h, in[1]);
+        return torch::autograd::variable_list{h};
+      };
+      x = checkpointing() ? checkpoint(run, {x, phoneme_mask})[0] : run({x, phoneme_mask})[0];
     }
     return encoder_norm_->forward(residual_stream(x));
   }
@@ -197,16 +197,16 @@ class KokoroModelImpl : public torch::nn::Module {
     auto x = decoder_input_->forward(previous);
     x = dropout_->forward(
         x + sinusoidal_positions(previous.size(1), config_.hidden_dim, 0, x.options()));
-    for (auto& block : decoder_) {
-      if (checkpointing()) {
-        x = checkpoint(
-            [impl = block.ptr()](const torch::autograd::variable_list& in) {
-              return torch::autograd::variable_list{impl->forward(in[0], in[1], in[2])};
-            },
-            {x, memory, memory_mask})[0];
-      } else {
-        x = block->forward(x, memory, memory_mask);
-      }
+    const auto segment = checkpointing() ? segment_size() : decoder_.size();
+    for (std::size_t first = 0; first < decoder_.size(); first += segment) {
+      const auto last = std::min(decoder_.size(), first + segment);
+      auto run = [this, first, last](const torch::autograd::variable_list& in) {
+        auto h = in[0];
+        for (auto i = first; i < last; ++i) h = decoder_[i]->forward(h, in[1], in[2]);
+        return torch::autograd::variable_list{h};
+      };
+      x = checkpointing() ? checkpoint(run, {x, memory, memory_mask})[0]
+                          : run({x, memory, memory_mask})[0];
     }
     return heads(decoder_norm_->forward(residual_stream(x)));
   }
@@ -311,6 +311,10 @@ class KokoroModelImpl : public torch::nn::Module {
                               config.num_heads, config.hidden_dim));
     }
     return config;
+  }
+
+  std::size_t segment_size() const {
+    return static_cast<std::size_t>(std::max<std::int64_t>(1, config_.checkpoint_blocks));
   }
 
   bool checkpointing() const {
