@@ -92,10 +92,12 @@ class EnglishTtsTask {
     const auto target = item.mel;
     const auto batch = collate({item}).to(device);
     const auto teacher_forced = model_->forward(batch).mel_after[0].to(torch::kCPU);
-    const auto generated = model_->generate(item.phonemes.to(device), 0.5,
-                                            std::min<std::int64_t>(config_.audio.max_frames,
-                                                                   3 * item.mel.size(0) + 50))
-                               .mel.to(torch::kCPU);
+    // Frames are generated one at a time: an early model whose stop token
+    // never fires runs to the cap, so the cap is 1.5x the clip's length.
+    const auto cap = std::min<std::int64_t>(config_.audio.max_frames,
+                                            item.mel.size(0) + item.mel.size(0) / 2 + 20);
+    const auto generated =
+        model_->generate(item.phonemes.to(device), 0.5, cap).mel.to(torch::kCPU);
     media.images.push_back(spectrogram_image("samples/target_mel", target.t()));
     media.images.push_back(spectrogram_image("samples/teacher_forced_mel", teacher_forced.t()));
     media.images.push_back(spectrogram_image("samples/synthesized_mel", generated.t()));
