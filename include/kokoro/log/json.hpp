@@ -1,5 +1,6 @@
 // Just enough JSON writing for the loggers: strings escaped per RFC 8259,
-// numbers (NaN and infinities become null, as JSON has neither), flat objects.
+// numbers (NaN and infinities become null, as JSON has neither), flat objects,
+// and the wall-clock timestamp (Unix seconds) every logger's rows carry.
 #pragma once
 
 #include <chrono>
@@ -56,6 +57,8 @@ inline std::string json_object(const Metrics& metrics) {
   return out + "}";
 }
 
+/// Seconds since the Unix epoch, as the "time" of JSONL rows, TensorBoard
+/// events and W&B history rows.
 inline double unix_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
