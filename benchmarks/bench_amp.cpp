@@ -23,20 +23,20 @@ struct SequenceBatch {
   std::int64_t size() const { return x.size(1); }
 };
 
-/// Regression of random targets through a Transformer encoder.
+/// Regression of random targets through a Transformer encoder of the small
+/// TTS model's shape (d=256, 8 heads, feed-forward 1024, 4 layers).
 class EncoderTask {
  public:
   using Batch = SequenceBatch;
   static constexpr std::int64_t kFrames = 128;
+  static constexpr std::int64_t kWidth = 256;
 
   explicit EncoderTask(const kokoro::TrainingConfig& c)
       : encoder_(torch::nn::TransformerEncoderOptions(
-            torch::nn::TransformerEncoderLayerOptions(c.model.hidden_dim, c.model.num_heads)
-                .dim_feedforward(c.model.ff_dim)
-                .dropout(c.model.dropout),
-            c.model.encoder_layers)) {
+            torch::nn::TransformerEncoderLayerOptions(kWidth, 8).dim_feedforward(1024).dropout(0.1),
+            4)) {
     holder_.register_module("encoder", encoder_);
-    const auto shape = std::vector<std::int64_t>{kFrames, c.training.batch_size, c.model.hidden_dim};
+    const auto shape = std::vector<std::int64_t>{kFrames, c.training.batch_size, kWidth};
     batch_ = {torch::randn(shape), torch::randn(shape)};
   }
 
@@ -61,7 +61,8 @@ struct BenchPolicies : kokoro::DefaultPolicies {
 /// Argument 0: float32; 1: bfloat16 autocast.
 template <class Scaler>
 void BM_EncoderStep(benchmark::State& state) {
-  auto config = kokoro::get_small_config();
+  auto config = kokoro::get_default_config();
+  config.training.batch_size = 8;
   config.hardware.num_threads = 0;
   config.hardware.mixed_precision = state.range(0) == 1;
   config.hardware.amp_dtype = "bfloat16";
@@ -79,7 +80,8 @@ void BM_EncoderStep(benchmark::State& state) {
 /// The scaler's own work per step (unscale with the inf/NaN check, update) on
 /// the encoder's gradients: its overhead without the noise of a whole step.
 void BM_ScalerUnscaleUpdate(benchmark::State& state) {
-  auto config = kokoro::get_small_config();
+  auto config = kokoro::get_default_config();
+  config.training.batch_size = 8;
   config.hardware.num_threads = 0;
   config.hardware.mixed_precision = false;
   kokoro::Trainer<EncoderTask, BenchPolicies<kokoro::DynamicGradScaler>> trainer(config);

@@ -18,8 +18,8 @@ struct BenchPolicies : kokoro::DefaultPolicies {
 
 template <class Memory>
 void BM_MinimalStep(benchmark::State& state) {
-  auto config = kokoro::get_default_config();
-  config.model.hidden_dim = 64;
+  minimal::Config config;
+  config.regression.hidden_dim = 64;
   config.training.batch_size = 64;
   config.hardware.num_threads = 1;
   config.hardware.mixed_precision = false;

@@ -17,9 +17,9 @@ struct BenchPolicies : kokoro::DefaultPolicies {
   using logger = kokoro::archetype::Logger;  // silent
 };
 
-kokoro::TrainingConfig bench_config(std::int64_t width) {
-  auto c = kokoro::get_default_config();
-  c.model.hidden_dim = width;
+minimal::Config bench_config(std::int64_t width) {
+  minimal::Config c;
+  c.regression.hidden_dim = width;
   c.training.batch_size = 64;
   c.hardware.num_threads = 1;
   c.logging.log_every = 1'000'000;

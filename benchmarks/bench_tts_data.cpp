@@ -6,9 +6,9 @@
 // model consumes them.
 #include <benchmark/benchmark.h>
 
-#include <kokoro/tts/corpus.hpp>
-#include <kokoro/tts/demo_corpus.hpp>
-#include <kokoro/tts/tts_data.hpp>
+#include <kokoro/tts/data/corpus.hpp>
+#include "english_tts/demo_corpus.hpp"
+#include <kokoro/tts/data/tts_data.hpp>
 
 #include <unistd.h>
 
@@ -17,6 +17,7 @@
 namespace fs = std::filesystem;
 using namespace kokoro;
 using namespace kokoro::tts;
+using namespace english_tts;
 
 namespace {
 
@@ -37,8 +38,8 @@ const fs::path& corpus() {
   return root;
 }
 
-TrainingConfig config(std::int64_t workers) {
-  auto c = get_small_config();
+TtsConfig config(std::int64_t workers) {
+  auto c = small_config();
   c.data.num_workers = workers;
   c.hardware.num_threads = 1;
   return c;
@@ -62,7 +63,7 @@ void BM_PrepareFeatures(benchmark::State& state) {
     state.PauseTiming();
     fs::remove_all(scratch() / "cache");
     state.ResumeTiming();
-    benchmark::DoNotOptimize(prepare_corpus(c, processor, corpus(), scratch() / "cache", false));
+    benchmark::DoNotOptimize(prepare_corpus(c, processor, corpus(), scratch() / "cache"));
   }
   state.counters["clips/s"] = benchmark::Counter(kClips * state.iterations(), benchmark::Counter::kIsRate);
 }
@@ -70,7 +71,7 @@ void BM_PrepareFeatures(benchmark::State& state) {
 void BM_LoaderEpoch(benchmark::State& state) {
   const EnglishPhonemeProcessor processor;
   const auto c = config(state.range(0));
-  const TtsData data(prepare_corpus(c, processor, corpus(), scratch() / "cache-loader", false), c);
+  const TtsData data(prepare_corpus(c, processor, corpus(), scratch() / "cache-loader"), c);
   std::int64_t batches = 0;
   for (auto _ : state) {
     for (const auto& batch : data.train(batches)) {

@@ -6,14 +6,14 @@
 // tensor allocation. Compare figures within one run.
 #include <benchmark/benchmark.h>
 
-#include <kokoro/amp/autocast.hpp>
-#include <kokoro/config/training_config.hpp>
+#include <kokoro/core/autocast.hpp>
+#include <kokoro/tts/english_tts_task.hpp>
 #include <kokoro/core/clip.hpp>
 #include <kokoro/core/loss.hpp>
-#include <kokoro/tts/batch.hpp>
-#include <kokoro/tts/losses.hpp>
-#include <kokoro/tts/model.hpp>
-#include <kokoro/tts/phoneme_processor.hpp>
+#include <kokoro/tts/data/batch.hpp>
+#include <kokoro/tts/model/losses.hpp>
+#include <kokoro/tts/model/kokoro_model.hpp>
+#include <kokoro/tts/text/phoneme_processor.hpp>
 
 #include <ATen/Parallel.h>
 #include <c10/core/Allocator.h>
@@ -79,7 +79,7 @@ class TtsStep {
       : seeded_(kSeed),
         config_(configure(checkpointing)),
         vocab_(static_cast<std::int64_t>(english_phoneme_vocabulary().size())),
-        model_(config_.model, vocab_, kMels),
+        model_(model_options(config_.model, vocab_, kMels)),
         optimizer_(model_->parameters(), torch::optim::AdamWOptions(config_.training.learning_rate)
                                              .betas({config_.training.adam_beta1,
                                                      config_.training.adam_beta2})
@@ -119,8 +119,8 @@ class TtsStep {
     explicit Seeded(std::int64_t seed) { torch::manual_seed(static_cast<std::uint64_t>(seed)); }
   };
 
-  static TrainingConfig configure(bool checkpointing) {
-    auto c = get_small_config();
+  static TtsConfig configure(bool checkpointing) {
+    auto c = small_config();
     c.model.gradient_checkpointing = checkpointing;
     c.training.grad_clip_norm = 1.0;
     return c;
@@ -129,11 +129,11 @@ class TtsStep {
   Loss forward() {
     std::optional<AutocastGuard> autocast;
     if (bf16_) autocast.emplace(c10::DeviceType::CPU, c10::ScalarType::BFloat16);
-    return tts_loss(model_->forward(batch_), batch_, config_.training);
+    return tts_loss(model_->forward(batch_), batch_, loss_options(config_.loss));
   }
 
   Seeded seeded_;
-  TrainingConfig config_;
+  TtsConfig config_;
   std::int64_t vocab_;
   KokoroModel model_;
   torch::optim::AdamW optimizer_;

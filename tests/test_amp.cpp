@@ -2,7 +2,7 @@
 // the autocast guard, and how a run decides on autocast.
 #include <doctest/doctest.h>
 
-#include <kokoro/amp/autocast.hpp>
+#include <kokoro/core/autocast.hpp>
 #include <kokoro/amp/dynamic_grad_scaler.hpp>
 
 #include <torch/optim/sgd.h>
@@ -330,10 +330,10 @@ TEST_CASE("in the trainer an overflowing step is skipped and the schedule does n
 
 TEST_CASE("the minimal example under CPU bfloat16 autocast ends within 10% of float32") {
   auto train = [](bool mixed) {
-    auto config = test::quick_config();
+    minimal::Config config(test::quick_framework_config());
     config.hardware.mixed_precision = mixed;
     config.hardware.amp_dtype = "bfloat16";
-    config.model.hidden_dim = 64;
+    config.regression.hidden_dim = 64;
     config.training.batch_size = 32;
     config.training.epochs = 8;
     config.training.learning_rate = 1e-2;

@@ -4,7 +4,7 @@
 
 #include <kokoro/amp/dynamic_grad_scaler.hpp>
 #include <kokoro/checkpoint/checkpoint_manager.hpp>
-#include <kokoro/core/crc32.hpp>
+#include <kokoro/util/crc32.hpp>
 
 #include <csignal>
 #include <filesystem>

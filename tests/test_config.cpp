@@ -1,8 +1,11 @@
-// TrainingConfig: defaults and presets, YAML round trip, overrides, and the
-// error message for each kind of bad input.
+// Configurations: the framework's TrainingConfig and a task's RunConfig (the
+// TTS task's, and the minimal example's): defaults and presets, YAML round
+// trip, overrides, legacy keys, and the error message for each kind of bad
+// input.
 #include <doctest/doctest.h>
 
-#include <kokoro/config/config_io.hpp>
+#include <kokoro/core/config_io.hpp>
+#include <kokoro/tts/tts_config.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -22,22 +25,22 @@ std::string error_of(auto&& fn) {
 
 std::string load_error(const std::string& yaml) {
   return error_of([&] {
-    auto config = kokoro::get_default_config();
+    auto config = kokoro::tts::default_config();
     kokoro::apply_yaml(config, yaml, "run.yaml");
   });
 }
 
 std::string override_error(const std::string& arg) {
   return error_of([&] {
-    auto config = kokoro::get_default_config();
+    auto config = kokoro::tts::default_config();
     kokoro::apply_overrides(config, {arg});
   });
 }
 
 }  // namespace
 
-TEST_CASE("the default config carries the reference system's defaults") {
-  const auto c = kokoro::get_default_config();
+TEST_CASE("the TTS task's default config carries the reference system's defaults") {
+  const auto c = kokoro::tts::default_config();
   CHECK(c.audio.sample_rate == 22050);
   CHECK(c.audio.n_fft == 1024);
   CHECK(c.audio.hop_length == 256);
@@ -60,11 +63,13 @@ TEST_CASE("the default config carries the reference system's defaults") {
   CHECK(c.hardware.grad_scale_init == 65536.0);
   CHECK(c.hardware.grad_scale_interval == 2000);
   CHECK(c.data.num_workers == 2);
+  CHECK(c.loss.duration_weight == doctest::Approx(0.1));
+  CHECK(c.loss.stop_weight == doctest::Approx(1.0));
   CHECK(kokoro::validate(c).empty());
 }
 
-TEST_CASE("the small config shrinks the model and the run") {
-  const auto c = kokoro::get_small_config();
+TEST_CASE("the TTS task's small config shrinks the model and the run") {
+  const auto c = kokoro::tts::small_config();
   CHECK(c.model.hidden_dim == 256);
   CHECK(c.model.encoder_layers == 4);
   CHECK(c.model.decoder_layers == 4);
@@ -72,11 +77,11 @@ TEST_CASE("the small config shrinks the model and the run") {
   CHECK(c.training.batch_size == 8);
   CHECK(c.training.epochs == 10);
   CHECK(kokoro::validate(c).empty());
-  CHECK_FALSE(c == kokoro::get_default_config());
+  CHECK_FALSE(c == kokoro::tts::default_config());
 }
 
 TEST_CASE("YAML written by to_yaml reads back to an equal config") {
-  auto c = kokoro::get_small_config();
+  auto c = kokoro::tts::small_config();
   c.training.learning_rate = 3.3e-5;
   c.training.adam_eps = 1e-9;
   c.model.dropout = 0.15;
@@ -86,7 +91,7 @@ TEST_CASE("YAML written by to_yaml reads back to an equal config") {
   c.logging.run_name = "yes";  // a YAML 1.1 boolean word, kept as a string
   c.training.seed = -7;
 
-  auto loaded = kokoro::get_default_config();
+  auto loaded = kokoro::tts::default_config();
   kokoro::apply_yaml(loaded, kokoro::to_yaml(c), "roundtrip.yaml");
   CHECK(loaded == c);
   CHECK(loaded.data.data_dir == c.data.data_dir);
@@ -94,15 +99,15 @@ TEST_CASE("YAML written by to_yaml reads back to an equal config") {
 
 TEST_CASE("save_config and load_config round-trip through a file") {
   const auto path = std::filesystem::temp_directory_path() / "kokoro_test_config.yaml";
-  auto c = kokoro::get_default_config();
+  auto c = kokoro::tts::default_config();
   c.training.batch_size = 3;
   kokoro::save_config(c, path);
-  CHECK(kokoro::load_config(path) == c);
+  CHECK(kokoro::load_config<kokoro::tts::TtsConfig>(path) == c);
   std::filesystem::remove(path);
 }
 
 TEST_CASE("a YAML file overrides only the fields it names") {
-  auto c = kokoro::get_small_config();
+  auto c = kokoro::tts::small_config();
   kokoro::apply_yaml(c, "training:\n  learning_rate: 2e-4\nmodel:\n  dropout: 0\n", "x.yaml");
   CHECK(c.training.learning_rate == doctest::Approx(2e-4));
   CHECK(c.model.dropout == 0.0);
@@ -110,9 +115,9 @@ TEST_CASE("a YAML file overrides only the fields it names") {
 }
 
 TEST_CASE("an empty YAML document changes nothing") {
-  auto c = kokoro::get_small_config();
+  auto c = kokoro::tts::small_config();
   kokoro::apply_yaml(c, "", "empty.yaml");
-  CHECK(c == kokoro::get_small_config());
+  CHECK(c == kokoro::tts::small_config());
 }
 
 TEST_CASE("an unknown key names the file, the line, the key and the nearest valid key") {
@@ -179,7 +184,7 @@ TEST_CASE("a missing file is named") {
 }
 
 TEST_CASE("command-line overrides set any field as section.key=value") {
-  auto c = kokoro::get_default_config();
+  auto c = kokoro::tts::default_config();
   kokoro::apply_overrides(c, {"training.learning_rate=3e-4", "hardware.mixed_precision=false",
                               "data.data_dir=/tmp/LJSpeech-1.1", "model.num_heads=4"});
   CHECK(c.training.learning_rate == doctest::Approx(3e-4));
@@ -207,16 +212,75 @@ TEST_CASE("edit distance picks the closest name") {
 
 TEST_CASE("the shipped YAML presets equal the presets in code") {
   const std::filesystem::path configs = KOKORO_SOURCE_DIR "/examples/english_tts/configs";
-  CHECK(kokoro::load_config(configs / "default.yaml") == kokoro::get_default_config());
+  CHECK(kokoro::load_config(configs / "default.yaml", kokoro::tts::default_config()) ==
+        kokoro::tts::default_config());
   // Loaded over the defaults, so every field the small preset changes must be in the file.
-  CHECK(kokoro::load_config(configs / "small.yaml") == kokoro::get_small_config());
+  CHECK(kokoro::load_config(configs / "small.yaml", kokoro::tts::default_config()) ==
+        kokoro::tts::small_config());
   // And each file lists every field, so it documents the whole configuration.
   for (const char* file : {"default.yaml", "small.yaml"}) {
     const auto yaml = YAML::LoadFile((configs / file).string());
-    for (const auto& name : kokoro::detail::field_names()) {
+    for (const auto& name : kokoro::detail::field_names<kokoro::tts::TtsConfig>()) {
       const auto dot = name.find('.');
       CHECK_MESSAGE(yaml[name.substr(0, dot)][name.substr(dot + 1)].IsDefined(),
                     file << " lacks " << name);
     }
   }
+}
+
+TEST_CASE("the framework's config holds only training, hardware and logging") {
+  std::vector<std::string> sections;
+  const kokoro::TrainingConfig c;
+  kokoro::TrainingConfig::sections(c, [&](const char* name, const auto&) { sections.push_back(name); });
+  CHECK(sections == std::vector<std::string>{"training", "hardware", "logging"});
+  CHECK(kokoro::validate(c).empty());
+}
+
+TEST_CASE("a framework config refuses a task's section, naming the nearest it knows") {
+  const auto msg = error_of([] {
+    kokoro::TrainingConfig c;
+    kokoro::apply_yaml(c, "model:\n  hidden_dim: 4\n", "run.yaml");
+  });
+  CHECK(msg == "run.yaml:1: unknown section 'model' (did you mean 'logging'?)");
+}
+
+TEST_CASE("a task's sections sit beside the framework's in one file, after them") {
+  const auto yaml = kokoro::to_yaml(kokoro::tts::small_config());
+  const auto at = [&](const char* s) { return yaml.find(s); };
+  CHECK(at("\ntraining:\n") < at("\nhardware:\n"));
+  CHECK(at("\nlogging:\n") < at("\ndata:\n"));
+  CHECK(at("\nmodel:\n") < at("\naudio:\n"));
+  CHECK(at("\naudio:\n") < at("\nloss:\n"));
+  CHECK(at("duration_weight: 0.1") != std::string::npos);
+  CHECK(at("duration_loss_weight") == std::string::npos);  // written under today's names only
+}
+
+TEST_CASE("an unknown key names the nearest valid key across every section") {
+  CHECK(override_error("loss.stop_wieght=2") ==
+        "override 'loss.stop_wieght=2': unknown key 'loss.stop_wieght' (did you mean "
+        "'loss.stop_weight'?)");
+  CHECK(override_error("modle.hidden_dim=4") ==
+        "override 'modle.hidden_dim=4': unknown key 'modle.hidden_dim' (did you mean "
+        "'model.hidden_dim'?)");
+}
+
+TEST_CASE("legacy keys still load and land in their new place") {
+  auto c = kokoro::tts::default_config();
+  kokoro::apply_overrides(c, {"training.duration_loss_weight=0.25", "training.stop_loss_weight=3",
+                              "training.stop_positive_weight=5"});
+  CHECK(c.loss.duration_weight == doctest::Approx(0.25));
+  CHECK(c.loss.stop_weight == doctest::Approx(3.0));
+  CHECK(c.loss.stop_positive_weight == doctest::Approx(5.0));
+  // A value at the legacy key is still checked by the rule of its new field.
+  CHECK(override_error("training.stop_positive_weight=0") ==
+        "loss.stop_positive_weight: must be > 0 (got 0)");
+  // Without a task that owns them, the framework accepts and ignores them.
+  kokoro::TrainingConfig framework;
+  kokoro::apply_overrides(framework, {"training.duration_loss_weight=0.25"});
+  CHECK(framework == kokoro::TrainingConfig{});
+}
+
+TEST_CASE("the small preset as shipped before the split by layer loads to today's small preset") {
+  const std::filesystem::path file = KOKORO_SOURCE_DIR "/tests/data/pre_layering/small.yaml";
+  CHECK(kokoro::load_config(file, kokoro::tts::default_config()) == kokoro::tts::small_config());
 }

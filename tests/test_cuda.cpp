@@ -3,7 +3,7 @@
 // GPU is visible; ctest then lists it as skipped (tests/CMakeLists.txt).
 #include <doctest/doctest.h>
 
-#include <kokoro/amp/autocast.hpp>
+#include <kokoro/core/autocast.hpp>
 #include <kokoro/amp/dynamic_grad_scaler.hpp>
 #include <kokoro/device/auto_device.hpp>
 #include <kokoro/trainer.hpp>
@@ -84,9 +84,9 @@ TEST_CASE("cuda: the minimal example trains on the GPU in float16 with loss scal
     using device = AutoDevice;
     using scaler = DynamicGradScaler;
   };
-  auto config = test::quick_config();
+  minimal::Config config(test::quick_framework_config());
   config.hardware.mixed_precision = true;
-  config.model.hidden_dim = 64;
+  config.regression.hidden_dim = 64;
   config.training.batch_size = 32;
   config.training.epochs = 6;
   config.training.learning_rate = 1e-2;

@@ -3,8 +3,8 @@
 // none of the segment's activations.
 #include <doctest/doctest.h>
 
-#include <kokoro/amp/autocast.hpp>
-#include <kokoro/tts/gradient_checkpoint.hpp>
+#include <kokoro/core/autocast.hpp>
+#include <kokoro/nn/gradient_checkpoint.hpp>
 
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
@@ -23,7 +23,7 @@
 #include <vector>
 
 using namespace kokoro;
-using namespace kokoro::tts;
+using namespace kokoro::nn;
 using torch::autograd::variable_list;
 
 namespace {

@@ -7,7 +7,7 @@
 #include <kokoro/log/media.hpp>
 #include <kokoro/log/png.hpp>
 #include <kokoro/log/tensorboard_logger.hpp>
-#include <kokoro/log/wav.hpp>
+#include <kokoro/util/wav.hpp>
 
 #include <zlib.h>
 
@@ -229,16 +229,16 @@ TEST_CASE("TensorBoard files hold the version event, scalars and the config as t
   const auto config = get_default_config();
   {
     TensorBoardLogger logger(dir);
-    logger.on_train_begin(RunContext{config, "cpu", "float32", 10, 1, 0, 2, 0});
+    logger.on_train_begin(test::run_context(config, "cpu", "float32", 10, 1, 0, 2, 0));
     Metrics m;
     m.set("loss", 0.5);
     m.set("lr", 1e-4);
-    logger.on_step(StepContext{0, 10, 10, 20, 8, true, m});
+    logger.on_step(StepContext{.epoch = 0, .global_step = 10, .step_in_epoch = 10, .steps_per_epoch = 20, .samples = 8, .step_taken = true, .metrics = m});
     m.set("loss", 0.25);
-    logger.on_step(StepContext{0, 20, 20, 20, 8, true, m});
+    logger.on_step(StepContext{.epoch = 0, .global_step = 20, .step_in_epoch = 20, .steps_per_epoch = 20, .samples = 8, .step_taken = true, .metrics = m});
     Metrics valid;
     valid.set("loss", 0.3);
-    logger.on_epoch_end(EpochContext{0, 20, m, valid, 1.0});
+    logger.on_epoch_end(EpochContext{.epoch = 0, .global_step = 20, .train = m, .validation = valid, .seconds = 1.0});
   }
   std::vector<fs::path> files(fs::directory_iterator(dir), fs::directory_iterator{});
   REQUIRE(files.size() == 1);
@@ -286,7 +286,7 @@ TEST_CASE("images are encoded as PNG that zlib reads back pixel for pixel") {
 
 TEST_CASE("audio is encoded as 16-bit mono WAV, clipped to full scale") {
   const AudioClip clip{"tone", 16000, {0.0f, 0.5f, -1.0f, 2.0f, std::nanf("")}};
-  const auto wav = encode_wav(clip);
+  const auto wav = encode_wav(clip.samples, clip.sample_rate);
   REQUIRE(wav.size() == 44 + 2 * 5);
   CHECK(wav.substr(0, 4) == "RIFF");
   CHECK(wav.substr(8, 8) == "WAVEfmt ");
@@ -354,7 +354,7 @@ TEST_CASE("TensorBoard files hold images, audio and histograms in the summary's 
   media.histograms.push_back(histogram_of("weights/w", torch::tensor({1.0, 2.0, 3.0}), 2));
   {
     TensorBoardLogger logger(dir);
-    logger.on_media(MediaContext{3, 42, media});
+    logger.on_media(MediaContext{.epoch = 3, .global_step = 42, .media = media});
   }
   std::vector<fs::path> files(fs::directory_iterator(dir), fs::directory_iterator{});
   REQUIRE(files.size() == 1);
@@ -400,9 +400,9 @@ TEST_CASE("metrics.jsonl has a row per logged step and per epoch") {
     Metrics m;
     m.set("loss", 0.5);
     m.set("grad_norm", std::numeric_limits<double>::infinity());
-    logger.on_step(StepContext{1, 7, 3, 4, 16, false, m});
+    logger.on_step(StepContext{.epoch = 1, .global_step = 7, .step_in_epoch = 3, .steps_per_epoch = 4, .samples = 16, .step_taken = false, .metrics = m});
     Metrics none;
-    logger.on_epoch_end(EpochContext{1, 8, m, none, 2.5});
+    logger.on_epoch_end(EpochContext{.epoch = 1, .global_step = 8, .train = m, .validation = none, .seconds = 2.5});
   }
   std::ifstream in(dir / "metrics.jsonl");
   std::vector<YAML::Node> rows;  // JSON is YAML: yaml-cpp parses each line
@@ -469,6 +469,7 @@ TEST_CASE("a bundle without a profiler gets NoProfiler, which is compiled away")
     using memory = NoMemoryPolicy;
     using scheduler = ConstantLR;
     using logger = archetype::Logger;
+    using checkpoints = CheckpointManager;
   };
   static_assert(std::is_same_v<Trainer<test::LinearTask, Bare>::Profiler, NoProfiler>);
   Trainer<test::LinearTask, Bare> trainer(test::quick_config());

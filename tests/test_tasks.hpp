@@ -47,13 +47,42 @@ inline std::vector<XYBatch> split(const XYBatch& b, const std::vector<std::int64
   return out;
 }
 
+/// The test tasks' own configuration section, `model`.
+struct TestModelSection {
+  double dropout = 0.0;
+  std::int64_t hidden_dim = 32;
+
+  friend bool operator==(const TestModelSection&, const TestModelSection&) = default;
+
+  template <class Self, class Visitor>
+  static void fields(Self& s, Visitor&& v) {
+    v("dropout", s.dropout, "dropout before the linear layer", rule::InRange{0.0, 1.0, true});
+    v("hidden_dim", s.hidden_dim, "width of the test MLPs", rule::positive);
+  }
+};
+
+struct TestSections {
+  TestModelSection model;
+
+  friend bool operator==(const TestSections&, const TestSections&) = default;
+
+  template <class Self, class Visitor>
+  static void sections(Self& s, Visitor&& v) {
+    v("model", s.model);
+  }
+};
+
+/// The configuration of a run of the test tasks.
+using Config = RunConfig<TestSections>;
+
 /// A linear model (optionally behind dropout) fitted by mean squared error to
 /// fixed batches.
 class LinearTask {
  public:
   using Batch = XYBatch;
+  using ConfigSections = TestSections;
 
-  explicit LinearTask(const TrainingConfig& config) : dropout_(config.model.dropout) {
+  explicit LinearTask(const Config& config) : dropout_(config.model.dropout) {
     net_->register_module("linear", linear_);
     net_->register_module("dropout", dropout_);
   }
@@ -151,12 +180,11 @@ inline std::filesystem::path scratch_dir(const std::string& name) {
   return dir;
 }
 
-/// A config for quick tests: one thread, float32, no clipping unless asked.
-inline TrainingConfig quick_config() {
+/// The framework's part of quick_config().
+inline TrainingConfig quick_framework_config() {
   auto c = get_default_config();
   c.hardware.num_threads = 1;
   c.hardware.mixed_precision = false;  // exact comparisons need float32
-  c.model.dropout = 0.0;
   c.training.epochs = 1;
   c.training.learning_rate = 0.05;
   c.training.weight_decay = 0.0;
@@ -167,6 +195,29 @@ inline TrainingConfig quick_config() {
   c.logging.jsonl = false;
   c.logging.tensorboard = false;
   return c;
+}
+
+/// A config for quick tests: one thread, float32, no clipping unless asked,
+/// no dropout.
+inline Config quick_config() { return Config(quick_framework_config()); }
+
+/// A RunContext for calling a logger's on_train_begin by hand. Its settings
+/// live in a static, so the context stays valid until the next call.
+inline RunContext run_context(const TrainingConfig& config, std::string device = "cpu",
+                              std::string precision = "float32", std::int64_t parameters = 1,
+                              int threads = 1, std::int64_t start_epoch = 0, std::int64_t epochs = 1,
+                              std::int64_t max_steps = 0) {
+  static ConfigValues settings;
+  settings = config_values(config);
+  return RunContext{.config = config,
+                    .settings = settings,
+                    .device = std::move(device),
+                    .precision = std::move(precision),
+                    .parameters = parameters,
+                    .threads = threads,
+                    .start_epoch = start_epoch,
+                    .epochs = epochs,
+                    .max_steps = max_steps};
 }
 
 }  // namespace kokoro::test

@@ -167,8 +167,8 @@ TEST_CASE("the trainer clips to training.grad_clip_norm and reports the norm bef
 }
 
 TEST_CASE("a small model's loss goes down") {
-  auto config = quick_config();
-  config.model.hidden_dim = 32;
+  minimal::Config config(quick_framework_config());
+  config.regression.hidden_dim = 32;
   config.training.epochs = 6;
   config.training.batch_size = 32;
   config.training.learning_rate = 3e-3;

@@ -3,9 +3,9 @@
 // phonemizer's tokens, bad clips skipped and counted, and batches served.
 #include <doctest/doctest.h>
 
-#include <kokoro/tts/corpus.hpp>
-#include <kokoro/tts/demo_corpus.hpp>
-#include <kokoro/tts/tts_data.hpp>
+#include <kokoro/tts/data/corpus.hpp>
+#include "english_tts/demo_corpus.hpp"
+#include <kokoro/tts/data/tts_data.hpp>
 
 #include <fstream>
 #include <set>
@@ -15,14 +15,15 @@
 
 using namespace kokoro;
 using namespace kokoro::tts;
+using namespace kokoro::audio;
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path& tiny_corpus() { return test::tiny_demo_corpus(); }
 
-TrainingConfig corpus_config() {
-  auto config = test::quick_config();
+TtsConfig corpus_config() {
+  TtsConfig config(test::quick_framework_config());
   config.data.validation_split = 0.25;
   config.data.num_workers = 2;
   config.training.batch_size = 3;
@@ -40,7 +41,7 @@ TEST_CASE("the demo corpus gives features whose durations come from its alignmen
   const auto cache = test::scratch_dir("tts-cache");
   const EnglishPhonemeProcessor processor;
   const auto config = corpus_config();
-  const auto corpus = prepare_corpus(config, processor, tiny_corpus(), cache, false);
+  const auto corpus = prepare_corpus(config, processor, tiny_corpus(), cache);
   const auto& r = corpus.report;
   CHECK(r.listed == 8);
   CHECK(r.usable == 8);
@@ -62,14 +63,14 @@ TEST_CASE("the demo corpus gives features whose durations come from its alignmen
   }
 
   // A second run finds everything in the cache.
-  const auto again = prepare_corpus(config, processor, tiny_corpus(), cache, false);
+  const auto again = prepare_corpus(config, processor, tiny_corpus(), cache);
   CHECK(again.report.from_cache == 8);
   CHECK(again.report.computed == 0);
   CHECK(again.cache_dir == corpus.cache_dir);
   // Other audio settings: another folder, everything computed afresh.
   auto other = config;
   other.audio.n_mels = 40;
-  const auto changed = prepare_corpus(other, processor, tiny_corpus(), cache, false);
+  const auto changed = prepare_corpus(other, processor, tiny_corpus(), cache);
   CHECK(changed.cache_dir != corpus.cache_dir);
   CHECK(changed.report.computed == 8);
   CHECK(TtsData::load(changed.train[0]).mel.size(1) == 40);
@@ -111,7 +112,7 @@ TEST_CASE("bad clips are skipped, named and counted; the rest of the corpus trai
 
   const auto cache = test::scratch_dir("tts-bad-cache");
   const EnglishPhonemeProcessor processor;
-  const auto corpus = prepare_corpus(corpus_config(), processor, root, cache, false);
+  const auto corpus = prepare_corpus(corpus_config(), processor, root, cache);
   const auto& r = corpus.report;
   CHECK(r.listed == 9);
   CHECK(r.usable == 6);
@@ -135,7 +136,7 @@ TEST_CASE("bad clips are skipped, named and counted; the rest of the corpus trai
   auto strict = corpus_config();
   strict.data.missing_alignment = "skip";
   strict.data.alignment_mismatch = "uniform";
-  const auto flipped = prepare_corpus(strict, processor, root, cache, false).report;
+  const auto flipped = prepare_corpus(strict, processor, root, cache).report;
   CHECK(flipped.skipped.at("no alignment") == 1);
   CHECK(flipped.uniform_durations == 1);
   CHECK(flipped.usable == 6);
@@ -147,7 +148,7 @@ TEST_CASE("TtsData serves every training clip each epoch and the validation clip
   const auto cache = test::scratch_dir("tts-data-cache");
   const EnglishPhonemeProcessor processor;
   const auto config = corpus_config();
-  TtsData data(prepare_corpus(config, processor, tiny_corpus(), cache, false), config);
+  TtsData data(prepare_corpus(config, processor, tiny_corpus(), cache), config);
   for (const std::int64_t epoch : {0, 1}) {
     std::multiset<std::string> seen;
     std::int64_t batches = 0;

@@ -3,13 +3,13 @@
 // padding into batches and the prefetching loader.
 #include <doctest/doctest.h>
 
-#include <kokoro/tts/audio.hpp>
-#include <kokoro/tts/batch.hpp>
-#include <kokoro/tts/bucketing.hpp>
-#include <kokoro/tts/griffin_lim.hpp>
-#include <kokoro/tts/ljspeech.hpp>
-#include <kokoro/tts/loader.hpp>
-#include <kokoro/tts/mel.hpp>
+#include <kokoro/audio/audio_file.hpp>
+#include <kokoro/tts/data/batch.hpp>
+#include <kokoro/data/length_buckets.hpp>
+#include <kokoro/audio/griffin_lim.hpp>
+#include <kokoro/tts/data/ljspeech.hpp>
+#include <kokoro/data/prefetch_loader.hpp>
+#include <kokoro/audio/mel.hpp>
 
 #include <atomic>
 #include <cmath>
@@ -20,6 +20,8 @@
 
 using namespace kokoro;
 using namespace kokoro::tts;
+using namespace kokoro::data;
+using namespace kokoro::audio;
 namespace fs = std::filesystem;
 
 namespace {
@@ -128,7 +130,7 @@ TEST_CASE("the Slaney mel scale is linear to 1 kHz and logarithmic above") {
 }
 
 TEST_CASE("log-mel features match a direct DFT to 1e-4") {
-  AudioSection audio;  // 22050 Hz, n_fft 1024, hop 256, win 1024, 80 mels, 0-8000 Hz
+  audio::MelOptions audio;  // 22050 Hz, n_fft 1024, hop 256, win 1024, 80 mels, 0-8000 Hz
   audio.win_length = 800;  // exercises the window's zero padding inside n_fft
   const MelSpectrogram mel(audio);
   torch::manual_seed(3);
@@ -358,7 +360,7 @@ TEST_CASE("the loader delivers batches in order, at most `prefetch` ahead, error
 }
 
 TEST_CASE("Griffin-Lim turns a log-mel back into audio with nearly the same log-mel") {
-  AudioSection audio;
+  audio::MelOptions audio;
   const MelSpectrogram mel(audio);
   // A vowel-like test signal: harmonics of 150 Hz under a slow envelope.
   const int n = 22050;

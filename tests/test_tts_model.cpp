@@ -2,10 +2,10 @@
 // on hand-made durations, padding that never changes a loss, fitting a tiny
 // batch, synthesis (termination, key/value cache against the full decoder)
 // and gradient checkpointing against the plain model.
-#include <kokoro/tts/batch.hpp>
-#include <kokoro/tts/length_regulator.hpp>
-#include <kokoro/tts/losses.hpp>
-#include <kokoro/tts/model.hpp>
+#include <kokoro/tts/data/batch.hpp>
+#include <kokoro/tts/model/length_regulator.hpp>
+#include <kokoro/tts/model/losses.hpp>
+#include <kokoro/tts/model/kokoro_model.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/optim/adamw.h>
@@ -17,6 +17,8 @@
 // After the torch headers: they bring glog, whose CHECK would replace doctest's.
 #include <doctest/doctest.h>
 
+#include <kokoro/tts/english_tts_task.hpp>
+
 using namespace kokoro;
 using namespace kokoro::tts;
 
@@ -27,8 +29,11 @@ using Shape = std::vector<std::int64_t>;
 constexpr std::int64_t kVocab = 12;
 constexpr std::int64_t kMels = 8;
 
-ModelSection tiny_config(double dropout = 0.0, bool checkpointing = false, bool postnet = true) {
-  ModelSection m;
+KokoroModelOptions tiny_config(double dropout = 0.0, bool checkpointing = false,
+                               bool postnet = true) {
+  KokoroModelOptions m;
+  m.vocab_size = kVocab;
+  m.n_mels = kMels;
   m.hidden_dim = 32;
   m.encoder_layers = 2;
   m.decoder_layers = 2;
@@ -81,7 +86,7 @@ double max_difference(const torch::Tensor& a, const torch::Tensor& b) {
 
 TEST_CASE("the model's outputs have the batch's shapes and log durations are 0 on padding") {
   torch::manual_seed(0);
-  KokoroModel model(tiny_config(), kVocab, kMels);
+  KokoroModel model(tiny_config());
   const auto batch = small_batch();
   const auto out = model->forward(batch);
   const std::int64_t B = 3, T = 7, F = 15;
@@ -96,7 +101,7 @@ TEST_CASE("the model's outputs have the batch's shapes and log durations are 0 o
   CHECK(out.log_durations.masked_select(padding).abs().sum().item<double>() == 0.0);
   CHECK(out.log_durations.masked_select(padding.logical_not()).abs().sum().item<double>() > 0.0);
 
-  const auto loss = tts_loss(out, batch, TrainingSection{});
+  const auto loss = tts_loss(out, batch, TtsLossOptions{});
   std::vector<std::string> names;
   for (const auto& part : loss.parts) names.push_back(part.first);
   CHECK(names == std::vector<std::string>({"mel", "duration", "stop", "mel_before", "mel_after"}));
@@ -104,12 +109,12 @@ TEST_CASE("the model's outputs have the batch's shapes and log durations are 0 o
 
 TEST_CASE("without a PostNet mel_after is mel_before and the mel loss is the one L1") {
   torch::manual_seed(0);
-  KokoroModel model(tiny_config(0.0, false, /*postnet=*/false), kVocab, kMels);
+  KokoroModel model(tiny_config(0.0, false, /*postnet=*/false));
   const auto batch = small_batch();
   const auto out = model->forward(batch);
   CHECK_FALSE(out.postnet);
   CHECK(out.mel_after.is_same(out.mel_before));
-  const auto loss = tts_loss(out, batch, TrainingSection{});
+  const auto loss = tts_loss(out, batch, TtsLossOptions{});
   REQUIRE(loss.parts.size() == 3);
   CHECK(
       loss.parts[0].second.item<double>() ==
@@ -119,16 +124,18 @@ TEST_CASE("without a PostNet mel_after is mel_before and the mel loss is the one
 TEST_CASE("a model that cannot be built is refused with the reason") {
   auto c = tiny_config();
   c.num_heads = 3;
-  CHECK_THROWS_WITH_AS(KokoroModel(c, kVocab, kMels),
-                       doctest::Contains("model.num_heads (3) must divide model.hidden_dim (32)"),
+  CHECK_THROWS_WITH_AS(KokoroModel{c},
+                       doctest::Contains("num_heads (3) must divide hidden_dim (32)"),
                        Error);
-  CHECK_THROWS_AS(KokoroModel(tiny_config(), 1, kMels), Error);
+  auto one_symbol = tiny_config();
+  one_symbol.vocab_size = 1;
+  CHECK_THROWS_AS(KokoroModel{one_symbol}, Error);
 }
 
 TEST_CASE("the parameter count is the architecture's, layer by layer") {
   torch::manual_seed(0);
   const auto c = tiny_config();
-  KokoroModel model(c, kVocab, kMels);
+  KokoroModel model(c);
   const std::int64_t d = c.hidden_dim, ff = c.ff_dim, M = kMels, P = 512, K = 5;
   const auto attention = 4 * d * d + d;  // q, k, v without bias; out with bias
   const auto norm = 2 * d;
@@ -176,12 +183,12 @@ TEST_CASE("durations map to log(d + 1) and back, at least one frame per real pho
 
 TEST_CASE("more padding in a batch changes no loss") {
   torch::manual_seed(0);
-  KokoroModel model(tiny_config(0.1), kVocab, kMels);
+  KokoroModel model(tiny_config(0.1));
   model->eval();
   const auto batch = small_batch();
   const auto padded = with_more_padding(batch, 4, 9);
-  const auto plain = components(tts_loss(model->forward(batch), batch, TrainingSection{}));
-  const auto more = components(tts_loss(model->forward(padded), padded, TrainingSection{}));
+  const auto plain = components(tts_loss(model->forward(batch), batch, TtsLossOptions{}));
+  const auto more = components(tts_loss(model->forward(padded), padded, TtsLossOptions{}));
   REQUIRE(plain.size() == more.size());
   for (const auto& [name, value] : plain) {
     INFO(name);
@@ -197,13 +204,13 @@ TEST_CASE("more padding in a batch changes no loss") {
 
 TEST_CASE("a dozen AdamW steps on one small batch lower every loss component by 5% or more") {
   torch::manual_seed(0);
-  KokoroModel model(tiny_config(), kVocab, kMels);
+  KokoroModel model(tiny_config());
   const auto batch = small_batch();
   torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(1e-3));
   std::map<std::string, double> first, last;
   for (int step = 0; step <= 12; ++step) {
     optimizer.zero_grad();
-    const auto loss = tts_loss(model->forward(batch), batch, TrainingSection{});
+    const auto loss = tts_loss(model->forward(batch), batch, TtsLossOptions{});
     (step == 0 ? first : last) = components(loss);
     if (step < 12) {
       loss.total.backward();
@@ -218,7 +225,7 @@ TEST_CASE("a dozen AdamW steps on one small batch lower every loss component by 
 
 TEST_CASE("generation stops at the frame cap or when the stop token fires") {
   torch::manual_seed(0);
-  KokoroModel model(tiny_config(0.1), kVocab, kMels);
+  KokoroModel model(tiny_config(0.1));
   model->train();
   const auto phonemes = torch::tensor({3, 5, 0, 7}, torch::kLong);  // a <pad> id inside
 
@@ -241,7 +248,7 @@ TEST_CASE("generation stops at the frame cap or when the stop token fires") {
 
 TEST_CASE("cached generation equals the full causal decoder on the frames it produced") {
   torch::manual_seed(0);
-  KokoroModel model(tiny_config(0.1), kVocab, kMels);
+  KokoroModel model(tiny_config(0.1));
   const auto phonemes = torch::tensor({{4, 9, 2, 6, 1}}, torch::kLong);
   const auto synthesis = model->generate(phonemes, /*stop_threshold=*/2.0, /*max_frames=*/6);
   REQUIRE(synthesis.mel_before.size(0) == 6);
@@ -261,18 +268,18 @@ TEST_CASE("cached generation equals the full causal decoder on the frames it pro
 
 TEST_CASE("gradient checkpointing gives the plain model's losses and gradients, dropout on") {
   torch::manual_seed(5);
-  KokoroModel plain(tiny_config(0.2, /*checkpointing=*/false), kVocab, kMels);
+  KokoroModel plain(tiny_config(0.2, /*checkpointing=*/false));
   torch::manual_seed(5);
-  KokoroModel checkpointed(tiny_config(0.2, /*checkpointing=*/true), kVocab, kMels);
+  KokoroModel checkpointed(tiny_config(0.2, /*checkpointing=*/true));
   plain->train();
   checkpointed->train();
   const auto batch = small_batch();
 
   torch::manual_seed(11);
-  const auto a = tts_loss(plain->forward(batch), batch, TrainingSection{});
+  const auto a = tts_loss(plain->forward(batch), batch, TtsLossOptions{});
   a.total.backward();
   torch::manual_seed(11);
-  const auto b = tts_loss(checkpointed->forward(batch), batch, TrainingSection{});
+  const auto b = tts_loss(checkpointed->forward(batch), batch, TtsLossOptions{});
   b.total.backward();
 
   const auto la = components(a), lb = components(b);
@@ -293,7 +300,7 @@ TEST_CASE("gradient checkpointing gives the plain model's losses and gradients, 
 }
 
 TEST_CASE("checkpoint segments of several blocks give the gradients of one block per segment") {
-  auto config = kokoro::get_small_config();
+  auto config = kokoro::tts::small_config();
   config.model.hidden_dim = 32;
   config.model.encoder_layers = 3;
   config.model.decoder_layers = 3;
@@ -304,13 +311,14 @@ TEST_CASE("checkpoint segments of several blocks give the gradients of one block
   auto gradients = [&](std::int64_t blocks) {
     config.model.checkpoint_blocks = blocks;
     torch::manual_seed(11);
-    kokoro::tts::KokoroModel model(config.model, 20, 8);
+    kokoro::tts::KokoroModel model(kokoro::tts::model_options(config.model, 20, 8));
     kokoro::tts::TtsItem a{"a", torch::randn({9, 8}), torch::tensor({3, 4, 5}),
                            torch::tensor({2, 3, 4})};
     kokoro::tts::TtsItem b{"b", torch::randn({6, 8}), torch::tensor({6, 7}), torch::tensor({3, 3})};
     const auto batch = kokoro::tts::collate({a, b});
     torch::manual_seed(5);
-    kokoro::tts::tts_loss(model->forward(batch), batch, config.training).total.backward();
+    kokoro::tts::tts_loss(model->forward(batch), batch, kokoro::tts::loss_options(config.loss))
+        .total.backward();
     std::vector<torch::Tensor> grads;
     for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
     return grads;

@@ -3,10 +3,10 @@
 // file, and the demo corpus built from them.
 #include <doctest/doctest.h>
 
-#include <kokoro/tts/espeak.hpp>
-#include <kokoro/tts/phoneme_processor.hpp>
-#include <kokoro/tts/text_normalizer.hpp>
-#include <kokoro/tts/textgrid.hpp>
+#include <kokoro/tts/text/espeak.hpp>
+#include <kokoro/tts/text/phoneme_processor.hpp>
+#include <kokoro/tts/text/normalizer.hpp>
+#include <kokoro/tts/align/textgrid.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -26,10 +26,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <kokoro/tts/demo_corpus.hpp>
+#include "english_tts/demo_corpus.hpp"
 
 using namespace kokoro;
 using namespace kokoro::tts;
+using namespace english_tts;
 namespace fs = std::filesystem;
 
 namespace {
@@ -525,7 +526,7 @@ TEST_CASE("a malformed vocabulary file is an error naming the file and line") {
 // ---------------------------------------------------------------- demo corpus
 
 TEST_CASE("the demo corpus keeps clean prose sentences and drops the rest") {
-  using kokoro::tts::detail::demo::is_clean_sentence;
+  using english_tts::detail::demo::is_clean_sentence;
   CHECK(is_clean_sentence("You may charge a fee for this Package.", 4, 25));
   CHECK(is_clean_sentence("\"You\" is you, if you're thinking about copying it.", 4, 25));
   CHECK(is_clean_sentence("The GNU General Public License, version 3, applies.", 4, 25));
@@ -535,7 +536,7 @@ TEST_CASE("the demo corpus keeps clean prose sentences and drops the rest") {
   CHECK(!is_clean_sentence("Use it, e.g. in a program you wrote.", 4, 25));
   CHECK(!is_clean_sentence("Apply subsection 6b to the object code you convey.", 4, 25));
   CHECK(!is_clean_sentence("If (a) holds then you may stop the program.", 4, 25));
-  CHECK(kokoro::tts::detail::demo::split_sentences(
+  CHECK(english_tts::detail::demo::split_sentences(
             "4. You may copy it. (b) Then stop. (Thus, you win.)") ==
         std::vector<std::string>{"You may copy it.", "Then stop.", "Thus, you win."});
 }

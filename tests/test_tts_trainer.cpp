@@ -1,14 +1,24 @@
 // The English TTS task inside kokoro::Trainer, end to end on the tiny demo
 // corpus with a tiny model: every loss falls, a stopped run resumes to the
-// same weights as a straight one, and samples are written.
+// same weights as a straight one, samples are written, a checkpoint written
+// before the split by layer resumes to the weights that code trained.
 #include <doctest/doctest.h>
 
 #include <kokoro/amp/dynamic_grad_scaler.hpp>
+#include <kokoro/checkpoint/checkpoint_file.hpp>
+#include <kokoro/log/sample_file_logger.hpp>
 #include <kokoro/trainer.hpp>
 #include <kokoro/tts/english_tts_task.hpp>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <vector>
 
+#include <torch/serialize.h>
+
+#include "minimal/regression_task.hpp"
 #include "test_tasks.hpp"
 #include "tts_fixtures.hpp"
 
@@ -19,12 +29,12 @@ namespace {
 
 struct TtsPolicies : DefaultPolicies {
   using scaler = DynamicGradScaler;
-  using logger = test::SpyLogger;
+  using logger = Loggers<test::SpyLogger, SampleFileLogger>;
 };
 using TtsTrainer = Trainer<tts::EnglishTtsTask, TtsPolicies>;
 
-TrainingConfig tiny_tts_config(const fs::path& output) {
-  auto c = test::quick_config();
+tts::TtsConfig tiny_tts_config(const fs::path& output) {
+  tts::TtsConfig c(test::quick_framework_config());
   c.data.data_dir = test::tiny_demo_corpus().string();
   static const auto cache = test::scratch_dir("tts-trainer-cache");  // shared by the runs
   c.data.cache_dir = cache.string();
@@ -68,11 +78,16 @@ TEST_CASE("a short run on the tiny corpus lowers every loss and writes a sample"
     REQUIRE(after.get(component).has_value());
     CHECK(*after.get(component) < *before.get(component));
   }
-  // The sample of the last epoch: a mel image, its audio and its text.
-  const auto sample = trainer.task().last_sample();
-  REQUIRE_FALSE(sample.empty());
-  CHECK(fs::file_size(sample.string() + ".png") > 100);
-  CHECK(fs::file_size(sample.string() + ".wav") > 44);
+  // The samples of the last epoch: mel images, audio and the text, on disk.
+  const auto& written = trainer.logger().get<SampleFileLogger>().last_written();
+  const auto sample = dir / "samples" / "epoch_0012_";
+  for (const char* name : {"synthesized_mel.png", "target_mel.png", "teacher_forced_mel.png",
+                           "target_griffin_lim.wav", "text.txt"}) {
+    CAPTURE(name);
+    CHECK(std::find(written.begin(), written.end(), sample.string() + name) != written.end());
+  }
+  CHECK(fs::file_size(sample.string() + "synthesized_mel.png") > 100);
+  CHECK(fs::file_size(sample.string() + "target_griffin_lim.wav") > 44);
   CHECK(fs::exists(dir / "phonemes.txt"));
   fs::remove_all(dir);
 }
@@ -117,5 +132,77 @@ TEST_CASE("a checkpoint from another phoneme set is refused") {
   other.pop_back();
   state["phoneme_vocabulary"] = other;
   CHECK_THROWS_WITH_AS(task.load_state_dict(state), doctest::Contains("phoneme vocabulary"), Error);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a kokoro-train checkpoint from before the split by layer resumes to that code's weights") {
+  // Written by kokoro-train at commit be36ce4 after step 1 (tests/data/pre_layering); that
+  // run's step 2 weights are kept beside it.
+  const fs::path data = KOKORO_TEST_DATA "/pre_layering";
+  const auto saved = load_checkpoint_file(data / "tts_tiny_step1.pt");
+  const auto dir = test::scratch_dir("tts-pre-layering");
+  // Its configuration text loads as it is (loss weights under `training`, as then).
+  auto config = tts::default_config();
+  apply_yaml(config, saved.at("config").toStringRef(), "tts_tiny_step1.pt:config");
+  CHECK(config.model.hidden_dim == 16);
+  CHECK(config.data.demo_clips == 6);
+  CHECK(config.loss.duration_weight == doctest::Approx(0.1));
+  // The same demo corpus that run built (6 clips, default options).
+  english_tts::DemoCorpusOptions corpus;
+  corpus.out = dir / "demo_corpus";
+  corpus.clips = 6;
+  english_tts::build_demo_corpus(corpus);
+  config.data.data_dir = corpus.out.string();
+  config.logging.output_dir = (dir / "run").string();
+  config.logging.tensorboard = false;
+  config.logging.jsonl = false;
+  config.training.resume = (data / "tts_tiny_step1.pt").string();
+  config.training.max_steps = 2;
+  struct Policies : TtsPolicies {
+    using logger = test::SpyLogger;
+  };
+  Trainer<tts::EnglishTtsTask, Policies> trainer(config);
+  CHECK(trainer.global_step() == 1);
+  trainer.fit();
+  CHECK(trainer.global_step() == 2);
+  const auto expected = torch::pickle_load([&] {
+    std::ifstream in(data / "tts_tiny_step2_weights.pt", std::ios::binary);
+    return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+  }()).toGenericDict();
+  std::size_t compared = 0;
+  for (const auto& p : trainer.task().model().named_parameters()) {
+    CAPTURE(p.key());
+    REQUIRE(expected.contains(p.key()));
+    CHECK(torch::equal(p.value(), expected.at(p.key()).toTensor()));
+    ++compared;
+  }
+  CHECK(compared == expected.size());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a kokoro-minimal checkpoint from before the split by layer loads and resumes") {
+  const fs::path file = KOKORO_TEST_DATA "/pre_layering/minimal_step16.pt";
+  const auto saved = load_checkpoint_file(file);
+  // Its text holds the TTS sections the framework's config had then, and the
+  // MLP's width as model.hidden_dim: the example's legacy keys take them.
+  minimal::Config config;
+  config.regression.hidden_dim = 1;
+  apply_yaml(config, saved.at("config").toStringRef(), "minimal_step16.pt:config");
+  CHECK(config.regression.hidden_dim == 64);
+  CHECK(config.training.batch_size == 32);
+  const auto dir = test::scratch_dir("minimal-pre-layering");
+  config.logging.output_dir = dir.string();
+  config.logging.checkpoints = false;
+  config.logging.tensorboard = false;
+  config.logging.jsonl = false;
+  config.training.epochs = 2;
+  config.training.resume = file.string();
+  Trainer<minimal::RegressionTask, test::SpyPolicies> trainer(config);
+  CHECK(trainer.global_step() == 16);
+  CHECK(trainer.epoch() == 1);
+  const double before = trainer.validate().get("loss").value();
+  const auto summary = trainer.fit();
+  CHECK(summary.global_step == 32);
+  CHECK(summary.last_validation.get("loss").value() < before);
   fs::remove_all(dir);
 }

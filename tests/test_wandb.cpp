@@ -67,17 +67,17 @@ TEST_CASE("the W&B logger creates the run, streams rows in order and marks it fi
   HttpServer server(service);
   auto config = test::quick_config();
   config.training.batch_size = 7;
-  WandbLogger logger(settings_for(server.url()), config);
-  logger.on_train_begin(RunContext{config, "cpu", "float32", 1, 1, 0, 1, 0});
+  WandbLogger logger(settings_for(server.url()));
+  logger.on_train_begin(test::run_context(config));
   for (int i = 0; i < 25; ++i) {
     Metrics m;
     m.set("loss", 100.0 - i);
-    logger.on_step(StepContext{0, i + 1, i + 1, 25, 8, true, m});
+    logger.on_step(StepContext{.epoch = 0, .global_step = i + 1, .step_in_epoch = i + 1, .steps_per_epoch = 25, .samples = 8, .step_taken = true, .metrics = m});
   }
   Metrics train, valid;
   train.set("loss", 80.0);
   valid.set("loss", 90.0);
-  logger.on_epoch_end(EpochContext{0, 25, train, valid, 1.5});
+  logger.on_epoch_end(EpochContext{.epoch = 0, .global_step = 25, .train = train, .validation = valid, .seconds = 1.5});
   logger.on_train_end(RunSummary{});
 
   const auto stats = logger.stats();
@@ -138,8 +138,8 @@ TEST_CASE("a run refused by the service is reported, not retried forever") {
   HttpServer server([](const HttpServer::Request&) {
     return std::string(R"({"errors":[{"message":"permission denied"}]})");
   });
-  WandbLogger logger(settings_for(server.url()), test::quick_config());
-  logger.on_train_begin(RunContext{test::quick_config(), "cpu", "float32", 1, 1, 0, 1, 0});
+  WandbLogger logger(settings_for(server.url()));
+  logger.on_train_begin(test::run_context(test::quick_config()));
   logger.on_train_end(RunSummary{});
   const auto stats = logger.stats();
   CHECK_FALSE(stats.run_created);
@@ -152,13 +152,13 @@ TEST_CASE("a hung W&B service blocks neither the steps nor the end of training")
   settings.max_queued_rows = 10;
   settings.finish_timeout_seconds = 0.3;
   settings.http.timeout_ms = 600'000;  // only the abort can end the request
-  WandbLogger logger(settings, test::quick_config());
-  logger.on_train_begin(RunContext{test::quick_config(), "cpu", "float32", 1, 1, 0, 1, 0});
+  WandbLogger logger(settings);
+  logger.on_train_begin(test::run_context(test::quick_config()));
 
   Metrics m;
   m.set("loss", 1.0);
   const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 200; ++i) logger.on_step(StepContext{0, i + 1, i + 1, 200, 8, true, m});
+  for (int i = 0; i < 200; ++i) logger.on_step(StepContext{.epoch = 0, .global_step = i + 1, .step_in_epoch = i + 1, .steps_per_epoch = 200, .samples = 8, .step_taken = true, .metrics = m});
   const double logging = seconds_since(start);
   const auto end = std::chrono::steady_clock::now();
   logger.on_train_end(RunSummary{});
@@ -183,7 +183,7 @@ TEST_CASE("training with a dead W&B endpoint completes and counts the failures")
   static std::string url;
   url = "http://127.0.0.1:" + std::to_string(HttpServer::dead_port());
   struct DeadWandb : WandbLogger {
-    explicit DeadWandb(const TrainingConfig& c) : WandbLogger(settings_for(url), c) {}
+    explicit DeadWandb(const TrainingConfig&) : WandbLogger(settings_for(url)) {}
   };
   struct Policies : DefaultPolicies {
     using logger = Loggers<DeadWandb>;

@@ -2,7 +2,7 @@
 // their TextGrids, built once per test process (about a second).
 #pragma once
 
-#include <kokoro/tts/demo_corpus.hpp>
+#include "english_tts/demo_corpus.hpp"
 
 #include <doctest/doctest.h>
 
@@ -14,10 +14,10 @@ namespace kokoro::test {
 
 inline const std::filesystem::path& tiny_demo_corpus() {
   static const std::filesystem::path root = [] {
-    tts::DemoCorpusOptions options;
+    english_tts::DemoCorpusOptions options;
     options.out = scratch_dir("tts-tiny-corpus") / "demo";
     options.clips = 8;
-    const auto report = tts::build_demo_corpus(options);
+    const auto report = english_tts::build_demo_corpus(options);
     REQUIRE(report.clips == 8);
     return report.root;
   }();

@@ -6,14 +6,22 @@
 // With no arguments it trains the small model on the built-in demo corpus
 // (made with espeak-ng on first use) for a few minutes.
 #include <kokoro/amp/dynamic_grad_scaler.hpp>
+#include <kokoro/log/sample_file_logger.hpp>
 #include <kokoro/trainer.hpp>
 #include <kokoro/tts/english_tts_task.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "demo_corpus.hpp"
 
 /// The trainer: every policy named, so that swapping one is one line.
 struct EnglishPolicies {
@@ -22,7 +30,9 @@ struct EnglishPolicies {
   using memory = kokoro::AdaptiveMemory<>;
   using scheduler = kokoro::ScheduleFromConfig;  // cosine warm restarts by default
   using logger = kokoro::Loggers<kokoro::ConsoleLogger, kokoro::JsonlLogger,
-                                 kokoro::TensorBoardLogger, kokoro::WandbLogger>;
+                                 kokoro::TensorBoardLogger, kokoro::WandbLogger,
+                                 kokoro::SampleFileLogger>;
+  using checkpoints = kokoro::CheckpointManager;
   using profiler = kokoro::InterbatchProfiler;
 };
 using EnglishTrainer = kokoro::Trainer<kokoro::tts::EnglishTtsTask, EnglishPolicies>;
@@ -45,8 +55,8 @@ constexpr std::string_view kUsage =
     "  section.key=value     override one field, e.g. training.batch_size=16\n";
 
 /// The no-argument run: the small model, bounded in time, on the demo corpus.
-kokoro::TrainingConfig demo_defaults() {
-  auto config = kokoro::get_small_config();
+kokoro::tts::TtsConfig demo_defaults() {
+  auto config = kokoro::tts::small_config();
   config.training.epochs = 1000;
   config.training.max_minutes = 3.0;
   config.training.learning_rate = 5e-4;
@@ -55,6 +65,55 @@ kokoro::TrainingConfig demo_defaults() {
   config.logging.log_every = 10;
   config.logging.checkpoint_every_epochs = 1;
   return config;
+}
+
+/// With data.data_dir empty: the demo corpus under the output folder, built
+/// there on first use.
+std::string demo_corpus(const kokoro::tts::TtsConfig& config) {
+  const auto root = std::filesystem::path(config.logging.output_dir) / "demo_corpus";
+  if (std::filesystem::exists(root / config.data.metadata_file)) return root.string();
+  english_tts::DemoCorpusOptions options;
+  options.out = root;
+  options.clips = static_cast<int>(config.data.demo_clips);
+  std::printf("kokoro-train: data.data_dir is empty; building the demo corpus (%d clips) in %s\n",
+              options.clips, root.string().c_str());
+  std::fflush(stdout);
+  const auto report = english_tts::build_demo_corpus(options);
+  std::printf("kokoro-train: demo corpus: %d clips, %.2f h of audio, built in %.1f s\n",
+              report.clips, report.audio_hours(), report.build_seconds);
+  for (const auto& note : report.notes) std::printf("kokoro-train: demo corpus: %s\n", note.c_str());
+  std::fflush(stdout);
+  return report.root.string();
+}
+
+/// The corpus report: a summary, the first few problems, the split.
+void print_corpus(const kokoro::tts::PreparedCorpus& corpus) {
+  const auto& report = corpus.report;
+  std::printf("%s\n", report.summary().c_str());
+  const auto shown = std::min<std::size_t>(report.messages.size(), 5);
+  for (std::size_t i = 0; i < shown; ++i) std::printf("  %s\n", report.messages[i].c_str());
+  if (report.messages.size() > shown) {
+    std::printf("  ... %zu more in %s\n", report.messages.size() - shown,
+                (corpus.cache_dir / "report.txt").string().c_str());
+  }
+  std::printf("kokoro-train: %zu training clips, %zu validation clips\n", corpus.train.size(),
+              corpus.validation.size());
+  std::fflush(stdout);
+}
+
+/// Feature preparation's progress: one line rewritten on a terminal, a line
+/// every few seconds elsewhere.
+kokoro::tts::CorpusProgress progress_printer() {
+  const bool tty = ::isatty(STDOUT_FILENO) != 0;
+  return {.report =
+              [tty](std::size_t done, std::size_t total) {
+                std::printf(tty ? "\rpreparing features: %zu/%zu clips (%.0f%%)"
+                                : "preparing features: %zu/%zu clips (%.0f%%)\n",
+                            done, total, 100.0 * static_cast<double>(done) / total);
+                if (tty && done == total) std::printf("\r%60s\r", "");
+                std::fflush(stdout);
+              },
+          .interval = std::chrono::milliseconds(tty ? 200 : 2000)};
 }
 
 }  // namespace
@@ -100,7 +159,7 @@ int main(int argc, char** argv) {
     }
     if (!config_file.empty() || small) {
       // An explicit preset or file: its own values, no demo time limit.
-      auto base = small ? kokoro::get_small_config() : kokoro::get_default_config();
+      auto base = small ? kokoro::tts::small_config() : kokoro::tts::default_config();
       base.logging.output_dir = "runs/english_tts";
       config = config_file.empty() ? base : kokoro::load_config(config_file, base);
     }
@@ -110,7 +169,14 @@ int main(int argc, char** argv) {
       return 0;
     }
 
-    EnglishTrainer trainer(config);
+    if (config.data.data_dir.empty()) config.data.data_dir = demo_corpus(config);
+
+    // The task is built here, after seeding as the Trainer would, so that
+    // feature preparation can show its progress.
+    kokoro::seed_everything(config.training.seed);
+    kokoro::tts::EnglishTtsTask task(config, progress_printer());
+    print_corpus(task.data().corpus());
+    EnglishTrainer trainer(config, std::move(task));
     const auto summary = trainer.fit();
     const auto out = std::filesystem::path(config.logging.output_dir);
     std::printf("\nkokoro-train: what this run left behind\n");
@@ -119,8 +185,8 @@ int main(int argc, char** argv) {
       std::printf("  TensorBoard  tensorboard --logdir %s\n", (out / "tensorboard").c_str());
     }
     if (config.logging.jsonl) std::printf("  metrics      %s\n", (out / "metrics.jsonl").c_str());
-    if (const auto& sample = trainer.task().last_sample(); !sample.empty()) {
-      std::printf("  mel image    %s.png\n  audio        %s.wav\n", sample.c_str(), sample.c_str());
+    for (const auto& file : trainer.logger().get<kokoro::SampleFileLogger>().last_written()) {
+      std::printf("  sample       %s\n", file.c_str());
     }
     std::printf("  phonemes     %s\n", (out / "phonemes.txt").c_str());
     return 0;

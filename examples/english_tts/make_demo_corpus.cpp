@@ -1,5 +1,5 @@
 // kokoro-make-demo-corpus: builds the LJSpeech-format demo corpus of
-// kokoro/tts/demo_corpus.hpp (espeak-ng speech of sentences from Debian's license texts).
+// demo_corpus.hpp (espeak-ng speech of sentences from Debian's license texts).
 #include <charconv>
 #include <cstdio>
 #include <string>
@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include <kokoro/tts/demo_corpus.hpp>
+#include "demo_corpus.hpp"
 
 namespace {
 
@@ -32,7 +32,7 @@ bool parse_number(std::string_view text, T& value) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  kokoro::tts::DemoCorpusOptions options;
+  english_tts::DemoCorpusOptions options;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    const auto report = kokoro::tts::build_demo_corpus(options);
+    const auto report = english_tts::build_demo_corpus(options);
     for (const auto& note : report.notes) fmt::print("note: {}\n", note);
     fmt::print("wrote {} clips ({:.3f} h of audio) to {} in {:.1f} s; sentences from {}\n",
                report.clips, report.audio_hours(), report.root.string(), report.build_seconds,

@@ -32,9 +32,9 @@ constexpr std::string_view kUsage =
     "  section.key=value    override one field, e.g. training.epochs=20\n";
 
 /// The example's defaults: a small model that trains in seconds.
-kokoro::TrainingConfig example_defaults() {
-  auto config = kokoro::get_default_config();
-  config.model.hidden_dim = 64;
+minimal::Config example_defaults() {
+  minimal::Config config;
+  config.regression.hidden_dim = 64;
   config.training.batch_size = 32;
   config.training.epochs = 60;
   config.training.learning_rate = 1e-2;

@@ -36,7 +36,7 @@ struct ConsumerPolicies : kokoro::DefaultPolicies {
 };
 
 int main() {
-  auto config = kokoro::get_small_config();
+  auto config = kokoro::get_default_config();
   kokoro::apply_overrides(
       config, {"training.epochs=3", "hardware.num_threads=1", "logging.checkpoints=false"});
   kokoro::Trainer<FitLine, ConsumerPolicies> trainer(config);

@@ -24,10 +24,10 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/config/training_config.hpp"
-#include "kokoro/core/errors.hpp"
+#include "kokoro/core/training_config.hpp"
+#include "kokoro/util/errors.hpp"
 #include "kokoro/core/grad_scaler_policy.hpp"
-#include "kokoro/core/state_dict.hpp"
+#include "kokoro/util/state_dict.hpp"
 
 namespace kokoro {
 
@@ -98,6 +98,9 @@ class DynamicGradScaler {
 
   /// Runs the optimizer step unless unscale() found inf/NaN; unscales first
   /// if that has not happened. True when the step was taken.
+  /// It scales: float16 gradients keep their small values.
+  bool scales_loss() const { return true; }
+
   bool step(torch::optim::Optimizer& optimizer) {
     if (stage_ == Stage::stepped) throw Error("DynamicGradScaler: step() twice without update()");
     if (stage_ == Stage::ready) unscale(optimizer);

@@ -1,4 +1,5 @@
-// NoGradScaler: full-precision training, no loss scaling. Every step is taken.
+// NoGradScaler: full-precision training, no loss scaling. Every step is taken;
+// the default scaler of kokoro::DefaultPolicies.
 #pragma once
 
 #include "kokoro/core/grad_scaler_policy.hpp"

@@ -17,10 +17,10 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/checkpoint/atomic_file.hpp"
-#include "kokoro/checkpoint/state_io.hpp"
-#include "kokoro/core/crc32.hpp"
-#include "kokoro/core/errors.hpp"
+#include "kokoro/util/atomic_file.hpp"
+#include "kokoro/core/state_io.hpp"
+#include "kokoro/util/crc32.hpp"
+#include "kokoro/util/errors.hpp"
 
 namespace kokoro {
 

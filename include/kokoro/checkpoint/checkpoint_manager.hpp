@@ -16,7 +16,9 @@
 #include <fmt/format.h>
 
 #include "kokoro/checkpoint/checkpoint_file.hpp"
-#include "kokoro/core/errors.hpp"
+#include "kokoro/core/checkpoint_policy.hpp"
+#include "kokoro/core/training_config.hpp"
+#include "kokoro/util/errors.hpp"
 
 namespace kokoro {
 
@@ -24,6 +26,10 @@ class CheckpointManager {
  public:
   explicit CheckpointManager(std::filesystem::path dir, std::int64_t keep_last = 5)
       : dir_(std::move(dir)), keep_last_(keep_last) {}
+  /// <logging.output_dir>/checkpoints, keeping `logging.keep_checkpoints`.
+  explicit CheckpointManager(const TrainingConfig& config)
+      : CheckpointManager(std::filesystem::path(config.logging.output_dir) / "checkpoints",
+                          config.logging.keep_checkpoints) {}
 
   const std::filesystem::path& directory() const { return dir_; }
 
@@ -47,6 +53,19 @@ class CheckpointManager {
     const auto bytes = torch::pickle_save(weights);
     write_file_atomically(weights_path(), std::string_view(bytes.data(), bytes.size()));
   }
+
+  /// best.pt.
+  void save_best(const IValueDict& state) const { save(best_path(), state); }
+
+  /// final.pt and model_weights.pt; returns final.pt's path.
+  std::filesystem::path save_final(const IValueDict& state, const IValueDict& weights) const {
+    save(final_path(), state);
+    save_weights(weights);
+    return final_path();
+  }
+
+  /// A checkpoint file's state; kokoro::Error naming the file when damaged.
+  IValueDict load(const std::filesystem::path& path) const { return load_checkpoint_file(path); }
 
   /// Saves a periodic checkpoint and deletes periodic ones beyond the newest
   /// `keep_last` (0 keeps all). Returns its path.
@@ -98,6 +117,8 @@ class CheckpointManager {
   std::filesystem::path dir_;
   std::int64_t keep_last_;
 };
+
+static_assert(CheckpointPolicy<CheckpointManager>);
 
 /// The newest valid periodic checkpoint in `dir`, if any.
 inline std::optional<std::filesystem::path> find_latest_checkpoint(

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kokoro/core/config_value.hpp"
 #include "kokoro/core/metrics.hpp"
 
 namespace kokoro {
@@ -14,7 +15,8 @@ struct TrainingConfig;
 
 /// Once, when `Trainer::fit` starts.
 struct RunContext {
-  const TrainingConfig& config;
+  const TrainingConfig& config;  ///< the framework's sections, typed
+  const ConfigValues& settings;  ///< every field of the run, the task's sections included
   std::string device;            ///< "cpu", "cuda:0", ...
   std::string precision;         ///< "float32", "bfloat16 autocast", ...
   std::int64_t parameters = 0;   ///< trainable parameters of the model
@@ -58,6 +60,17 @@ struct RunSummary {
   Metrics last_train;       ///< means of the last epoch trained
   Metrics last_validation;  ///< means of the last validation; empty when none
   bool stopped_by_time_limit = false;  ///< training.max_minutes ran out
+  std::string profile_report;          ///< the profiler's summary, when it recorded
+};
+
+/// Something the Trainer has to say outside the metrics: a resume, a stop, a
+/// warning (a side task that failed, a risky setting). Loggers with an
+/// `on_message` hook receive it; with none, the Trainer writes it to stderr
+/// so that no warning is lost.
+struct Message {
+  enum class Level { info, warning };
+  Level level = Level::info;
+  std::string text;
 };
 
 }  // namespace kokoro

@@ -40,7 +40,10 @@ concept has_scale_factor = requires(const S& s) {
 ///    gradients are not finite; true when the step was taken.
 ///  - `void update()`: adapt the scale after the step.
 ///  - `double scale_factor() const`: the current scale (1 when not scaling).
-/// Optional: `state_dict()` / `load_state_dict()` for checkpoints.
+/// Optional: `state_dict()` / `load_state_dict()` for checkpoints;
+/// `bool scales_loss() const`: false for a scaler that never scales (the
+/// Trainer then warns that float16 autocast may underflow); taken as true
+/// when absent.
 template <class S>
 concept GradScalerPolicy =
     detail::scaler::has_scale<S> && detail::scaler::has_unscale<S> && detail::scaler::has_step<S> &&
@@ -79,6 +82,7 @@ struct GradScaler {
   }
   void update() {}
   double scale_factor() const { return 1.0; }
+  bool scales_loss() const { return false; }
 };
 static_assert(GradScalerPolicy<GradScaler>);
 

@@ -36,7 +36,8 @@ concept MediaLogger = requires(L& l, const MediaContext& ctx) {
 /// `on_epoch_begin(const EpochContext&)`, `on_step_end(const StepContext&)`
 /// (after every optimizer step, metrics empty: for progress displays; keep it
 /// cheap), `on_media(const MediaContext&)` (images, audio and histograms,
-/// every `logging.media_every_epochs` epochs), `on_train_end(const RunSummary&)`.
+/// every `logging.media_every_epochs` epochs), `on_train_end(const RunSummary&)`,
+/// `on_message(const Message&)` (resumes, stops, warnings).
 template <class L>
 concept LoggerPolicy = detail::logger::has_on_step<L> && detail::logger::has_on_epoch_end<L>;
 
@@ -65,6 +66,12 @@ template <class L>
 void notify_step_end(L& logger, const StepContext& ctx) {
   if constexpr (requires { logger.on_step_end(ctx); }) logger.on_step_end(ctx);
 }
+/// True when L takes the Trainer's messages.
+template <class L>
+concept MessageLogger = requires(L& l, const Message& m) {
+  l.on_message(m);
+};
+
 template <class L>
 void notify_train_end(L& logger, const RunSummary& ctx) {
   if constexpr (requires { logger.on_train_end(ctx); }) logger.on_train_end(ctx);

@@ -12,7 +12,7 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/core/errors.hpp"
+#include "kokoro/util/errors.hpp"
 #include "kokoro/core/loss.hpp"
 #include "kokoro/core/metrics.hpp"
 

@@ -1,7 +1,7 @@
-// Media a logger may render: images (mel spectrograms), audio clips and
-// histograms (weights, gradients). Plain data like the other contexts, so a
+// Media a logger may render: images (mel spectrograms), audio clips,
+// histograms (weights, gradients) and texts. Plain data like the other contexts, so a
 // logger needs no libtorch to use them; kokoro/log/media.hpp builds them from
-// tensors. The Trainer hands a MediaContext to loggers that have `on_media`
+// tensors (core/histogram.hpp for histograms). The Trainer hands a MediaContext to loggers that have `on_media`
 // every `logging.media_every_epochs` epochs, after validation.
 #pragma once
 
@@ -42,12 +42,21 @@ struct Histogram {
   std::vector<double> bucket_counts;
 };
 
+/// A short text (a sample's transcript, a note).
+struct Text {
+  std::string tag;
+  std::string text;
+};
+
 struct Media {
   std::vector<Image> images;
   std::vector<AudioClip> audio;
   std::vector<Histogram> histograms;
+  std::vector<Text> texts;
 
-  bool empty() const { return images.empty() && audio.empty() && histograms.empty(); }
+  bool empty() const {
+    return images.empty() && audio.empty() && histograms.empty() && texts.empty();
+  }
 };
 
 /// What a logger's optional `on_media` hook receives.

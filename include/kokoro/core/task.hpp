@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kokoro/core/loss.hpp"
+#include "kokoro/core/training_config.hpp"
 
 namespace kokoro {
 
@@ -58,17 +59,37 @@ concept has_train_data = requires(T& t, std::int64_t epoch) {
 ///  - `train_data(std::int64_t epoch)`: a range of Batch for that epoch (the
 ///    epoch lets a task reshuffle deterministically).
 /// Optional: `valid_data()`: a range of Batch for validation;
+/// `using ConfigSections = ...;`: the task's own configuration sections (the
+/// run then reads kokoro::RunConfig<ConfigSections>, see task_config_t);
 /// `make_optimizer(const kokoro::TrainingConfig&)`: a
 /// std::unique_ptr<torch::optim::Optimizer> replacing the default AdamW;
 /// `void media(kokoro::Media&, std::int64_t epoch)`: samples for the loggers
 /// (a predicted mel as an image, its audio), called in eval mode without
 /// gradients every `logging.media_every_epochs` epochs, whether or not a
 /// logger renders them (a task may also write them to disk).
-/// A task constructible from `const kokoro::TrainingConfig&` is built by the
+/// A task constructible from its configuration (`const task_config_t<T>&`) is built by the
 /// Trainer after seeding, so its initial weights are reproducible.
 template <class T>
 concept Task = detail::task::has_batch<T> && BatchType<typename T::Batch> &&
     detail::task::has_model<T> && detail::task::has_loss<T> && detail::task::has_train_data<T>;
+
+namespace detail::task {
+template <class T>
+struct config_of {
+  using type = TrainingConfig;
+};
+template <class T>
+requires requires { typename T::ConfigSections; }
+struct config_of<T> {
+  using type = RunConfig<typename T::ConfigSections>;
+};
+}  // namespace detail::task
+
+/// The configuration a run of task T reads: TrainingConfig, plus the task's
+/// own sections when it names them (`using ConfigSections = ...;`, a struct
+/// with a static `sections()`, see core/training_config.hpp).
+template <class T>
+using task_config_t = typename detail::task::config_of<T>::type;
 
 /// Whether a batch can be cut into pieces (for out-of-memory recovery).
 template <class B>

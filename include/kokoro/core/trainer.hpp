@@ -1,6 +1,7 @@
 // Trainer<Task, Policies>: the training loop. Everything that varies is a
-// policy (device, grad scaler, memory, scheduler, logger) or the task (model,
-// data, loss); this file is only the loop that calls them.
+// policy (device, grad scaler, memory, scheduler, logger, checkpoints,
+// profiler) or the task (model, data, loss); this file is only the loop that
+// calls them. It names no concrete policy: it asks the roles' concepts.
 //
 //   fit():  for each epoch
 //             for each group of `training.accumulation_steps` batches: step()
@@ -39,24 +40,22 @@
 #include <utility>
 #include <vector>
 
-#include "kokoro/amp/autocast.hpp"
-#include "kokoro/amp/no_grad_scaler.hpp"
-#include "kokoro/checkpoint/checkpoint_manager.hpp"
-#include "kokoro/checkpoint/state_io.hpp"
-#include "kokoro/config/config_io.hpp"
-#include "kokoro/config/training_config.hpp"
+#include "kokoro/core/autocast.hpp"
 #include "kokoro/core/clip.hpp"
+#include "kokoro/core/config_io.hpp"
 #include "kokoro/core/context.hpp"
-#include "kokoro/core/errors.hpp"
+#include "kokoro/core/histogram.hpp"
 #include "kokoro/core/loss_meter.hpp"
-#include "kokoro/core/media.hpp"
 #include "kokoro/core/make_policy.hpp"
+#include "kokoro/core/media.hpp"
 #include "kokoro/core/metrics.hpp"
-#include "kokoro/core/policies.hpp"
+#include "kokoro/core/policy_bundle.hpp"
+#include "kokoro/core/state_io.hpp"
 #include "kokoro/core/stop_signal.hpp"
 #include "kokoro/core/task.hpp"
-#include "kokoro/log/media.hpp"
-#include "kokoro/profile/interbatch_profiler.hpp"
+#include "kokoro/core/training_config.hpp"
+#include "kokoro/util/errors.hpp"
+#include "kokoro/util/eval_mode_guard.hpp"
 
 namespace kokoro {
 
@@ -85,29 +84,14 @@ namespace detail {
 /// Seeds and sets threads; a member placed before the task so that a task
 /// built by the Trainer sees a seeded generator.
 struct RunSetup {
-  explicit RunSetup(const TrainingConfig& config)
+  template <ConfigType Config>
+  explicit RunSetup(const Config& config)
       : threads(resolve_num_threads(config.hardware.num_threads)) {
     check_config(config);
     at::set_num_threads(threads);
     seed_everything(config.training.seed);
   }
   int threads;
-};
-
-/// Puts a module in eval mode and restores its previous mode on exit.
-class EvalModeGuard {
- public:
-  explicit EvalModeGuard(torch::nn::Module& module)
-      : module_(module), was_training_(module.is_training()) {
-    module_.eval();
-  }
-  ~EvalModeGuard() { module_.train(was_training_); }
-  EvalModeGuard(const EvalModeGuard&) = delete;
-  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
-
- private:
-  torch::nn::Module& module_;
-  bool was_training_;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -135,7 +119,7 @@ inline double seconds_since(Clock::time_point start) {
 }  // namespace detail
 
 /// Trains `T` (a kokoro::Task) with the policies of the bundle `P`.
-template <class T, class P = DefaultPolicies>
+template <class T, class P>
 class Trainer {
   static_assert(check_task<T>());
   static_assert(check_policies<P>());
@@ -149,19 +133,22 @@ class Trainer {
   using Memory = typename P::memory;
   using Scheduler = typename P::scheduler;
   using Logger = typename P::logger;
+  using Checkpoints = typename P::checkpoints;
+  /// TrainingConfig, plus the task's sections when it has some.
+  using Config = task_config_t<T>;
   /// Optional in a bundle: NoProfiler when it names none.
   using Profiler = typename detail::profiler_of<P>::type;
 
   /// Validates the configuration, seeds, sets threads, then builds the task
   /// from the configuration and every policy.
-  explicit Trainer(TrainingConfig config) requires std::constructible_from<T, const TrainingConfig&>
+  explicit Trainer(Config config) requires std::constructible_from<T, const Config&>
       : config_(std::move(config)), setup_(config_), task_(config_) {
     init();
   }
 
   /// As above with a task built by the caller (seed before building it:
   /// kokoro::seed_everything).
-  Trainer(TrainingConfig config, T task)
+  Trainer(Config config, T task)
       : config_(std::move(config)), setup_(config_), task_(std::move(task)) {
     init();
   }
@@ -176,14 +163,16 @@ class Trainer {
                                   std::chrono::duration<double>(config_.training.max_minutes * 60.0));
     }
     const auto& tc = config_.training;
-    RunContext run{config_,
-                   device_.device().str(),
-                   autocast_.describe(),
-                   num_parameters(),
-                   setup_.threads,
-                   epoch_,
-                   tc.epochs,
-                   tc.max_steps};
+    const auto settings = config_values(config_);
+    const RunContext run{.config = config_,
+                         .settings = settings,
+                         .device = device_.device().str(),
+                         .precision = autocast_.describe(),
+                         .parameters = num_parameters(),
+                         .threads = setup_.threads,
+                         .start_epoch = epoch_,
+                         .epochs = tc.epochs,
+                         .max_steps = tc.max_steps};
     notify_train_begin(logger_, run);
     window_meter_.reset();
     window_steps_ = 0;
@@ -191,13 +180,16 @@ class Trainer {
     StopSignalGuard stop_signals;
 
     RunSummary summary{};
-    while (epoch_ < tc.epochs && !reached_max_steps() && !stop_requested()) {
+    while (epoch_ < tc.epochs && !reached_stop_condition() && !stop_requested()) {
       const auto epoch_start = detail::Clock::now();
       epoch_meter_.reset();
       steps_per_epoch_ = 0;
       split_factor_ = 1;
       const Metrics none;
-      notify_epoch_begin(logger_, EpochContext{epoch_, global_step_, none, none, 0.0});
+      notify_epoch_begin(logger_, EpochContext{.epoch = epoch_,
+                                               .global_step = global_step_,
+                                               .train = none,
+                                               .validation = none});
 
       const bool complete = train_epoch();
       flush_step_log();
@@ -215,7 +207,11 @@ class Trainer {
         apply_learning_rates();
       }
       send_media();
-      logger_.on_epoch_end(EpochContext{epoch_, global_step_, train, validation, seconds});
+      logger_.on_epoch_end(EpochContext{.epoch = epoch_,
+                                        .global_step = global_step_,
+                                        .train = train,
+                                        .validation = validation,
+                                        .seconds = seconds});
       if (complete) {
         ++epoch_;
         step_in_epoch_ = 0;
@@ -229,29 +225,21 @@ class Trainer {
     summary.skipped_steps = skipped_steps_;
     summary.stopped_by_max_steps =
         config_.training.max_steps > 0 && global_step_ >= config_.training.max_steps;
-    summary.stopped_by_time_limit = !summary.stopped_by_max_steps && reached_max_steps();
+    summary.stopped_by_time_limit = !summary.stopped_by_max_steps && reached_stop_condition();
     summary.stop_signal = stop_requested();
     if (summary.stop_signal != 0) {
       summary.checkpoint = checkpoints_.save_periodic(global_step_, checkpoint()).string();
-      std::printf("kokoro: stopped by %s after step %lld; checkpoint saved to %s\n",
-                  summary.stop_signal == SIGINT ? "SIGINT" : "SIGTERM",
-                  static_cast<long long>(global_step_), summary.checkpoint.c_str());
-      std::fflush(stdout);
+      say(Message::Level::info,
+          fmt::format("stopped by {} after step {}; checkpoint saved to {}",
+                      summary.stop_signal == SIGINT ? "SIGINT" : "SIGTERM", global_step_,
+                      summary.checkpoint));
     } else if (config_.logging.checkpoints) {
-      checkpoints_.save(checkpoints_.final_path(), checkpoint());
-      checkpoints_.save_weights(module_state_dict(task_.model()));
-      summary.checkpoint = checkpoints_.final_path().string();
+      summary.checkpoint =
+          checkpoints_.save_final(checkpoint(), module_state_dict(task_.model())).string();
     }
     summary.seconds = detail::seconds_since(run_start);
-    if constexpr (requires { profiler_.summary(); }) {
-      const auto profile = profiler_.summary();
-      if (profiling() && profile.steps > 0) {
-        const auto trace = std::filesystem::path(config_.logging.output_dir) / "profile_trace.json";
-        profiler_.write_trace(trace);
-        std::printf("%s  trace: %s (open in Perfetto or chrome://tracing)\n",
-                    profile.table().c_str(), trace.c_str());
-        std::fflush(stdout);
-      }
+    if constexpr (requires(const std::filesystem::path& dir) { profiler_.finish(dir); }) {
+      summary.profile_report = profiler_.finish(config_.logging.output_dir);
     }
     notify_train_end(logger_, summary);
     return summary;
@@ -288,8 +276,13 @@ class Trainer {
     }
     phase_stop(Phase::optimizer);
     const Metrics none;
-    StepContext ctx{epoch_,       global_step_, step_in_epoch_, steps_per_epoch_, total,
-                    result.taken, none};
+    const StepContext ctx{.epoch = epoch_,
+                          .global_step = global_step_,
+                          .step_in_epoch = step_in_epoch_,
+                          .steps_per_epoch = steps_per_epoch_,
+                          .samples = total,
+                          .step_taken = result.taken,
+                          .metrics = none};
     if (memory_.after_step(ctx) == MemoryAction::release_cache) release_cached_memory();
     last_step_taken_ = result.taken;
     last_step_samples_ = total;
@@ -310,7 +303,7 @@ class Trainer {
   Metrics validate() {
     if constexpr (requires { task_.valid_data(); }) {
       torch::NoGradGuard no_grad;
-      detail::EvalModeGuard eval(task_.model());
+      EvalModeGuard eval(task_.model());
       LossMeter meter;
       for (auto&& batch : task_.valid_data()) {
         const Batch b = batch;
@@ -323,22 +316,36 @@ class Trainer {
   }
 
   /// Every `logging.media_every_epochs` epochs: the task's samples (its
-  /// optional `media(Media&, epoch)`, in eval mode without gradients; it may
-  /// also write them to disk), and, when a logger renders media, histograms
-  /// of the weights and the last step's gradients, all sent to the loggers.
+  /// optional `media(Media&, epoch)`, in eval mode without gradients) and,
+  /// when a logger renders media, histograms of the weights and the last
+  /// step's gradients, all sent to the loggers. A side task: when it fails
+  /// the Trainer says so and trains on.
   void send_media() {
     const auto every = config_.logging.media_every_epochs;
     if (every <= 0 || (epoch_ + 1) % every != 0) return;
     constexpr bool task_media = requires(Media& m) { task_.media(m, std::int64_t{}); };
     if constexpr (MediaLogger<Logger> || task_media) {
       Media media;
-      if constexpr (MediaLogger<Logger>) add_parameter_histograms(media, task_.model());
-      if constexpr (task_media) {
-        torch::NoGradGuard no_grad;
-        detail::EvalModeGuard eval(task_.model());
-        task_.media(media, epoch_);
+      try {
+        if constexpr (MediaLogger<Logger>) add_parameter_histograms(media, task_.model());
+        if constexpr (task_media) {
+          torch::NoGradGuard no_grad;
+          EvalModeGuard eval(task_.model());
+          task_.media(media, epoch_);
+        }
+      } catch (const std::exception& e) {
+        warn(fmt::format("epoch {}: the samples were not made: {}", epoch_ + 1,
+                         detail::first_line(e.what())));
       }
-      if constexpr (MediaLogger<Logger>) logger_.on_media(MediaContext{epoch_, global_step_, media});
+      if constexpr (MediaLogger<Logger>) {
+        try {
+          logger_.on_media(
+              MediaContext{.epoch = epoch_, .global_step = global_step_, .media = media});
+        } catch (const std::exception& e) {
+          warn(fmt::format("epoch {}: a logger failed on the samples: {}", epoch_ + 1,
+                           detail::first_line(e.what())));
+        }
+      }
     }
   }
 
@@ -381,7 +388,7 @@ class Trainer {
   /// the file when it is damaged or does not fit the model (listing missing,
   /// unexpected and mis-shaped tensors).
   void load_checkpoint(const std::filesystem::path& path) {
-    const auto d = load_checkpoint_file(path);
+    const auto d = checkpoints_.load(path);
     const auto source = path.string();
     load_module_state_dict(task_.model(), dict_at(d, "model_state_dict", source).toGenericDict(),
                            source);
@@ -425,26 +432,24 @@ class Trainer {
       path = checkpoints_.latest_valid(&rejected);
       for (const auto& reason : rejected) warn("skipping a checkpoint: " + reason);
       if (!path) {
-        std::printf("kokoro: no valid checkpoint in %s; starting fresh\n",
-                    checkpoints_.directory().c_str());
+        say(Message::Level::info, "no valid checkpoint to resume from; starting fresh");
         return std::nullopt;
       }
     } else {
       path = what;
     }
     load_checkpoint(*path);
-    std::printf("kokoro: resumed from %s (epoch %lld, step %lld)\n", path->c_str(),
-                static_cast<long long>(epoch_ + 1), static_cast<long long>(global_step_));
-    std::fflush(stdout);
+    say(Message::Level::info, fmt::format("resumed from {} (epoch {}, step {})", path->string(),
+                                          epoch_ + 1, global_step_));
     return path;
   }
 
-  /// Where checkpoints go (`<logging.output_dir>/checkpoints`).
-  const CheckpointManager& checkpoints() const { return checkpoints_; }
+  /// Where checkpoints go (by default `<logging.output_dir>/checkpoints`).
+  const Checkpoints& checkpoints() const { return checkpoints_; }
   /// The lowest epoch loss seen (validation, else training); survives resume.
   double best_loss() const { return best_loss_; }
 
-  const TrainingConfig& config() const { return config_; }
+  const Config& config() const { return config_; }
   T& task() { return task_; }
   Device& device() { return device_; }
   Scaler& scaler() { return scaler_; }
@@ -609,7 +614,7 @@ class Trainer {
     const bool improved = judged && *judged < best_loss_;
     if (improved) best_loss_ = *judged;
     if (!config_.logging.checkpoints) return;
-    if (improved) checkpoints_.save(checkpoints_.best_path(), checkpoint());
+    if (improved) checkpoints_.save_best(checkpoint());
     const auto every = config_.logging.checkpoint_every_epochs;
     if (every > 0 && epoch_ % every == 0) {
       summary.checkpoint = checkpoints_.save_periodic(global_step_, checkpoint()).string();
@@ -642,7 +647,7 @@ class Trainer {
       if (skip > 0) {
         --skip;
       } else {
-        if (reached_max_steps() || stop_requested()) return false;
+        if (reached_stop_condition() || stop_requested()) return false;
         group.emplace_back(std::forward<decltype(batch)>(batch));
         if (static_cast<std::int64_t>(group.size()) == accumulation) {
           step(group);
@@ -653,7 +658,7 @@ class Trainer {
     }
     phase_stop(Phase::data);
     if (!group.empty()) {
-      if (reached_max_steps()) return false;
+      if (reached_stop_condition()) return false;
       step(group);
     }
     return true;
@@ -662,8 +667,8 @@ class Trainer {
   void init() {
     autocast_ = plan_autocast(config_.hardware, device_);
     if (!autocast_.warning.empty()) warn(autocast_.warning);
-    if constexpr (std::is_same_v<Scaler, NoGradScaler>) {
-      if (autocast_.enabled && autocast_.dtype == torch::kHalf) {
+    if constexpr (requires { scaler_.scales_loss(); }) {
+      if (!scaler_.scales_loss() && autocast_.enabled && autocast_.dtype == torch::kHalf) {
         warn(
             "float16 autocast without loss scaling: small gradients may underflow to zero; "
             "use kokoro::DynamicGradScaler as the scaler policy");
@@ -692,8 +697,18 @@ class Trainer {
     resume(config_.training.resume);
   }
 
-  static void warn(const std::string& message) {
-    std::fprintf(stderr, "kokoro: warning: %s\n", message.c_str());
+  void warn(std::string message) { say(Message::Level::warning, std::move(message)); }
+
+  /// To the loggers that take messages; to stderr when none does, so that
+  /// nothing the run has to say is lost.
+  void say(Message::Level level, std::string text) {
+    const Message message{.level = level, .text = std::move(text)};
+    if constexpr (MessageLogger<Logger>) {
+      logger_.on_message(message);
+    } else {
+      std::fprintf(stderr, "kokoro: %s%s\n", level == Message::Level::warning ? "warning: " : "",
+                   message.text.c_str());
+    }
   }
 
   ScheduleClock clock() const { return {epoch_, step_in_epoch_, steps_per_epoch_, global_step_}; }
@@ -706,7 +721,7 @@ class Trainer {
   }
 
   /// training.max_steps reached, or training.max_minutes used up.
-  bool reached_max_steps() const {
+  bool reached_stop_condition() const {
     if (config_.training.max_steps > 0 && global_step_ >= config_.training.max_steps) return true;
     return deadline_ && detail::Clock::now() >= *deadline_;
   }
@@ -723,15 +738,20 @@ class Trainer {
     const double seconds = detail::seconds_since(window_start_);
     if (seconds > 0) metrics.set("samples_per_sec", window_meter_.samples() / seconds);
     if constexpr (requires { memory_.metrics(metrics); }) memory_.metrics(metrics);
-    logger_.on_step(StepContext{epoch_, global_step_, step_in_epoch_, steps_per_epoch_,
-                                last_step_samples_, last_step_taken_, metrics});
+    logger_.on_step(StepContext{.epoch = epoch_,
+                                .global_step = global_step_,
+                                .step_in_epoch = step_in_epoch_,
+                                .steps_per_epoch = steps_per_epoch_,
+                                .samples = last_step_samples_,
+                                .step_taken = last_step_taken_,
+                                .metrics = metrics});
     epoch_meter_.add(window_meter_);
     window_meter_.reset();
     window_steps_ = 0;
     window_start_ = detail::Clock::now();
   }
 
-  TrainingConfig config_;
+  Config config_;
   detail::RunSetup setup_;
   T task_;
   Device device_ = make_policy<Device>(config_);
@@ -740,9 +760,8 @@ class Trainer {
   Scheduler scheduler_ = make_policy<Scheduler>(config_);
   Logger logger_ = make_policy<Logger>(config_);
   Profiler profiler_ = make_policy<Profiler>(config_);
+  Checkpoints checkpoints_ = make_policy<Checkpoints>(config_);
   AutocastPlan autocast_;
-  CheckpointManager checkpoints_{std::filesystem::path(config_.logging.output_dir) / "checkpoints",
-                                 config_.logging.keep_checkpoints};
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;
   std::vector<double> base_lrs_;

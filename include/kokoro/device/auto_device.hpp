@@ -8,7 +8,7 @@
 
 #include <variant>
 
-#include "kokoro/config/training_config.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/core/device_policy.hpp"
 #include "kokoro/device/cpu_device.hpp"
 #include "kokoro/device/cuda_device.hpp"

@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/core/errors.hpp"
+#include "kokoro/util/errors.hpp"
 
 namespace kokoro {
 

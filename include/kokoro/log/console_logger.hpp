@@ -134,7 +134,18 @@ class ConsoleLogger {
                run.seconds, run.stopped_by_max_steps    ? ", stopped at training.max_steps"
                : run.stopped_by_time_limit ? ", stopped at training.max_minutes"
                                            : "");
+    if (!run.profile_report.empty()) fmt::print(*out_, "{}", run.profile_report);
     out_->flush();
+  }
+
+  /// Resumes and stops on the output; warnings on stderr when the output is
+  /// stdout, so that they stand out from the metrics.
+  void on_message(const Message& message) {
+    clear_bar();
+    const bool warning = message.level == Message::Level::warning;
+    std::ostream& out = warning && out_ == &std::cout ? std::cerr : *out_;
+    fmt::print(out, "kokoro: {}{}\n", warning ? "warning: " : "", message.text);
+    out.flush();
   }
 
  private:

@@ -19,11 +19,11 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/core/crc32.hpp"
-#include "kokoro/core/errors.hpp"
+#include "kokoro/util/crc32.hpp"
+#include "kokoro/util/errors.hpp"
 #include "kokoro/core/media.hpp"
 #include "kokoro/log/png.hpp"
-#include "kokoro/log/wav.hpp"
+#include "kokoro/util/wav.hpp"
 
 namespace kokoro {
 
@@ -154,7 +154,7 @@ class EventFileWriter {
     encoded.float_field(1, static_cast<float>(clip.sample_rate))
         .varint_field(2, 1)
         .varint_field(3, clip.samples.size())
-        .bytes_field(4, encode_wav(clip))
+        .bytes_field(4, encode_wav(clip.samples, clip.sample_rate))
         .bytes_field(5, "audio/wav");
     detail::ProtoWriter v;
     v.bytes_field(1, clip.tag).message_field(6, encoded);

@@ -12,9 +12,9 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/config/training_config.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/core/context.hpp"
-#include "kokoro/core/errors.hpp"
+#include "kokoro/util/errors.hpp"
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/log/json.hpp"
 

@@ -39,6 +39,12 @@ class Loggers {
       if constexpr (MediaLogger<std::remove_reference_t<decltype(l)>>) l.on_media(ctx);
     });
   }
+  /// Present only when one of the loggers takes messages.
+  void on_message(const Message& message) requires(MessageLogger<L> || ...) {
+    each([&](auto& l) {
+      if constexpr (MessageLogger<std::remove_reference_t<decltype(l)>>) l.on_message(message);
+    });
+  }
   void on_train_end(const RunSummary& ctx) {
     each([&](auto& l) { notify_train_end(l, ctx); });
   }

@@ -11,8 +11,8 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/core/crc32.hpp"
-#include "kokoro/core/errors.hpp"
+#include "kokoro/util/crc32.hpp"
+#include "kokoro/util/errors.hpp"
 #include "kokoro/core/media.hpp"
 
 namespace kokoro {

@@ -11,8 +11,8 @@
 #include <sstream>
 #include <string>
 
-#include "kokoro/config/config_io.hpp"
-#include "kokoro/config/training_config.hpp"
+#include "kokoro/core/config_io.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/log/event_file.hpp"
@@ -42,7 +42,7 @@ class TensorBoardLogger {
     // Indented by four spaces: shown as preformatted text, not Markdown.
     std::string text;
     std::string line;
-    std::istringstream yaml(to_yaml(run.config));
+    std::istringstream yaml(to_yaml(run.settings));
     while (std::getline(yaml, line)) text += "    " + line + "\n";
     writer_->add_text("config", text, 0, detail::unix_seconds());
     writer_->flush();
@@ -62,6 +62,7 @@ class TensorBoardLogger {
     for (const auto& image : m.media.images) writer_->add_image(image, m.global_step, now);
     for (const auto& clip : m.media.audio) writer_->add_audio(clip, m.global_step, now);
     for (const auto& h : m.media.histograms) writer_->add_histogram(h, m.global_step, now);
+    for (const auto& t : m.media.texts) writer_->add_text(t.tag, t.text, m.global_step, now);
     writer_->flush();
   }
 

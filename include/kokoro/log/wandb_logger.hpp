@@ -27,17 +27,19 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <variant>
 
 #include <unistd.h>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include "kokoro/config/training_config.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/log/http_client.hpp"
@@ -87,28 +89,31 @@ inline std::string random_run_id() {
 }
 
 /// The configuration as W&B expects it: {"<section>": {"value": {...}, "desc": null}}.
-inline std::string config_json(const TrainingConfig& config) {
+inline std::string config_json(const ConfigValues& settings) {
   std::string out = "{";
   std::string section;
-  for_each_field(config, [&](const char* sec, const char* key, const auto& value, const char*,
-                             const auto&...) {
-    using V = std::remove_cvref_t<decltype(value)>;
-    if (section != sec) {
+  for (const auto& v : settings) {
+    if (section != v.section) {
       if (!section.empty()) out += "},\"desc\":null},";
-      section = sec;
+      section = v.section;
       out += json_string(section) + ":{\"value\":{";
     } else {
       out += ",";
     }
-    out += json_string(key) + ":";
-    if constexpr (std::is_same_v<V, bool>) {
-      out += value ? "true" : "false";
-    } else if constexpr (std::is_arithmetic_v<V>) {
-      out += json_number(static_cast<double>(value));
-    } else {
-      out += json_string(fmt::format("{}", value));
-    }
-  });
+    out += json_string(v.key) + ":";
+    std::visit(
+        [&](const auto& value) {
+          using V = std::remove_cvref_t<decltype(value)>;
+          if constexpr (std::is_same_v<V, bool>) {
+            out += value ? "true" : "false";
+          } else if constexpr (std::is_arithmetic_v<V>) {
+            out += json_number(static_cast<double>(value));
+          } else {
+            out += json_string(value);
+          }
+        },
+        v.value);
+  }
   if (!section.empty()) out += "},\"desc\":null}";
   return out + "}";
 }
@@ -397,13 +402,13 @@ class WandbLogger {
   /// Does nothing (a logger that is switched off).
   WandbLogger() = default;
 
-  /// On when `logging.wandb` is; streams when online (see the top of this file).
+  /// On when `logging.wandb` is; streams when online (see the top of this
+  /// file), from the start of training, when the run's settings are known.
   explicit WandbLogger(const TrainingConfig& config) {
     if (!config.logging.wandb) return;
     auto settings = WandbSettings::from(config);
     if (settings.online()) {
-      stream_ = std::make_unique<detail::wandb::Stream>(std::move(settings),
-                                                        detail::wandb::config_json(config));
+      pending_ = std::move(settings);
     } else {
       const auto dir = std::filesystem::path(config.logging.output_dir) / "tensorboard";
       std::printf(
@@ -416,15 +421,18 @@ class WandbLogger {
   }
 
   /// Streams with explicit settings, whatever the environment says.
-  WandbLogger(WandbSettings settings, const TrainingConfig& config)
-      : stream_(std::make_unique<detail::wandb::Stream>(std::move(settings),
-                                                        detail::wandb::config_json(config))) {}
+  explicit WandbLogger(WandbSettings settings) : pending_(std::move(settings)) {}
 
-  bool streaming() const { return stream_ != nullptr; }
+  bool streaming() const { return stream_ != nullptr || pending_.has_value(); }
   WandbStats stats() const { return stream_ ? stream_->stats() : WandbStats{}; }
 
-  void on_train_begin(const RunContext&) {
+  void on_train_begin(const RunContext& run) {
     start_ = std::chrono::steady_clock::now();
+    if (pending_) {
+      stream_ = std::make_unique<detail::wandb::Stream>(std::move(*pending_),
+                                                        detail::wandb::config_json(run.settings));
+      pending_.reset();
+    }
     if (!stream_) return;
     const auto& s = stream_->settings();
     std::printf("kokoro: streaming to W&B project '%s' as run %s\n", s.project.c_str(),
@@ -486,6 +494,7 @@ class WandbLogger {
   }
 
   std::unique_ptr<detail::wandb::Stream> stream_;
+  std::optional<WandbSettings> pending_;  // online, waiting for on_train_begin
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::int64_t step_ = 0;
   Metrics summary_;

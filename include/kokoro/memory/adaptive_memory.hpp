@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "kokoro/config/training_config.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/make_policy.hpp"
 #include "kokoro/core/memory_policy.hpp"

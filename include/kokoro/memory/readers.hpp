@@ -9,7 +9,7 @@
 
 #include <unistd.h>
 
-#include "kokoro/config/training_config.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/device/cpu_device.hpp"
 #include "kokoro/device/cuda_device.hpp"
 #include "kokoro/device/device_type.hpp"

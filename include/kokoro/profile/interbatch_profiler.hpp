@@ -6,8 +6,7 @@
 //   optimizer  unscale, clip, step, scaler update, schedule
 //   logging    metrics to loggers and periodic checkpoints
 //   gap        what lies between those (the Trainer's own bookkeeping)
-// NoProfiler costs nothing (its hooks are empty and `enabled` is false, so
-// the Trainer does not even read the clock). InterbatchProfiler records every
+// InterbatchProfiler records every
 // phase (synchronising the device first where the device is asynchronous),
 // summarises mean/p50/p95 per phase with a verdict, and writes a Chrome trace
 // that chrome://tracing and Perfetto open.
@@ -25,27 +24,11 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/config/training_config.hpp"
-#include "kokoro/core/errors.hpp"
+#include "kokoro/core/profiler_policy.hpp"
+#include "kokoro/core/training_config.hpp"
+#include "kokoro/util/errors.hpp"
 
 namespace kokoro {
-
-enum class Phase { data = 0, h2d, forward, backward, optimizer, logging, gap };
-inline constexpr std::size_t kPhaseCount = 7;
-
-inline std::string_view phase_name(Phase p) {
-  constexpr std::array<std::string_view, kPhaseCount> names = {
-      "data", "h2d", "forward", "backward", "optimizer", "logging", "gap"};
-  return names[static_cast<std::size_t>(p)];
-}
-
-/// Profiling off: the Trainer compiles the hooks away.
-struct NoProfiler {
-  static constexpr bool enabled = false;
-  void start(Phase) {}
-  void stop(Phase) {}
-  void end_step() {}
-};
 
 /// Statistics of one phase over the steps profiled, in milliseconds.
 struct PhaseStats {
@@ -174,6 +157,23 @@ class InterbatchProfiler {
     }
     out << "],\"displayTimeUnit\":\"ms\"}\n";
     if (!out) throw Error(fmt::format("{}: cannot write the trace", path.string()));
+  }
+
+  /// At the end of a run: writes <output_dir>/profile_trace.json and returns
+  /// the summary table with the trace's path; empty when nothing was
+  /// recorded. A trace that cannot be written is reported, not thrown: the
+  /// run's checkpoint is already safe and must not be lost to a side file.
+  std::string finish(const std::filesystem::path& output_dir) const {
+    const auto profile = summary();
+    if (!active_ || profile.steps == 0) return {};
+    const auto trace = output_dir / "profile_trace.json";
+    try {
+      write_trace(trace);
+    } catch (const std::exception& e) {
+      return fmt::format("{}  trace not written: {}\n", profile.table(), e.what());
+    }
+    return fmt::format("{}  trace: {} (open in Perfetto or chrome://tracing)\n", profile.table(),
+                       trace.string());
   }
 
   /// Per-step seconds of each phase, as recorded.

@@ -1,4 +1,5 @@
-// ConstantLR: every parameter group keeps its configured learning rate.
+// ConstantLR: every parameter group keeps its configured learning rate (the
+// schedule `training.scheduler: constant` selects).
 #pragma once
 
 #include "kokoro/core/scheduler_policy.hpp"

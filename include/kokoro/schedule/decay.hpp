@@ -12,10 +12,10 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/config/training_config.hpp"
-#include "kokoro/core/errors.hpp"
+#include "kokoro/core/training_config.hpp"
+#include "kokoro/util/errors.hpp"
 #include "kokoro/core/scheduler_policy.hpp"
-#include "kokoro/core/state_dict.hpp"
+#include "kokoro/util/state_dict.hpp"
 #include "kokoro/schedule/interval.hpp"
 
 namespace kokoro {

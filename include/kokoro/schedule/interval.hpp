@@ -4,7 +4,7 @@
 
 #include <string_view>
 
-#include "kokoro/core/errors.hpp"
+#include "kokoro/util/errors.hpp"
 
 namespace kokoro {
 

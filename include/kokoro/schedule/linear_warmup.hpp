@@ -9,11 +9,11 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/config/training_config.hpp"
-#include "kokoro/core/errors.hpp"
+#include "kokoro/core/training_config.hpp"
+#include "kokoro/util/errors.hpp"
 #include "kokoro/core/make_policy.hpp"
 #include "kokoro/core/scheduler_policy.hpp"
-#include "kokoro/core/state_dict.hpp"
+#include "kokoro/util/state_dict.hpp"
 
 namespace kokoro {
 

@@ -8,10 +8,10 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/config/training_config.hpp"
-#include "kokoro/core/errors.hpp"
+#include "kokoro/core/training_config.hpp"
+#include "kokoro/util/errors.hpp"
 #include "kokoro/core/scheduler_policy.hpp"
-#include "kokoro/core/state_dict.hpp"
+#include "kokoro/util/state_dict.hpp"
 #include "kokoro/schedule/constant_lr.hpp"
 #include "kokoro/schedule/cosine_warm_restarts.hpp"
 #include "kokoro/schedule/decay.hpp"

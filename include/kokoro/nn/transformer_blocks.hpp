@@ -1,0 +1,156 @@
+// The TTS Transformer's blocks: the gated feed-forward, an encoder block
+// (self-attention) and a decoder block (causal self-attention, then
+// cross-attention over the length-regulated encoder output). All are
+// pre-norm: LayerNorm before each sublayer and a residual around it, so the
+// residual path is an identity and deep stacks train without warmup tricks;
+// the model applies one final LayerNorm after each stack.
+#pragma once
+
+#include <cstdint>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include "kokoro/nn/attention.hpp"
+
+namespace kokoro::nn {
+
+/// Linear(dim, 2·hidden) → split into (value, gate) → GELU(gate)·value →
+/// dropout → Linear(hidden, dim). Submodules: in, out.
+class GatedFeedForwardImpl : public torch::nn::Module {
+ public:
+  GatedFeedForwardImpl(std::int64_t dim, std::int64_t hidden, double dropout)
+      : in_(dim, 2 * hidden), out_(hidden, dim), dropout_(dropout) {
+    register_module("in", in_);
+    register_module("out", out_);
+    register_module("dropout", dropout_);
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto halves = in_->forward(x).chunk(2, -1);
+    return out_->forward(dropout_->forward(halves[0] * torch::gelu(halves[1])));
+  }
+
+ private:
+  torch::nn::Linear in_, out_;
+  torch::nn::Dropout dropout_;
+};
+TORCH_MODULE(GatedFeedForward);
+
+/// The residual stream in float32. Under autocast a projection returns
+/// bfloat16 or float16; the stream and the LayerNorms stay in float32 (libtorch
+/// 1.13's CPU layer_norm refuses a bfloat16 input with float32 weights, and
+/// residual sums lose precision in 16 bits).
+inline torch::Tensor residual_stream(const torch::Tensor& x) {
+  return x.is_floating_point() && x.element_size() < 4 ? x.to(torch::kFloat) : x;
+}
+
+/// x + drop(attn(norm(x))), then x + drop(ff(norm(x))).
+/// Submodules: attention_norm, attention, ff_norm, ff.
+class EncoderBlockImpl : public torch::nn::Module {
+ public:
+  EncoderBlockImpl(std::int64_t dim, std::int64_t heads, std::int64_t ff_dim, double dropout)
+      : attention_norm_(torch::nn::LayerNormOptions({dim})),
+        attention_(dim, heads, dropout),
+        ff_norm_(torch::nn::LayerNormOptions({dim})),
+        ff_(dim, ff_dim, dropout),
+        dropout_(dropout) {
+    register_module("attention_norm", attention_norm_);
+    register_module("attention", attention_);
+    register_module("ff_norm", ff_norm_);
+    register_module("ff", ff_);
+    register_module("dropout", dropout_);
+  }
+
+  /// x [B, T, dim]; key_mask [B, T] true on real phonemes.
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& key_mask) {
+    x = residual_stream(x);
+    auto h = attention_norm_->forward(x);
+    x = x + dropout_->forward(attention_->forward(h, h, key_mask));
+    return x + dropout_->forward(ff_->forward(ff_norm_->forward(x)));
+  }
+
+ private:
+  torch::nn::LayerNorm attention_norm_;
+  MultiHeadAttention attention_;
+  torch::nn::LayerNorm ff_norm_;
+  GatedFeedForward ff_;
+  torch::nn::Dropout dropout_;
+};
+TORCH_MODULE(EncoderBlock);
+
+/// One decoder block's inference state: its self-attention keys and values
+/// so far, and the memory's keys and values, projected once.
+struct DecoderBlockCache {
+  KeyValueCache self;
+  KeyValue memory;
+};
+
+/// Causal self-attention, cross-attention over the memory, feed-forward;
+/// each pre-norm with a residual. Submodules: self_norm, self_attention,
+/// cross_norm, cross_attention, ff_norm, ff.
+class DecoderBlockImpl : public torch::nn::Module {
+ public:
+  DecoderBlockImpl(std::int64_t dim, std::int64_t heads, std::int64_t ff_dim, double dropout)
+      : self_norm_(torch::nn::LayerNormOptions({dim})),
+        self_attention_(dim, heads, dropout),
+        cross_norm_(torch::nn::LayerNormOptions({dim})),
+        cross_attention_(dim, heads, dropout),
+        ff_norm_(torch::nn::LayerNormOptions({dim})),
+        ff_(dim, ff_dim, dropout),
+        dropout_(dropout) {
+    register_module("self_norm", self_norm_);
+    register_module("self_attention", self_attention_);
+    register_module("cross_norm", cross_norm_);
+    register_module("cross_attention", cross_attention_);
+    register_module("ff_norm", ff_norm_);
+    register_module("ff", ff_);
+    register_module("dropout", dropout_);
+  }
+
+  /// Teacher-forced: x [B, F, dim] (frame i sees frames <= i), memory
+  /// [B, S, dim] with memory_mask [B, S] true on real frames.
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& memory,
+                        const torch::Tensor& memory_mask) {
+    x = residual_stream(x);
+    auto h = self_norm_->forward(x);
+    x = x + dropout_->forward(self_attention_->forward(h, h, {}, /*causal=*/true));
+    x = x +
+        dropout_->forward(cross_attention_->forward(cross_norm_->forward(x), memory, memory_mask));
+    return x + dropout_->forward(ff_->forward(ff_norm_->forward(x)));
+  }
+
+  /// The cache for decoding against `memory` [B, S, dim].
+  DecoderBlockCache start(const torch::Tensor& memory) {
+    return {KeyValueCache{}, cross_attention_->project(memory)};
+  }
+
+  /// Incremental: x [B, n, dim] are the next n frames after those in the
+  /// cache; the result equals forward() on the whole prefix, last n frames.
+  torch::Tensor step(torch::Tensor x, DecoderBlockCache& cache,
+                     const torch::Tensor& memory_mask = {}) {
+    x = residual_stream(x);
+    auto h = self_norm_->forward(x);
+    cache.self.append(self_attention_->project(h));
+    x = x + dropout_->forward(self_attention_->attend(h, cache.self.view(), {}, /*causal=*/true));
+    x = x + dropout_->forward(
+                cross_attention_->attend(cross_norm_->forward(x), cache.memory, memory_mask));
+    return x + dropout_->forward(ff_->forward(ff_norm_->forward(x)));
+  }
+
+ private:
+  torch::nn::LayerNorm self_norm_;
+  MultiHeadAttention self_attention_;
+  torch::nn::LayerNorm cross_norm_;
+  MultiHeadAttention cross_attention_;
+  torch::nn::LayerNorm ff_norm_;
+  GatedFeedForward ff_;
+  torch::nn::Dropout dropout_;
+};
+TORCH_MODULE(DecoderBlock);
+
+}  // namespace kokoro::nn

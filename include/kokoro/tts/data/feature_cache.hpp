@@ -1,0 +1,138 @@
+// The feature cache: each clip's log-mel, phoneme ids and durations,
+// computed once and stored as one file per clip under
+// <cache_dir>/<settings key>/<id>.feat. The settings key is a hash of
+// everything that shapes the features (the audio section, the phoneme
+// vocabulary and voice, the alignment policies), so changing any of them
+// starts a fresh folder. Each file also records a hash of its sources
+// (audio and TextGrid path, size and modification time, the text): a file
+// whose sources changed is recomputed.
+//
+// File layout (little-endian): "KKFEAT01", u64 source hash, i64 frames,
+// i64 n_mels, i64 tokens, u32 flags, f32 mel[frames * n_mels],
+// i64 ids[tokens], i64 durations[tokens], u32 CRC-32 of all the bytes before.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include <fmt/format.h>
+
+#include "kokoro/util/atomic_file.hpp"
+#include "kokoro/util/crc32.hpp"
+#include "kokoro/util/errors.hpp"
+#include "kokoro/tts/data/batch.hpp"
+
+namespace kokoro::tts {
+
+/// What a cache file says about itself, read without the features.
+struct CacheHeader {
+  std::uint64_t source_hash = 0;
+  std::int64_t frames = 0;
+  std::int64_t n_mels = 0;
+  std::int64_t tokens = 0;
+  std::uint32_t flags = 0;
+};
+
+/// Flags stored with a clip.
+enum CacheFlags : std::uint32_t {
+  kUniformDurations = 1u << 0,  ///< durations spread evenly (no usable alignment)
+  kTruncated = 1u << 1,         ///< the clip was cut to audio.max_frames
+};
+
+namespace detail::feature_cache {
+inline constexpr char kMagic[8] = {'K', 'K', 'F', 'E', 'A', 'T', '0', '1'};
+inline constexpr std::size_t kHeaderBytes = 8 + 8 + 8 + 8 + 8 + 4;
+
+template <class T>
+void put(std::string& out, const T& v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+}
+template <class T>
+T get(const std::string& in, std::size_t& at) {
+  T v;
+  std::memcpy(&v, in.data() + at, sizeof(T));
+  at += sizeof(T);
+  return v;
+}
+}  // namespace detail::feature_cache
+
+/// Writes one clip's features atomically (a crash leaves the old file or none).
+inline void write_cache_file(const std::filesystem::path& path, const TtsItem& item,
+                             std::uint64_t source_hash, std::uint32_t flags) {
+  using namespace detail::feature_cache;
+  const auto mel = item.mel.to(torch::kFloat).contiguous();
+  const auto ids = item.phonemes.to(torch::kLong).contiguous();
+  const auto durations = item.durations.to(torch::kLong).contiguous();
+  std::string out(kMagic, 8);
+  put(out, source_hash);
+  put<std::int64_t>(out, mel.size(0));
+  put<std::int64_t>(out, mel.size(1));
+  put<std::int64_t>(out, ids.size(0));
+  put(out, flags);
+  out.append(reinterpret_cast<const char*>(mel.data_ptr<float>()), mel.numel() * sizeof(float));
+  out.append(reinterpret_cast<const char*>(ids.data_ptr<std::int64_t>()), ids.numel() * 8);
+  out.append(reinterpret_cast<const char*>(durations.data_ptr<std::int64_t>()), durations.numel() * 8);
+  put(out, Crc32Ieee().update(out).value());
+  write_file_atomically(path, out);
+}
+
+/// The header of a cache file, or nothing when it is missing, foreign or
+/// of the wrong size for what the header says.
+inline std::optional<CacheHeader> read_cache_header(const std::filesystem::path& path) {
+  using namespace detail::feature_cache;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string head(kHeaderBytes, '\0');
+  if (!in.read(head.data(), static_cast<std::streamsize>(head.size()))) return std::nullopt;
+  if (std::memcmp(head.data(), kMagic, 8) != 0) return std::nullopt;
+  std::size_t at = 8;
+  CacheHeader h;
+  h.source_hash = get<std::uint64_t>(head, at);
+  h.frames = get<std::int64_t>(head, at);
+  h.n_mels = get<std::int64_t>(head, at);
+  h.tokens = get<std::int64_t>(head, at);
+  h.flags = get<std::uint32_t>(head, at);
+  if (h.frames < 0 || h.n_mels <= 0 || h.tokens < 0) return std::nullopt;
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  const auto expected = kHeaderBytes + static_cast<std::uintmax_t>(h.frames * h.n_mels) * 4 +
+                        static_cast<std::uintmax_t>(h.tokens) * 16 + 4;
+  if (ec || size != expected) return std::nullopt;
+  return h;
+}
+
+/// The clip's features; throws kokoro::Error naming the file when it is
+/// damaged (wrong size, wrong checksum).
+inline TtsItem read_cache_file(const std::filesystem::path& path, std::string id) {
+  using namespace detail::feature_cache;
+  const auto header = read_cache_header(path);
+  if (!header) throw Error(fmt::format("{}: not a complete feature-cache file", path.string()));
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::uint32_t stored = 0;
+  std::memcpy(&stored, bytes.data() + bytes.size() - 4, 4);
+  if (Crc32Ieee().update(bytes.data(), bytes.size() - 4).value() != stored) {
+    throw Error(fmt::format("{}: checksum mismatch (damaged feature-cache file)", path.string()));
+  }
+  const auto* p = bytes.data() + kHeaderBytes;
+  TtsItem item;
+  item.id = std::move(id);
+  item.mel = torch::empty({header->frames, header->n_mels}, torch::kFloat);
+  std::memcpy(item.mel.data_ptr<float>(), p, item.mel.numel() * 4);
+  p += item.mel.numel() * 4;
+  item.phonemes = torch::empty({header->tokens}, torch::kLong);
+  std::memcpy(item.phonemes.data_ptr<std::int64_t>(), p, header->tokens * 8);
+  p += header->tokens * 8;
+  item.durations = torch::empty({header->tokens}, torch::kLong);
+  std::memcpy(item.durations.data_ptr<std::int64_t>(), p, header->tokens * 8);
+  return item;
+}
+
+}  // namespace kokoro::tts

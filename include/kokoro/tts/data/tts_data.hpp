@@ -1,0 +1,84 @@
+// The TTS task's data: a prepared corpus served as batches. Training batches
+// are length-bucketed afresh every epoch and built by worker threads ahead of
+// the loop; validation batches are fixed (clips sorted by length).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <numeric>
+#include <vector>
+
+#include "kokoro/tts/tts_config.hpp"
+#include "kokoro/tts/data/batch.hpp"
+#include "kokoro/data/length_buckets.hpp"
+#include "kokoro/tts/data/corpus.hpp"
+#include "kokoro/tts/data/feature_cache.hpp"
+#include "kokoro/data/prefetch_loader.hpp"
+
+namespace kokoro::tts {
+
+class TtsData {
+ public:
+  /// `pin`: build batches in pinned memory (for asynchronous copies to a GPU).
+  TtsData(PreparedCorpus corpus, const TtsConfig& config, bool pin = false)
+      : corpus_(std::move(corpus)),
+        workers_(static_cast<int>(config.data.num_workers)),
+        prefetch_(static_cast<int>(config.data.prefetch_batches)),
+        pin_(pin) {
+    options_.batch_size = config.training.batch_size;
+    options_.pool_batches = config.data.pool_batches;
+    options_.max_frames_per_batch = config.data.max_frames_per_batch;
+    options_.drop_last = config.data.drop_last;
+    options_.seed = static_cast<std::uint64_t>(config.training.seed);
+    for (const auto& clip : corpus_.train) train_frames_.push_back(clip.frames);
+  }
+
+  const PreparedCorpus& corpus() const { return corpus_; }
+
+  /// The training batches of `epoch`.
+  data::PrefetchLoader<TtsBatch> train(std::int64_t epoch) const {
+    return data::PrefetchLoader<TtsBatch>(data::bucket_batches(train_frames_, options_, epoch), maker(corpus_.train),
+                                    workers_, prefetch_);
+  }
+
+  /// Every validation clip once, in batches of similar length.
+  data::PrefetchLoader<TtsBatch> validation() const {
+    std::vector<std::size_t> order(corpus_.validation.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return corpus_.validation[a].frames < corpus_.validation[b].frames;
+    });
+    std::vector<std::vector<std::size_t>> batches;
+    const auto size = static_cast<std::size_t>(std::max<std::int64_t>(1, options_.batch_size));
+    for (std::size_t i = 0; i < order.size(); i += size) {
+      batches.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(i),
+                           order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), i + size)));
+    }
+    return data::PrefetchLoader<TtsBatch>(std::move(batches), maker(corpus_.validation), workers_, prefetch_);
+  }
+
+  /// One clip's features.
+  static TtsItem load(const CorpusClip& clip) { return read_cache_file(clip.features, clip.id); }
+
+ private:
+  data::PrefetchLoader<TtsBatch>::MakeBatch maker(const std::vector<CorpusClip>& clips) const {
+    const bool pin = pin_;
+    return [&clips, pin](const std::vector<std::size_t>& indices) {
+      std::vector<TtsItem> items;
+      items.reserve(indices.size());
+      for (const auto i : indices) items.push_back(load(clips[i]));
+      auto batch = collate(items);
+      return pin ? batch.pinned() : batch;
+    };
+  }
+
+  PreparedCorpus corpus_;
+  data::BucketingOptions options_;
+  std::vector<std::int64_t> train_frames_;
+  int workers_;
+  int prefetch_;
+  bool pin_;
+};
+
+}  // namespace kokoro::tts

@@ -1,0 +1,348 @@
+// KokoroModel: the text-to-speech network. Phonemes go through a Transformer
+// encoder; a duration predictor gives each phoneme's log duration; the length
+// regulator repeats encoder states into frames; a causal Transformer decoder,
+// fed the previous mel frame, predicts each frame and a stop logit; a PostNet
+// refines the mel. Training is teacher-forced on ground-truth durations;
+// generate() runs the decoder frame by frame with a key/value cache.
+// Blocks are pre-norm (see transformer_blocks.hpp). Unlike the original, the
+// regulated memory also gets frame positions, so cross-attention can align
+// decoder frame t with memory frame t directly.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/functional.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+#include <torch/utils.h>
+
+#include <fmt/format.h>
+
+#include "kokoro/util/errors.hpp"
+#include "kokoro/util/eval_mode_guard.hpp"
+#include "kokoro/nn/attention.hpp"
+#include "kokoro/tts/data/batch.hpp"
+#include "kokoro/nn/gradient_checkpoint.hpp"
+#include "kokoro/tts/model/length_regulator.hpp"
+#include "kokoro/tts/model/postnet.hpp"
+#include "kokoro/nn/transformer_blocks.hpp"
+
+namespace kokoro::tts {
+
+/// The teacher-forced predictions for a batch of F frames and T phonemes.
+struct ModelOutputs {
+  torch::Tensor mel_before;     ///< [B, F, n_mels] the mel head's output
+  torch::Tensor mel_after;      ///< [B, F, n_mels] plus the PostNet residual (or mel_before)
+  torch::Tensor stop_logits;    ///< [B, F] logit that the frame is the clip's last
+  torch::Tensor log_durations;  ///< [B, T] predicted log(frames + 1), 0 on padding
+  bool postnet = false;         ///< whether mel_after went through a PostNet (else the same tensor)
+};
+
+/// One synthesised utterance (named apart from espeak.hpp's Synthesis, the
+/// espeak-ng audio).
+struct MelSynthesis {
+  torch::Tensor mel;         ///< [frames, n_mels] after the PostNet: the output
+  torch::Tensor mel_before;  ///< [frames, n_mels] the frames the decoder fed back to itself
+  torch::Tensor durations;   ///< [T] int64 predicted frames per phoneme (0 on padding ids)
+  bool stopped = false;      ///< the stop token fired; false: max_frames was reached
+};
+
+/// The decoder's heads for a run of frames.
+struct DecoderOutputs {
+  torch::Tensor mel;          ///< [B, F, n_mels]
+  torch::Tensor stop_logits;  ///< [B, F]
+};
+
+/// The model's shape. The defaults are the reference system's (d=512, 6+6
+/// layers, 8 heads, feed-forward 2048); the TTS task fills it from the
+/// `model` section and the vocabulary.
+struct KokoroModelOptions {
+  std::int64_t vocab_size = 0;  ///< phoneme ids, <pad> = 0 included
+  std::int64_t n_mels = 80;
+  std::int64_t hidden_dim = 512;
+  std::int64_t encoder_layers = 6;
+  std::int64_t decoder_layers = 6;
+  std::int64_t num_heads = 8;  ///< must divide hidden_dim
+  std::int64_t ff_dim = 2048;
+  double dropout = 0.1;
+  bool postnet = true;
+  bool gradient_checkpointing = true;
+  std::int64_t checkpoint_blocks = 1;  ///< Transformer blocks per checkpointed segment
+};
+
+/// Submodules (state-dict prefixes): embedding, encoder.<i>, encoder_norm,
+/// duration_predictor, decoder_input, decoder.<i>, decoder_norm, mel_head,
+/// stop_head, postnet (when options.postnet).
+class KokoroModelImpl : public torch::nn::Module {
+ public:
+  /// Throws kokoro::Error when num_heads does not divide hidden_dim or a
+  /// size is not positive.
+  explicit KokoroModelImpl(const KokoroModelOptions& config)
+      : config_(validated(config)),
+        n_mels_(config.n_mels),
+        embedding_(torch::nn::EmbeddingOptions(config.vocab_size, config.hidden_dim).padding_idx(0)),
+        encoder_norm_(torch::nn::LayerNormOptions({config.hidden_dim})),
+        decoder_input_(config.n_mels, config.hidden_dim),
+        decoder_norm_(torch::nn::LayerNormOptions({config.hidden_dim})),
+        mel_head_(config.hidden_dim, config.n_mels),
+        stop_head_(config.hidden_dim, 1),
+        dropout_(config.dropout) {
+    const auto d = config.hidden_dim;
+    // N(0, 1/d) rows, so that after the √d scale embeddings and positions
+    // have the same unit scale (libtorch's default N(0, 1) would drown the
+    // positions). The <pad> row stays zero.
+    {
+      torch::NoGradGuard no_grad;
+      embedding_->weight.normal_(0.0, 1.0 / std::sqrt(static_cast<double>(d)));
+      embedding_->weight[0].zero_();
+    }
+    register_module("embedding", embedding_);
+    for (std::int64_t i = 0; i < config.encoder_layers; ++i) {
+      nn::EncoderBlock block(d, config.num_heads, config.ff_dim, config.dropout);
+      encoder_list_->push_back(block);
+      encoder_.push_back(block);
+    }
+    register_module("encoder", encoder_list_);
+    register_module("encoder_norm", encoder_norm_);
+
+    const auto half = std::max<std::int64_t>(1, d / 2);
+    auto relu = [] {
+      return torch::nn::Functional([](const torch::Tensor& x) { return torch::relu(x); });
+    };
+    duration_predictor_->push_back(torch::nn::Linear(d, d));
+    duration_predictor_->push_back(relu());
+    duration_predictor_->push_back(torch::nn::Dropout(config.dropout));
+    duration_predictor_->push_back(torch::nn::Linear(d, half));
+    duration_predictor_->push_back(relu());
+    duration_predictor_->push_back(torch::nn::Dropout(config.dropout));
+    duration_predictor_->push_back(torch::nn::Linear(half, 1));
+    register_module("duration_predictor", duration_predictor_);
+
+    register_module("decoder_input", decoder_input_);
+    for (std::int64_t i = 0; i < config.decoder_layers; ++i) {
+      nn::DecoderBlock block(d, config.num_heads, config.ff_dim, config.dropout);
+      decoder_list_->push_back(block);
+      decoder_.push_back(block);
+    }
+    register_module("decoder", decoder_list_);
+    register_module("decoder_norm", decoder_norm_);
+    register_module("mel_head", mel_head_);
+    register_module("stop_head", stop_head_);
+    if (config.postnet) {
+      postnet_ =
+          register_module("postnet", PostNet(PostNetOptions(config.n_mels).dropout(config.dropout)));
+    }
+    register_module("dropout", dropout_);
+  }
+
+  /// Teacher-forced pass over `batch` (on the model's device): ground-truth
+  /// durations regulate the encoder output to the batch's mel length, and
+  /// frame i is predicted from frames < i of batch.mels. The durations are
+  /// used as they are, zeros included: they sum to each clip's frame count,
+  /// and raising a zero to one frame would shift every later frame against
+  /// its target.
+  ModelOutputs forward(const TtsBatch& batch) {
+    const auto phoneme_mask = batch.phoneme_mask();
+    const auto frames = batch.mels.size(1);
+    auto encoded = encode(batch.phonemes, phoneme_mask);
+    auto log_durations = predict_log_durations(encoded, phoneme_mask);
+    auto memory =
+        regulate(encoded, batch.durations.masked_fill(phoneme_mask.logical_not(), 0), frames);
+    auto decoded = decode(teacher_forcing_input(batch.mels), memory.states, memory.mask);
+    ModelOutputs out;
+    out.mel_before = decoded.mel;
+    out.stop_logits = decoded.stop_logits;
+    out.log_durations = log_durations;
+    out.postnet = !postnet_.is_empty();
+    out.mel_after =
+        out.postnet ? decoded.mel + postnet_->forward(decoded.mel, batch.mel_mask()) : decoded.mel;
+    return out;
+  }
+
+  /// Encoder states [B, T, d] for `phonemes` [B, T]; `phoneme_mask` [B, T]
+  /// is true on real phonemes (padded keys are never attended).
+  torch::Tensor encode(const torch::Tensor& phonemes, const torch::Tensor& phoneme_mask) {
+    const auto d = config_.hidden_dim;
+    auto x = embedding_->forward(phonemes) * std::sqrt(static_cast<double>(d));
+    x = dropout_->forward(x + nn::sinusoidal_positions(phonemes.size(1), d, 0, x.options()));
+    // With checkpointing, model.checkpoint_blocks blocks form one segment.
+    const auto segment = checkpointing() ? segment_size() : encoder_.size();
+    for (std::size_t first = 0; first < encoder_.size(); first += segment) {
+      const auto last = std::min(encoder_.size(), first + segment);
+      auto run = [this, first, last](const torch::autograd::variable_list& in) {
+        auto h = in[0];
+        for (auto i = first; i < last; ++i) h = encoder_[i]->forward(h, in[1]);
+        return torch::autograd::variable_list{h};
+      };
+      x = checkpointing() ? nn::checkpoint(run, {x, phoneme_mask})[0] : run({x, phoneme_mask})[0];
+    }
+    return encoder_norm_->forward(nn::residual_stream(x));
+  }
+
+  /// Predicted log(frames + 1) per phoneme [B, T], 0 where the mask is false.
+  torch::Tensor predict_log_durations(const torch::Tensor& encoded,
+                                      const torch::Tensor& phoneme_mask) {
+    return duration_predictor_->forward(encoded).squeeze(-1).masked_fill(phoneme_mask.logical_not(),
+                                                                         0.0);
+  }
+
+  /// Encoder states repeated by `durations` [B, T] into `frames` frames, plus
+  /// each frame's position (so cross-attention can align frame to frame).
+  Regulated regulate(const torch::Tensor& encoded, const torch::Tensor& durations,
+                     std::int64_t frames) {
+    auto out = length_regulate(encoded, durations, frames);
+    out.states =
+        (out.states + nn::sinusoidal_positions(frames, config_.hidden_dim, 0, out.states.options()))
+            .masked_fill(out.mask.logical_not().unsqueeze(-1), 0.0);
+    return out;
+  }
+
+  /// The decoder, teacher-forced: `previous` [B, F, n_mels] holds frame i − 1
+  /// at row i (see teacher_forcing_input); `memory` [B, S, d] with
+  /// `memory_mask` [B, S] true on real frames.
+  DecoderOutputs decode(const torch::Tensor& previous, const torch::Tensor& memory,
+                        const torch::Tensor& memory_mask) {
+    auto x = decoder_input_->forward(previous);
+    x = dropout_->forward(
+        x + nn::sinusoidal_positions(previous.size(1), config_.hidden_dim, 0, x.options()));
+    const auto segment = checkpointing() ? segment_size() : decoder_.size();
+    for (std::size_t first = 0; first < decoder_.size(); first += segment) {
+      const auto last = std::min(decoder_.size(), first + segment);
+      auto run = [this, first, last](const torch::autograd::variable_list& in) {
+        auto h = in[0];
+        for (auto i = first; i < last; ++i) h = decoder_[i]->forward(h, in[1], in[2]);
+        return torch::autograd::variable_list{h};
+      };
+      x = checkpointing() ? nn::checkpoint(run, {x, memory, memory_mask})[0]
+                          : run({x, memory, memory_mask})[0];
+    }
+    return heads(decoder_norm_->forward(nn::residual_stream(x)));
+  }
+
+  /// `mels` [B, F, n_mels] shifted right by one all-zero frame: row i holds
+  /// frame i − 1, the decoder's input when predicting frame i.
+  static torch::Tensor teacher_forcing_input(const torch::Tensor& mels) {
+    auto go = torch::zeros({mels.size(0), 1, mels.size(2)}, mels.options());
+    return torch::cat({go, mels.narrow(1, 0, mels.size(1) - 1)}, 1);
+  }
+
+  /// Autoregressive synthesis of one utterance, `phonemes` [T] or [1, T]
+  /// (id 0 is <pad>, ignored). Durations are predicted (round(exp(x) − 1),
+  /// at least 1 per phoneme), then frames are generated one per step, each
+  /// fed back before the PostNet, until sigmoid(stop) > `stop_threshold`
+  /// (that frame included) or `max_frames` frames. Runs without gradients
+  /// and in eval mode, restoring the module's mode afterwards.
+  MelSynthesis generate(const torch::Tensor& phonemes, double stop_threshold = 0.5,
+                        std::int64_t max_frames = 1000) {
+    if (max_frames < 1) throw Error("KokoroModel::generate: max_frames must be at least 1");
+    auto ids = phonemes.dim() == 1 ? phonemes.unsqueeze(0) : phonemes;
+    if (ids.dim() != 2 || ids.size(0) != 1 || ids.size(1) == 0) {
+      throw Error(
+          fmt::format("KokoroModel::generate: expects phonemes [T] or [1, T] with T > 0, "
+                      "got {}",
+                      fmt::join(phonemes.sizes(), "x")));
+    }
+    torch::NoGradGuard no_grad;
+    EvalModeGuard eval_scope(*this);
+    const auto device = mel_head_->weight.device();
+    ids = ids.to(device, torch::kLong);
+    const auto mask = ids.ne(0);
+    if (!mask.any().item<bool>()) throw Error("KokoroModel::generate: only <pad> ids given");
+
+    auto encoded = encode(ids, mask);
+    auto durations = log_to_duration(predict_log_durations(encoded, mask), mask, max_frames);
+    auto memory = regulate(encoded, durations, durations.sum().item<std::int64_t>());
+
+    std::vector<nn::DecoderBlockCache> caches;
+    caches.reserve(decoder_.size());
+    for (auto& block : decoder_) caches.push_back(block->start(memory.states));
+
+    std::vector<torch::Tensor> frames;
+    auto previous = torch::zeros({1, 1, n_mels_}, mel_head_->weight.options());
+    bool stopped = false;
+    for (std::int64_t t = 0; t < max_frames; ++t) {
+      auto x = decoder_input_->forward(previous) +
+               nn::sinusoidal_positions(1, config_.hidden_dim, t, previous.options());
+      for (std::size_t i = 0; i < decoder_.size(); ++i) x = decoder_[i]->step(x, caches[i]);
+      auto out = heads(decoder_norm_->forward(nn::residual_stream(x)));
+      frames.push_back(out.mel);
+      previous = out.mel;
+      if (torch::sigmoid(out.stop_logits).item<double>() > stop_threshold) {
+        stopped = true;
+        break;
+      }
+    }
+    auto mel_before = torch::cat(frames, 1);  // [1, frames, n_mels]
+    auto mel = postnet_.is_empty() ? mel_before : mel_before + postnet_->forward(mel_before);
+    return {mel[0], mel_before[0], durations[0], stopped};
+  }
+
+  /// Trainable scalars.
+  std::int64_t parameter_count() const {
+    std::int64_t n = 0;
+    for (const auto& p : parameters()) n += p.numel();
+    return n;
+  }
+
+  const KokoroModelOptions& options() const { return config_; }
+  std::int64_t n_mels() const { return n_mels_; }
+
+ private:
+  /// `config`, or kokoro::Error naming what cannot be built. Runs before
+  /// any submodule is made.
+  static const KokoroModelOptions& validated(const KokoroModelOptions& config) {
+    const auto vocab_size = config.vocab_size;
+    const auto n_mels = config.n_mels;
+    if (vocab_size < 2 || n_mels <= 0 || config.hidden_dim <= 0 || config.ff_dim <= 0) {
+      throw Error(
+          fmt::format("KokoroModel: needs vocab_size >= 2 (<pad> and one phoneme), n_mels > 0, "
+                      "model.hidden_dim > 0 and model.ff_dim > 0; got {}, {}, {}, {}",
+                      vocab_size, n_mels, config.hidden_dim, config.ff_dim));
+    }
+    if (config.num_heads <= 0 || config.hidden_dim % config.num_heads != 0) {
+      throw Error(fmt::format("KokoroModel: num_heads ({}) must divide hidden_dim ({})",
+                              config.num_heads, config.hidden_dim));
+    }
+    return config;
+  }
+
+  std::size_t segment_size() const {
+    return static_cast<std::size_t>(std::max<std::int64_t>(1, config_.checkpoint_blocks));
+  }
+
+  bool checkpointing() const {
+    return config_.gradient_checkpointing && torch::GradMode::is_enabled();
+  }
+
+  DecoderOutputs heads(const torch::Tensor& x) {
+    return {mel_head_->forward(x), stop_head_->forward(x).squeeze(-1)};
+  }
+
+  KokoroModelOptions config_;
+  std::int64_t n_mels_;
+  torch::nn::Embedding embedding_;
+  torch::nn::ModuleList encoder_list_;
+  std::vector<nn::EncoderBlock> encoder_;
+  torch::nn::LayerNorm encoder_norm_;
+  torch::nn::Sequential duration_predictor_;
+  torch::nn::Linear decoder_input_;
+  torch::nn::ModuleList decoder_list_;
+  std::vector<nn::DecoderBlock> decoder_;
+  torch::nn::LayerNorm decoder_norm_;
+  torch::nn::Linear mel_head_;
+  torch::nn::Linear stop_head_;
+  PostNet postnet_{nullptr};
+  torch::nn::Dropout dropout_;
+};
+TORCH_MODULE(KokoroModel);
+
+}  // namespace kokoro::tts

@@ -1,0 +1,70 @@
+// The length regulator: phoneme states repeated by their durations into one
+// state per mel frame, for a whole batch at once (a sorted search over the
+// duration prefix sums and one gather; no per-frame loop). Also the mapping
+// between durations and the log-duration scale the predictor works in.
+#pragma once
+
+#include <cstdint>
+
+#include <torch/types.h>
+
+#include "kokoro/util/errors.hpp"
+
+namespace kokoro::tts {
+
+/// Frame-level states and which phoneme each frame repeats.
+struct Regulated {
+  torch::Tensor states;       ///< [B, F, dim], zero on frames past the durations' sum
+  torch::Tensor mask;         ///< [B, F] bool, true on frames some phoneme covers
+  torch::Tensor token_index;  ///< [B, F] int64, the phoneme of each frame (0 where !mask)
+};
+
+/// For `durations` [B, T] (non-negative int64), the phoneme each of the
+/// first `frames` frames belongs to, and whether it is covered at all.
+/// Phoneme j covers frames [sum(d[..j-1]), sum(d[..j])); zero-duration
+/// phonemes cover nothing; frames past `frames` are cut off. The result's
+/// `states` is undefined (see length_regulate).
+inline Regulated frame_tokens(const torch::Tensor& durations, std::int64_t frames) {
+  if (durations.dim() != 2 || durations.size(1) == 0) {
+    throw Error("length regulator: durations must be [batch, phonemes] with phonemes > 0");
+  }
+  const auto batch = durations.size(0);
+  auto ends = durations.to(torch::kLong).cumsum(1);  // exclusive end frame of each phoneme
+  auto frame = torch::arange(frames, ends.options()).unsqueeze(0).expand({batch, frames});
+  // The phoneme of frame f is the number of phonemes ending at or before f.
+  auto index = torch::searchsorted(ends, frame.contiguous(), /*out_int32=*/false, /*right=*/true);
+  auto mask = frame < ends.narrow(1, ends.size(1) - 1, 1);
+  index = index.masked_fill(mask.logical_not(), 0);
+  return {torch::Tensor{}, mask, index};
+}
+
+/// Repeats each row of `states` [B, T, dim] by `durations` [B, T] and pads
+/// (or cuts) the result to `frames` frames.
+inline Regulated length_regulate(const torch::Tensor& states, const torch::Tensor& durations,
+                                 std::int64_t frames) {
+  auto out = frame_tokens(durations, frames);
+  const auto dim = states.size(2);
+  auto gathered =
+      states.gather(1, out.token_index.unsqueeze(-1).expand({states.size(0), frames, dim}));
+  out.states = gathered.masked_fill(out.mask.logical_not().unsqueeze(-1), 0.0);
+  return out;
+}
+
+/// The predictor's target for a duration of d frames: log(d + 1), defined
+/// for the zero-frame phonemes forced alignment produces.
+inline torch::Tensor duration_to_log(const torch::Tensor& durations) {
+  return torch::log1p(durations.to(torch::kFloat));
+}
+
+/// The inverse used at inference: round(exp(x) − 1), at least 1 frame (so no
+/// phoneme is skipped) and at most `max_frames`, and 0 where `mask` is false.
+inline torch::Tensor log_to_duration(const torch::Tensor& log_durations, const torch::Tensor& mask,
+                                     std::int64_t max_frames) {
+  auto frames = torch::expm1(log_durations.to(torch::kFloat))
+                    .round()
+                    .clamp(1, static_cast<double>(max_frames))
+                    .to(torch::kLong);
+  return frames.masked_fill(mask.logical_not(), 0);
+}
+
+}  // namespace kokoro::tts

@@ -1,0 +1,217 @@
+// The English TTS task's configuration sections: `data` (the corpus and how it
+// is read), `model` (the Kokoro model's shape), `audio` (features) and `loss`
+// (its weights), joined to the framework's sections as TtsConfig. The task
+// maps them to the option structs of the modules it builds.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kokoro/core/config_rules.hpp"
+#include "kokoro/core/training_config.hpp"
+
+namespace kokoro::tts {
+
+/// Where the corpus lives and how it is read.
+struct DataSection {
+  std::string data_dir;  ///< LJSpeech-format root (kokoro-train: empty builds its demo corpus)
+  std::string metadata_file = "metadata.csv";
+  std::string wavs_dir = "wavs";
+  std::string alignments_dir = "TextGrid";
+  std::string cache_dir;  ///< empty: <logging.output_dir>/cache
+  double validation_split = 0.05;
+  std::int64_t num_workers = 2;
+  std::int64_t prefetch_batches = 4;
+  std::int64_t pool_batches = 16;
+  std::int64_t max_frames_per_batch = 0;
+  bool drop_last = false;
+  std::string too_long = "skip";
+  std::string missing_alignment = "uniform";
+  std::string alignment_mismatch = "skip";
+  std::int64_t demo_clips = 300;
+
+  friend bool operator==(const DataSection&, const DataSection&) = default;
+
+  template <class Self, class Visitor>
+  static void fields(Self& s, Visitor&& v) {
+    v("data_dir", s.data_dir, "LJSpeech-format corpus root (kokoro-train: empty builds its demo corpus)");
+    v("metadata_file", s.metadata_file, "metadata file inside data_dir", rule::not_empty);
+    v("wavs_dir", s.wavs_dir, "folder of the WAV files inside data_dir", rule::not_empty);
+    v("alignments_dir", s.alignments_dir, "folder of MFA TextGrid files inside data_dir");
+    v("cache_dir", s.cache_dir, "feature cache (empty: <logging.output_dir>/cache)");
+    v("validation_split", s.validation_split, "share of clips held out for validation",
+      rule::InRange{0.0, 1.0, true});
+    v("num_workers", s.num_workers,
+      "data-loading worker threads (0: batches built on the training thread)", rule::non_negative);
+    v("prefetch_batches", s.prefetch_batches, "batches the workers build ahead of the loop",
+      rule::positive);
+    v("pool_batches", s.pool_batches,
+      "length bucketing: this many batches' worth of clips are sorted by length together",
+      rule::positive);
+    v("max_frames_per_batch", s.max_frames_per_batch,
+      "cap on clips x longest mel in a batch (0: batch_size alone decides)", rule::non_negative);
+    v("drop_last", s.drop_last, "drop the batches left short of batch_size");
+    v("too_long", s.too_long, "clips over audio.max_frames: skip | truncate",
+      rule::OneOf{{"skip", "truncate"}});
+    v("missing_alignment", s.missing_alignment,
+      "clips without a TextGrid: uniform (spread the frames evenly over the phonemes) | skip",
+      rule::OneOf{{"uniform", "skip"}});
+    v("alignment_mismatch", s.alignment_mismatch,
+      "TextGrid phones that do not match the phonemizer's: skip | uniform",
+      rule::OneOf{{"skip", "uniform"}});
+    v("demo_clips", s.demo_clips, "clips in kokoro-train's built-in demo corpus (used when data_dir is empty)",
+      rule::positive);
+  }
+};
+
+/// Shape of the Kokoro model.
+struct ModelSection {
+  std::int64_t hidden_dim = 512;
+  std::int64_t encoder_layers = 6;
+  std::int64_t decoder_layers = 6;
+  std::int64_t num_heads = 8;
+  std::int64_t ff_dim = 2048;
+  double dropout = 0.1;
+  bool postnet = true;
+  bool gradient_checkpointing = true;
+  std::int64_t checkpoint_blocks = 1;
+
+  friend bool operator==(const ModelSection&, const ModelSection&) = default;
+
+  void check(std::vector<ConfigProblem>& problems) const {
+    if (num_heads > 0 && hidden_dim % num_heads != 0) {
+      problems.push_back(
+          {"model.hidden_dim", fmt::format("must be divisible by model.num_heads (got {} and {})",
+                                           hidden_dim, num_heads)});
+    }
+  }
+
+  template <class Self, class Visitor>
+  static void fields(Self& s, Visitor&& v) {
+    v("hidden_dim", s.hidden_dim, "model width d", rule::positive);
+    v("encoder_layers", s.encoder_layers, "Transformer encoder blocks", rule::non_negative);
+    v("decoder_layers", s.decoder_layers, "Transformer decoder blocks", rule::non_negative);
+    v("num_heads", s.num_heads, "attention heads (must divide hidden_dim)", rule::positive);
+    v("ff_dim", s.ff_dim, "feed-forward width", rule::positive);
+    v("dropout", s.dropout, "dropout probability", rule::InRange{0.0, 1.0, true});
+    v("postnet", s.postnet, "residual convolutional PostNet after the mel head");
+    v("gradient_checkpointing", s.gradient_checkpointing,
+      "recompute activations in backward to save memory");
+    v("checkpoint_blocks", s.checkpoint_blocks,
+      "Transformer blocks per checkpointed segment (more: less recomputation bookkeeping, "
+      "more memory held inside a segment)",
+      rule::positive);
+  }
+};
+
+/// Audio and mel-spectrogram settings.
+struct AudioSection {
+  std::int64_t sample_rate = 22050;
+  std::int64_t n_fft = 1024;
+  std::int64_t hop_length = 256;
+  std::int64_t win_length = 1024;
+  std::int64_t n_mels = 80;
+  double fmin = 0.0;
+  double fmax = 8000.0;
+  double mel_power = 1.0;
+  std::int64_t max_frames = 2500;
+
+  friend bool operator==(const AudioSection&, const AudioSection&) = default;
+
+  void check(std::vector<ConfigProblem>& problems) const {
+    if (win_length > n_fft) {
+      problems.push_back({"audio.win_length", fmt::format("must be <= audio.n_fft (got {} > {})",
+                                                          win_length, n_fft)});
+    }
+    if (fmax > sample_rate / 2.0) {
+      problems.push_back({"audio.fmax", fmt::format("must be <= audio.sample_rate / 2 = {} (got {})",
+                                                    sample_rate / 2.0, fmax)});
+    }
+    if (fmin >= fmax) {
+      problems.push_back(
+          {"audio.fmin", fmt::format("must be < audio.fmax (got {} >= {})", fmin, fmax)});
+    }
+  }
+
+  template <class Self, class Visitor>
+  static void fields(Self& s, Visitor&& v) {
+    v("sample_rate", s.sample_rate, "sample rate in Hz (other rates are resampled)",
+      rule::positive);
+    v("n_fft", s.n_fft, "FFT size", rule::positive);
+    v("hop_length", s.hop_length, "samples between frames", rule::positive);
+    v("win_length", s.win_length, "analysis window length (<= n_fft)", rule::positive);
+    v("n_mels", s.n_mels, "mel bands", rule::positive);
+    v("fmin", s.fmin, "lowest mel frequency in Hz", rule::non_negative);
+    v("fmax", s.fmax, "highest mel frequency in Hz (<= sample_rate / 2)", rule::positive);
+    v("mel_power", s.mel_power, "1: magnitude mel, 2: power mel", rule::positive);
+    v("max_frames", s.max_frames, "longest clip in mel frames", rule::positive);
+  }
+};
+
+/// The weights of the TTS losses (see tts/model/losses.hpp).
+struct LossSection {
+  double duration_weight = 0.1;
+  double stop_weight = 1.0;
+  double stop_positive_weight = 1.0;
+
+  friend bool operator==(const LossSection&, const LossSection&) = default;
+
+  template <class Self, class Visitor>
+  static void fields(Self& s, Visitor&& v) {
+    v("duration_weight", s.duration_weight, "weight of the duration loss", rule::non_negative);
+    v("stop_weight", s.stop_weight, "weight of the stop-token loss", rule::non_negative);
+    v("stop_positive_weight", s.stop_positive_weight,
+      "weight of the stop loss's positive (last-frame) term; >1 makes the stop fire more surely",
+      rule::positive);
+  }
+};
+
+/// The sections the TTS task adds to a run's configuration.
+struct TtsSections {
+  DataSection data;
+  ModelSection model;
+  AudioSection audio;
+  LossSection loss;
+
+  friend bool operator==(const TtsSections&, const TtsSections&) = default;
+
+  template <class Self, class Visitor>
+  static void sections(Self& s, Visitor&& v) {
+    v("data", s.data);
+    v("model", s.model);
+    v("audio", s.audio);
+    v("loss", s.loss);
+  }
+
+  /// Before the configuration was split by layer the loss weights sat in
+  /// `training`; files and checkpoints of that time still load.
+  static std::vector<LegacyKey> legacy_keys() {
+    return {{"training.duration_loss_weight", "loss.duration_weight"},
+            {"training.stop_loss_weight", "loss.stop_weight"},
+            {"training.stop_positive_weight", "loss.stop_positive_weight"}};
+  }
+};
+
+/// A TTS run's configuration: framework sections plus the task's.
+using TtsConfig = RunConfig<TtsSections>;
+
+/// The reference system's defaults: d=512, 6+6 layers, batch 16, 100 epochs.
+inline TtsConfig default_config() { return TtsConfig{}; }
+
+/// For small machines and quick runs: d=256, 4+4 layers, feed-forward 1024,
+/// batch 8, 10 epochs.
+inline TtsConfig small_config() {
+  TtsConfig c;
+  c.model.hidden_dim = 256;
+  c.model.encoder_layers = 4;
+  c.model.decoder_layers = 4;
+  c.model.ff_dim = 1024;
+  c.training.batch_size = 8;
+  c.training.epochs = 10;
+  return c;
+}
+
+}  // namespace kokoro::tts
