@@ -46,11 +46,16 @@ inline void sync_directory(const std::filesystem::path& dir) {
 /// Creates (or truncates) `path` with `bytes` and flushes it to disk; not
 /// atomic by itself: for files in a staging folder that is renamed into
 /// place afterwards. Throws kokoro::Error naming the file; a partly written
-/// file is removed.
-inline void write_file_durably(const std::filesystem::path& path, std::string_view bytes) {
+/// file is removed. `for_file`, when given, is the file the caller is
+/// making (named first in errors; `path` is then its temporary).
+inline void write_file_durably(const std::filesystem::path& path, std::string_view bytes,
+                               const std::filesystem::path& for_file = {}) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    throw Error(fmt::format("{}: cannot create: {}", path.string(), std::strerror(errno)));
+    throw Error(for_file.empty()
+                    ? fmt::format("{}: cannot create: {}", path.string(), std::strerror(errno))
+                    : fmt::format("{}: cannot create {}: {}", for_file.string(), path.string(),
+                                  std::strerror(errno)));
   }
   try {
     detail::write_all(fd, bytes.data(), bytes.size(), path.string());
@@ -77,11 +82,7 @@ inline void write_file_atomically(const std::filesystem::path& path, std::string
   const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   const auto temporary =
       dir / fmt::format("{}{}-{}", kTemporaryPrefix, ::getpid(), path.filename().string());
-  try {
-    write_file_durably(temporary, bytes);
-  } catch (const Error& e) {
-    throw Error(fmt::format("{}: {}", path.string(), e.what()));
-  }
+  write_file_durably(temporary, bytes, path);
   std::error_code ec;
   std::filesystem::rename(temporary, path, ec);
   if (ec) {
