@@ -397,3 +397,23 @@ TEST_CASE_TEMPLATE("Adam, AdamW and SGD states round-trip in PyTorch's layout", 
   step(w2, *second);
   CHECK(torch::equal(w1, w2));  // the restored state drives the same update
 }
+
+TEST_CASE("the checkpoint manager's role: best, final with its weights, and load") {
+  static_assert(CheckpointPolicy<CheckpointManager> && CheckpointPolicy<archetype::Checkpoints>);
+  const auto dir = scratch("manager-role");
+  auto config = test::quick_config();
+  config.logging.output_dir = dir.string();
+  const CheckpointManager manager(config);
+  auto state = make_ivalue_dict();
+  state.insert("global_step", std::int64_t{7});
+  auto weights = make_ivalue_dict();
+  weights.insert("linear.weight", torch::ones({2, 2}));
+  manager.save_best(state);
+  CHECK(manager.save_final(state, weights) == dir / "checkpoints" / "final.pt");
+  CHECK(manager.load(dir / "checkpoints" / "best.pt").at("global_step").toInt() == 7);
+  CHECK(manager.load(dir / "checkpoints" / "final.pt").at("global_step").toInt() == 7);
+  CHECK(fs::exists(dir / "checkpoints" / "model_weights.pt"));
+  CHECK_THROWS_WITH_AS(manager.load(dir / "checkpoints" / "missing.pt"),
+                       doctest::Contains("missing.pt"), Error);
+  fs::remove_all(dir);
+}

@@ -6,6 +6,7 @@
 #include <kokoro/log/jsonl_logger.hpp>
 #include <kokoro/log/media.hpp>
 #include <kokoro/log/png.hpp>
+#include <kokoro/log/sample_file_logger.hpp>
 #include <kokoro/log/tensorboard_logger.hpp>
 #include <kokoro/util/wav.hpp>
 
@@ -19,6 +20,7 @@
 #include <iterator>
 #include <map>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "test_tasks.hpp"
@@ -550,4 +552,114 @@ TEST_CASE("the profile's verdict names what bounds the step") {
   CHECK(with(0.0, 0.0, 0.4, 0.4, 0.08).starts_with("logging 8% of step"));
   CHECK(with(0.01, 0.01, 0.35, 0.5, 0.01) == "compute-bound: forward + backward 85% of step");
   CHECK(s.table().find("verdict: compute-bound") != std::string::npos);
+}
+
+TEST_CASE("the profiler's report reaches the run summary and names the trace") {
+  const auto dir = scratch("profile-report");
+  auto config = test::quick_config();
+  config.logging.profile = true;
+  config.logging.output_dir = dir.string();
+  Trainer<test::LinearTask, test::SpyPolicies> trainer(config);
+  trainer.task().train = test::split(test::linear_data(8), {4, 4});
+  const auto summary = trainer.fit();
+  CHECK(summary.profile_report.find("profile over 2 steps") != std::string::npos);
+  CHECK(summary.profile_report.find("verdict: ") != std::string::npos);
+  CHECK(summary.profile_report.find((dir / "profile_trace.json").string()) != std::string::npos);
+  CHECK(fs::exists(dir / "profile_trace.json"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the sample file logger writes the samples/ media of an epoch and nothing else") {
+  const auto dir = scratch("sample-files");
+  SampleFileLogger logger(dir / "samples");
+  Media media;
+  media.images.push_back(Image{"samples/target mel", 2, 3, 1, std::vector<std::uint8_t>(6, 7)});
+  media.images.push_back(Image{"weights/w", 1, 1, 1, {0}});  // not a sample
+  media.audio.push_back(AudioClip{"samples/synthesized", 16000, std::vector<float>(160, 0.1f)});
+  media.audio.push_back(AudioClip{"samples/empty", 16000, {}});  // nothing to hear: no file
+  media.texts.push_back(Text{"samples/text", "LJ001-0001: printing"});
+  logger.on_media(MediaContext{.epoch = 4, .global_step = 9, .media = media});
+  const auto stem = dir / "samples" / "epoch_0005_";
+  CHECK(logger.last_written() ==
+        std::vector<fs::path>{stem.string() + "target_mel.png", stem.string() + "synthesized.wav",
+                              stem.string() + "text.txt"});
+  CHECK(std::distance(fs::directory_iterator(dir / "samples"), fs::directory_iterator{}) == 3);
+  CHECK(fs::file_size(stem.string() + "synthesized.wav") == 44 + 2 * 160);
+  std::ifstream text(stem.string() + "text.txt");
+  std::string line;
+  std::getline(text, line);
+  CHECK(line == "LJ001-0001: printing");
+  fs::remove_all(dir);
+}
+
+namespace {
+
+/// A logger that keeps the Trainer's messages.
+struct MessageSpy : test::SpyLogger {
+  void on_message(const Message& m) { messages.push_back(m); }
+  std::vector<Message> messages;
+};
+
+/// A task whose samples always fail.
+struct BrokenSampleTask : test::LinearTask {
+  using LinearTask::LinearTask;
+  void media(Media&, std::int64_t) { throw Error("the vocoder fell over"); }
+};
+
+}  // namespace
+
+TEST_CASE("a task whose samples fail is reported and its run trains on and saves") {
+  const auto dir = scratch("broken-samples");
+  auto config = test::quick_config();
+  config.training.epochs = 3;
+  config.logging.output_dir = dir.string();
+  config.logging.checkpoints = true;
+  struct Policies : test::SpyPolicies {
+    using logger = MessageSpy;
+  };
+  Trainer<BrokenSampleTask, Policies> trainer(config);
+  trainer.task().train = test::split(test::linear_data(8), {4, 4});
+  const auto summary = trainer.fit();
+  CHECK(summary.epochs_completed == 3);
+  CHECK(fs::exists(dir / "checkpoints" / "final.pt"));
+  const auto& messages = trainer.logger().messages;
+  REQUIRE(messages.size() == 3);  // one per media epoch
+  CHECK(messages[0].level == Message::Level::warning);
+  CHECK(messages[0].text == "epoch 1: the samples were not made: the vocoder fell over");
+  fs::remove_all(dir);
+}
+
+TEST_CASE("resumes and fresh starts are told to the loggers, the console shows them") {
+  const auto dir = scratch("messages");
+  auto config = test::quick_config();
+  config.logging.output_dir = dir.string();
+  config.logging.checkpoints = true;
+  config.training.resume = "auto";
+  struct Policies : test::SpyPolicies {
+    using logger = MessageSpy;
+  };
+  {
+    Trainer<test::LinearTask, Policies> fresh(config);
+    REQUIRE(fresh.logger().messages.size() == 1);
+    CHECK(fresh.logger().messages[0].text ==
+          fmt::format("no valid checkpoint to resume from in {}; starting fresh", dir.string()));
+  }
+  config.logging.checkpoint_every_steps = 1;
+  {
+    Trainer<test::LinearTask, Policies> first(config);
+    first.task().train = test::split(test::linear_data(4), {4});
+    first.fit();
+  }
+  Trainer<test::LinearTask, Policies> resumed(config);
+  REQUIRE(resumed.logger().messages.size() == 1);
+  CHECK(resumed.logger().messages[0].level == Message::Level::info);
+  CHECK(resumed.logger().messages[0].text.starts_with("resumed from " +
+                                                      (dir / "checkpoints").string()));
+
+  std::ostringstream out;
+  ConsoleLogger console(out);
+  console.on_message(Message{.level = Message::Level::info, .text = "resumed from x"});
+  console.on_message(Message{.level = Message::Level::warning, .text = "a logger failed"});
+  CHECK(out.str() == "kokoro: resumed from x\nkokoro: warning: a logger failed\n");
+  fs::remove_all(dir);
 }

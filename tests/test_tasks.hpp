@@ -50,14 +50,12 @@ inline std::vector<XYBatch> split(const XYBatch& b, const std::vector<std::int64
 /// The test tasks' own configuration section, `model`.
 struct TestModelSection {
   double dropout = 0.0;
-  std::int64_t hidden_dim = 32;
 
   friend bool operator==(const TestModelSection&, const TestModelSection&) = default;
 
   template <class Self, class Visitor>
   static void fields(Self& s, Visitor&& v) {
     v("dropout", s.dropout, "dropout before the linear layer", rule::InRange{0.0, 1.0, true});
-    v("hidden_dim", s.hidden_dim, "width of the test MLPs", rule::positive);
   }
 };
 

@@ -4,11 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <kokoro/tts/data/corpus.hpp>
-#include "english_tts/demo_corpus.hpp"
 #include <kokoro/tts/data/tts_data.hpp>
 
+#include <chrono>
 #include <fstream>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "test_tasks.hpp"
 #include "tts_fixtures.hpp"
@@ -165,5 +167,24 @@ TEST_CASE("TtsData serves every training clip each epoch and the validation clip
   std::int64_t valid = 0;
   for (const auto& batch : data.validation()) valid += batch.size();
   CHECK(valid == 2);
+  fs::remove_all(cache);
+}
+
+TEST_CASE("feature preparation tells its progress and always its end") {
+  const auto cache = test::scratch_dir("tts-progress");
+  const EnglishPhonemeProcessor processor;
+  const auto config = corpus_config();
+  std::vector<std::pair<std::size_t, std::size_t>> calls;
+  const CorpusProgress progress{
+      .report = [&](std::size_t done, std::size_t total) { calls.emplace_back(done, total); },
+      .interval = std::chrono::milliseconds(1)};
+  prepare_corpus(config, processor, tiny_corpus(), cache, progress);
+  REQUIRE_FALSE(calls.empty());
+  CHECK(calls.back() == std::pair<std::size_t, std::size_t>{8, 8});
+  for (std::size_t i = 1; i < calls.size(); ++i) CHECK(calls[i].first >= calls[i - 1].first);
+  // All from the cache the second time: the end is still told.
+  calls.clear();
+  prepare_corpus(config, processor, tiny_corpus(), cache, progress);
+  CHECK(calls.back() == std::pair<std::size_t, std::size_t>{8, 8});
   fs::remove_all(cache);
 }

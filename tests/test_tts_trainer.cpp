@@ -206,3 +206,10 @@ TEST_CASE("a kokoro-minimal checkpoint from before the split by layer loads and 
   CHECK(summary.last_validation.get("loss").value() < before);
   fs::remove_all(dir);
 }
+
+TEST_CASE("the TTS task without a corpus says which setting to give") {
+  auto config = tiny_tts_config(test::scratch_dir("tts-no-corpus"));
+  config.data.data_dir.clear();
+  CHECK_THROWS_WITH_AS(tts::EnglishTtsTask{config}, doctest::Contains("data.data_dir is empty"),
+                       Error);
+}

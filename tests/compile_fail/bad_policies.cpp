@@ -42,6 +42,12 @@ struct Logger {
 #endif
 };
 
+struct Checkpoints : archetype::Checkpoints {
+#ifdef KOKORO_FAIL_CHECKPOINTS
+  void load(const std::filesystem::path&) const {}  // must return the state
+#endif
+};
+
 struct MyTask : test::LinearTask {
   using LinearTask::LinearTask;
 #ifdef KOKORO_FAIL_TASK
@@ -63,6 +69,7 @@ struct Policies : DefaultPolicies {
   using memory = Memory;
   using scheduler = Scheduler;
   using logger = Logger;
+  using checkpoints = Checkpoints;
 };
 #endif
 

@@ -432,7 +432,9 @@ class Trainer {
       path = checkpoints_.latest_valid(&rejected);
       for (const auto& reason : rejected) warn("skipping a checkpoint: " + reason);
       if (!path) {
-        say(Message::Level::info, "no valid checkpoint to resume from; starting fresh");
+        say(Message::Level::info,
+            fmt::format("no valid checkpoint to resume from in {}; starting fresh",
+                        config_.logging.output_dir));
         return std::nullopt;
       }
     } else {

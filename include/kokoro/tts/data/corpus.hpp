@@ -96,7 +96,8 @@ inline audio::MelOptions mel_options(const AudioSection& a) {
 }
 
 /// Called from a background thread about every `interval` while features are
-/// computed: clips done so far, clips in all.
+/// computed (clips done so far, clips in all), and once at the end with
+/// done == total, also when every clip came from the cache.
 struct CorpusProgress {
   std::function<void(std::size_t done, std::size_t total)> report;
   std::chrono::milliseconds interval{1000};
@@ -315,6 +316,7 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
     }
     wake.notify_all();
     reporter.join();
+    progress.report(utterances.size(), utterances.size());
   }
 
   std::vector<CorpusClip> usable;
