@@ -7,8 +7,8 @@
 #include <benchmark/benchmark.h>
 
 #include <kokoro/tts/data/corpus.hpp>
-#include "english_tts/demo_corpus.hpp"
 #include <kokoro/tts/data/tts_data.hpp>
+#include "english_tts/demo_corpus.hpp"
 
 #include <unistd.h>
 
@@ -24,7 +24,8 @@ namespace {
 constexpr int kClips = 48;
 
 const fs::path& scratch() {
-  static const fs::path dir = fs::temp_directory_path() / fmt::format("kokoro-bench-tts-{}", ::getpid());
+  static const fs::path dir =
+      fs::temp_directory_path() / fmt::format("kokoro-bench-tts-{}", ::getpid());
   return dir;
 }
 
@@ -52,7 +53,8 @@ void BM_BuildDemoCorpus(benchmark::State& state) {
     options.clips = kClips;
     benchmark::DoNotOptimize(build_demo_corpus(options));
   }
-  state.counters["clips/s"] = benchmark::Counter(kClips * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["clips/s"] =
+      benchmark::Counter(kClips * state.iterations(), benchmark::Counter::kIsRate);
 }
 
 void BM_PrepareFeatures(benchmark::State& state) {
@@ -65,7 +67,8 @@ void BM_PrepareFeatures(benchmark::State& state) {
     state.ResumeTiming();
     benchmark::DoNotOptimize(prepare_corpus(c, processor, corpus(), scratch() / "cache"));
   }
-  state.counters["clips/s"] = benchmark::Counter(kClips * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["clips/s"] =
+      benchmark::Counter(kClips * state.iterations(), benchmark::Counter::kIsRate);
 }
 
 void BM_LoaderEpoch(benchmark::State& state) {
@@ -79,7 +82,8 @@ void BM_LoaderEpoch(benchmark::State& state) {
       ++batches;
     }
   }
-  state.counters["batches/s"] = benchmark::Counter(static_cast<double>(batches), benchmark::Counter::kIsRate);
+  state.counters["batches/s"] =
+      benchmark::Counter(static_cast<double>(batches), benchmark::Counter::kIsRate);
 }
 
 }  // namespace

@@ -7,12 +7,12 @@
 #include <benchmark/benchmark.h>
 
 #include <kokoro/core/autocast.hpp>
-#include <kokoro/tts/english_tts_task.hpp>
 #include <kokoro/core/clip.hpp>
 #include <kokoro/core/loss.hpp>
 #include <kokoro/tts/data/batch.hpp>
-#include <kokoro/tts/model/losses.hpp>
+#include <kokoro/tts/english_tts_task.hpp>
 #include <kokoro/tts/model/kokoro_model.hpp>
+#include <kokoro/tts/model/losses.hpp>
 #include <kokoro/tts/text/phoneme_processor.hpp>
 
 #include <ATen/Parallel.h>
@@ -80,11 +80,11 @@ class TtsStep {
         config_(configure(checkpointing)),
         vocab_(static_cast<std::int64_t>(english_phoneme_vocabulary().size())),
         model_(model_options(config_.model, vocab_, kMels)),
-        optimizer_(model_->parameters(), torch::optim::AdamWOptions(config_.training.learning_rate)
-                                             .betas({config_.training.adam_beta1,
-                                                     config_.training.adam_beta2})
-                                             .eps(config_.training.adam_eps)
-                                             .weight_decay(config_.training.weight_decay)),
+        optimizer_(model_->parameters(),
+                   torch::optim::AdamWOptions(config_.training.learning_rate)
+                       .betas({config_.training.adam_beta1, config_.training.adam_beta2})
+                       .eps(config_.training.adam_eps)
+                       .weight_decay(config_.training.weight_decay)),
         parameters_(model_->parameters()),
         batch_(synthetic_batch(vocab_)),
         bf16_(bf16) {

@@ -2,8 +2,8 @@
 // the autocast guard, and how a run decides on autocast.
 #include <doctest/doctest.h>
 
-#include <kokoro/core/autocast.hpp>
 #include <kokoro/amp/dynamic_grad_scaler.hpp>
+#include <kokoro/core/autocast.hpp>
 
 #include <torch/optim/sgd.h>
 
@@ -325,7 +325,8 @@ TEST_CASE("in the trainer an overflowing step is skipped and the schedule does n
   CHECK(trainer.scaler().scale_factor() == 32768.0);
   CHECK(trainer.logger().last_metrics.get("skipped_steps") == 1.0);
   CHECK(trainer.logger().last_metrics.get("grad_scale") == 32768.0);
-  for (const auto& p : trainer.task().model().parameters()) CHECK(torch::isfinite(p).all().item<bool>());
+  for (const auto& p : trainer.task().model().parameters())
+    CHECK(torch::isfinite(p).all().item<bool>());
 }
 
 TEST_CASE("the minimal example under CPU bfloat16 autocast ends within 10% of float32") {

@@ -242,7 +242,8 @@ TEST_CASE("a kill -9 in the middle of saves never leaves a broken checkpoint beh
     REQUIRE(posix_spawn(&child, program.c_str(), &actions, nullptr, argv, environ) == 0);
     posix_spawn_file_actions_destroy(&actions);
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (CheckpointManager(run).periodic().empty() && std::chrono::steady_clock::now() < give_up) {
+    while (CheckpointManager(run).periodic().empty() &&
+           std::chrono::steady_clock::now() < give_up) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));

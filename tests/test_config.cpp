@@ -231,7 +231,8 @@ TEST_CASE("the shipped YAML presets equal the presets in code") {
 TEST_CASE("the framework's config holds only training, hardware and logging") {
   std::vector<std::string> sections;
   const kokoro::TrainingConfig c;
-  kokoro::TrainingConfig::sections(c, [&](const char* name, const auto&) { sections.push_back(name); });
+  kokoro::TrainingConfig::sections(
+      c, [&](const char* name, const auto&) { sections.push_back(name); });
   CHECK(sections == std::vector<std::string>{"training", "hardware", "logging"});
   CHECK(kokoro::validate(c).empty());
 }

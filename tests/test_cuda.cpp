@@ -3,8 +3,8 @@
 // GPU is visible; ctest then lists it as skipped (tests/CMakeLists.txt).
 #include <doctest/doctest.h>
 
-#include <kokoro/core/autocast.hpp>
 #include <kokoro/amp/dynamic_grad_scaler.hpp>
+#include <kokoro/core/autocast.hpp>
 #include <kokoro/device/auto_device.hpp>
 #include <kokoro/trainer.hpp>
 

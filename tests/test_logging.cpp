@@ -156,7 +156,8 @@ std::vector<double> packed_doubles(const Field& f) {
 }
 
 std::uint32_t big_endian_u32(const std::string& s, std::size_t at) {
-  return (std::uint32_t(std::uint8_t(s[at])) << 24) | (std::uint32_t(std::uint8_t(s[at + 1])) << 16) |
+  return (std::uint32_t(std::uint8_t(s[at])) << 24) |
+         (std::uint32_t(std::uint8_t(s[at + 1])) << 16) |
          (std::uint32_t(std::uint8_t(s[at + 2])) << 8) | std::uint32_t(std::uint8_t(s[at + 3]));
 }
 
@@ -235,12 +236,25 @@ TEST_CASE("TensorBoard files hold the version event, scalars and the config as t
     Metrics m;
     m.set("loss", 0.5);
     m.set("lr", 1e-4);
-    logger.on_step(StepContext{.epoch = 0, .global_step = 10, .step_in_epoch = 10, .steps_per_epoch = 20, .samples = 8, .step_taken = true, .metrics = m});
+    logger.on_step(StepContext{.epoch = 0,
+                               .global_step = 10,
+                               .step_in_epoch = 10,
+                               .steps_per_epoch = 20,
+                               .samples = 8,
+                               .step_taken = true,
+                               .metrics = m});
     m.set("loss", 0.25);
-    logger.on_step(StepContext{.epoch = 0, .global_step = 20, .step_in_epoch = 20, .steps_per_epoch = 20, .samples = 8, .step_taken = true, .metrics = m});
+    logger.on_step(StepContext{.epoch = 0,
+                               .global_step = 20,
+                               .step_in_epoch = 20,
+                               .steps_per_epoch = 20,
+                               .samples = 8,
+                               .step_taken = true,
+                               .metrics = m});
     Metrics valid;
     valid.set("loss", 0.3);
-    logger.on_epoch_end(EpochContext{.epoch = 0, .global_step = 20, .train = m, .validation = valid, .seconds = 1.0});
+    logger.on_epoch_end(EpochContext{
+        .epoch = 0, .global_step = 20, .train = m, .validation = valid, .seconds = 1.0});
   }
   std::vector<fs::path> files(fs::directory_iterator(dir), fs::directory_iterator{});
   REQUIRE(files.size() == 1);
@@ -317,7 +331,8 @@ TEST_CASE("audio is encoded as 16-bit mono WAV, clipped to full scale") {
 }
 
 TEST_CASE("histograms count every finite value between the min and the max") {
-  const auto values = torch::tensor({0.0, 1.0, 1.0, 2.0, 10.0, std::nan(""), std::numeric_limits<double>::infinity()});
+  const auto values = torch::tensor(
+      {0.0, 1.0, 1.0, 2.0, 10.0, std::nan(""), std::numeric_limits<double>::infinity()});
   const auto h = histogram_of("w", values, 5);
   CHECK(h.min == 0.0);
   CHECK(h.max == 10.0);
@@ -326,7 +341,8 @@ TEST_CASE("histograms count every finite value between the min and the max") {
   CHECK(h.sum_squares == 106.0);
   REQUIRE(h.bucket_limits.size() == 5);
   CHECK(h.bucket_limits == std::vector<double>{2, 4, 6, 8, 10});
-  CHECK(h.bucket_counts == std::vector<double>{3, 1, 0, 0, 1});  // [0, 2) holds 0, 1, 1; [2, 4) holds 2
+  CHECK(h.bucket_counts ==
+        std::vector<double>{3, 1, 0, 0, 1});  // [0, 2) holds 0, 1, 1; [2, 4) holds 2
   const auto constant = histogram_of("c", torch::full({4}, 3.0), 5);
   CHECK(constant.bucket_counts == std::vector<double>{4});
   CHECK(histogram_of("empty", torch::tensor({NAN}), 5).bucket_counts.empty());
@@ -385,10 +401,10 @@ TEST_CASE("TensorBoard files hold images, audio and histograms in the summary's 
   const auto histos = values_tagged(events, "weights/w");
   REQUIRE(histos.size() == 1);
   const auto histo = decode(find(histos[0].second, 5)->bytes);
-  CHECK(as_double(*find(histo, 1)) == 1.0);  // min
-  CHECK(as_double(*find(histo, 2)) == 3.0);  // max
-  CHECK(as_double(*find(histo, 3)) == 3.0);  // count
-  CHECK(as_double(*find(histo, 4)) == 6.0);  // sum
+  CHECK(as_double(*find(histo, 1)) == 1.0);   // min
+  CHECK(as_double(*find(histo, 2)) == 3.0);   // max
+  CHECK(as_double(*find(histo, 3)) == 3.0);   // count
+  CHECK(as_double(*find(histo, 4)) == 6.0);   // sum
   CHECK(as_double(*find(histo, 5)) == 14.0);  // sum of squares
   CHECK(packed_doubles(*find(histo, 6)) == std::vector<double>{2.0, 3.0});
   CHECK(packed_doubles(*find(histo, 7)) == std::vector<double>{1.0, 2.0});
@@ -402,9 +418,16 @@ TEST_CASE("metrics.jsonl has a row per logged step and per epoch") {
     Metrics m;
     m.set("loss", 0.5);
     m.set("grad_norm", std::numeric_limits<double>::infinity());
-    logger.on_step(StepContext{.epoch = 1, .global_step = 7, .step_in_epoch = 3, .steps_per_epoch = 4, .samples = 16, .step_taken = false, .metrics = m});
+    logger.on_step(StepContext{.epoch = 1,
+                               .global_step = 7,
+                               .step_in_epoch = 3,
+                               .steps_per_epoch = 4,
+                               .samples = 16,
+                               .step_taken = false,
+                               .metrics = m});
     Metrics none;
-    logger.on_epoch_end(EpochContext{.epoch = 1, .global_step = 8, .train = m, .validation = none, .seconds = 2.5});
+    logger.on_epoch_end(
+        EpochContext{.epoch = 1, .global_step = 8, .train = m, .validation = none, .seconds = 2.5});
   }
   std::ifstream in(dir / "metrics.jsonl");
   std::vector<YAML::Node> rows;  // JSON is YAML: yaml-cpp parses each line
@@ -580,9 +603,9 @@ TEST_CASE("the sample file logger writes the samples/ media of an epoch and noth
   media.texts.push_back(Text{"samples/text", "LJ001-0001: printing"});
   logger.on_media(MediaContext{.epoch = 4, .global_step = 9, .media = media});
   const auto stem = dir / "samples" / "epoch_0005_";
-  CHECK(logger.last_written() ==
-        std::vector<fs::path>{stem.string() + "target_mel.png", stem.string() + "synthesized.wav",
-                              stem.string() + "text.txt"});
+  CHECK(logger.last_written() == std::vector<fs::path>{stem.string() + "target_mel.png",
+                                                       stem.string() + "synthesized.wav",
+                                                       stem.string() + "text.txt"});
   CHECK(std::distance(fs::directory_iterator(dir / "samples"), fs::directory_iterator{}) == 3);
   CHECK(fs::file_size(stem.string() + "synthesized.wav") == 44 + 2 * 160);
   std::ifstream text(stem.string() + "text.txt");

@@ -40,8 +40,13 @@ int cleanups_over(AdaptiveMemory<FakeReader>& memory, int steps) {
   const Metrics none;
   int count = 0;
   for (int i = 0; i < steps; ++i) {
-    if (memory.after_step(StepContext{.epoch = 0, .global_step = i + 1, .step_in_epoch = i + 1, .steps_per_epoch = 0, .samples = 1, .step_taken = true, .metrics = none}) ==
-        MemoryAction::release_cache) {
+    if (memory.after_step(StepContext{.epoch = 0,
+                                      .global_step = i + 1,
+                                      .step_in_epoch = i + 1,
+                                      .steps_per_epoch = 0,
+                                      .samples = 1,
+                                      .step_taken = true,
+                                      .metrics = none}) == MemoryAction::release_cache) {
       ++count;
     }
   }

@@ -113,7 +113,13 @@ TEST_CASE_TEMPLATE("a memory policy answers after every step", M, NoMemoryPolicy
   static_assert(MemoryPolicy<M>);
   M memory;
   const Metrics none;
-  CHECK(memory.after_step(StepContext{.epoch = 0, .global_step = 1, .step_in_epoch = 1, .steps_per_epoch = 1, .samples = 8, .step_taken = true, .metrics = none}) == MemoryAction::none);
+  CHECK(memory.after_step(StepContext{.epoch = 0,
+                                      .global_step = 1,
+                                      .step_in_epoch = 1,
+                                      .steps_per_epoch = 1,
+                                      .samples = 8,
+                                      .step_taken = true,
+                                      .metrics = none}) == MemoryAction::none);
 }
 
 // ---- logger ---------------------------------------------------------------
@@ -133,9 +139,18 @@ TEST_CASE_TEMPLATE("a logger accepts a whole run's hooks", L, ConsoleLogger, arc
   Metrics m;
   m.set("loss", 0.5);
   notify_train_begin(logger, test::run_context(config, "cpu", "float32", 10, 1, 0, 1, 0));
-  notify_epoch_begin(logger, EpochContext{.epoch = 0, .global_step = 0, .train = m, .validation = m, .seconds = 0.0});
-  logger.on_step(StepContext{.epoch = 0, .global_step = 1, .step_in_epoch = 1, .steps_per_epoch = 1, .samples = 4, .step_taken = true, .metrics = m});
-  logger.on_epoch_end(EpochContext{.epoch = 0, .global_step = 1, .train = m, .validation = m, .seconds = 0.5});
+  notify_epoch_begin(
+      logger,
+      EpochContext{.epoch = 0, .global_step = 0, .train = m, .validation = m, .seconds = 0.0});
+  logger.on_step(StepContext{.epoch = 0,
+                             .global_step = 1,
+                             .step_in_epoch = 1,
+                             .steps_per_epoch = 1,
+                             .samples = 4,
+                             .step_taken = true,
+                             .metrics = m});
+  logger.on_epoch_end(
+      EpochContext{.epoch = 0, .global_step = 1, .train = m, .validation = m, .seconds = 0.5});
   notify_train_end(logger, RunSummary{1, 1, 0, 0.5, false, 0, "", m, m});
   CHECK(true);  // reaching here without throwing is the contract
 }
@@ -151,9 +166,22 @@ TEST_CASE("the console logger writes a banner, step lines, epoch lines and a sum
   Metrics valid;
   valid.set("loss", 0.25);
   logger.on_train_begin(test::run_context(config, "cpu", "bfloat16 autocast", 641, 2, 0, 3, 0));
-  logger.on_step(StepContext{.epoch = 0, .global_step = 7, .step_in_epoch = 7, .steps_per_epoch = 16, .samples = 32, .step_taken = true, .metrics = step});
-  logger.on_step(StepContext{.epoch = 0, .global_step = 8, .step_in_epoch = 8, .steps_per_epoch = 0, .samples = 32, .step_taken = false, .metrics = step});
-  logger.on_epoch_end(EpochContext{.epoch = 0, .global_step = 16, .train = step, .validation = valid, .seconds = 1.25});
+  logger.on_step(StepContext{.epoch = 0,
+                             .global_step = 7,
+                             .step_in_epoch = 7,
+                             .steps_per_epoch = 16,
+                             .samples = 32,
+                             .step_taken = true,
+                             .metrics = step});
+  logger.on_step(StepContext{.epoch = 0,
+                             .global_step = 8,
+                             .step_in_epoch = 8,
+                             .steps_per_epoch = 0,
+                             .samples = 32,
+                             .step_taken = false,
+                             .metrics = step});
+  logger.on_epoch_end(EpochContext{
+      .epoch = 0, .global_step = 16, .train = step, .validation = valid, .seconds = 1.25});
   logger.on_train_end(RunSummary{3, 48, 2, 4.0, true, 0, "", step, valid});
   const auto text = out.str();
   CHECK(text.find("kokoro: training on cpu (bfloat16 autocast) with 2 threads, 641 parameters, "
@@ -177,14 +205,34 @@ TEST_CASE("on a terminal the console draws a progress bar instead of step lines"
   Metrics logged;
   logged.set("loss", 0.5);
   logger.on_train_begin(test::run_context(config, "cpu", "float32", 10, 1, 0, 2, 0));
-  logger.on_epoch_begin(EpochContext{.epoch = 0, .global_step = 0, .train = none, .validation = none, .seconds = 0.0});
-  logger.on_step_end(StepContext{.epoch = 0, .global_step = 1, .step_in_epoch = 1, .steps_per_epoch = 4, .samples = 8, .step_taken = true, .metrics = none});
-  logger.on_step(StepContext{.epoch = 0, .global_step = 2, .step_in_epoch = 2, .steps_per_epoch = 4, .samples = 8, .step_taken = true, .metrics = logged});    // no line: the bar shows it
-  logger.on_step_end(StepContext{.epoch = 0, .global_step = 4, .step_in_epoch = 4, .steps_per_epoch = 4, .samples = 8, .step_taken = true, .metrics = none});  // the last step is always drawn
+  logger.on_epoch_begin(EpochContext{
+      .epoch = 0, .global_step = 0, .train = none, .validation = none, .seconds = 0.0});
+  logger.on_step_end(StepContext{.epoch = 0,
+                                 .global_step = 1,
+                                 .step_in_epoch = 1,
+                                 .steps_per_epoch = 4,
+                                 .samples = 8,
+                                 .step_taken = true,
+                                 .metrics = none});
+  logger.on_step(StepContext{.epoch = 0,
+                             .global_step = 2,
+                             .step_in_epoch = 2,
+                             .steps_per_epoch = 4,
+                             .samples = 8,
+                             .step_taken = true,
+                             .metrics = logged});  // no line: the bar shows it
+  logger.on_step_end(StepContext{.epoch = 0,
+                                 .global_step = 4,
+                                 .step_in_epoch = 4,
+                                 .steps_per_epoch = 4,
+                                 .samples = 8,
+                                 .step_taken = true,
+                                 .metrics = none});  // the last step is always drawn
   Metrics train;
   train.set("loss", 0.4);
   train.set("lr", 1e-3);
-  logger.on_epoch_end(EpochContext{.epoch = 0, .global_step = 4, .train = train, .validation = none, .seconds = 0.5});
+  logger.on_epoch_end(EpochContext{
+      .epoch = 0, .global_step = 4, .train = train, .validation = none, .seconds = 0.5});
   logger.on_train_end(RunSummary{1, 4, 0, 0.5, false, 0, "", train, none});
   const auto text = out.str();
   CHECK(text.find("\repoch 1/2  25% [######..................] 1/4 ") != std::string::npos);
@@ -204,8 +252,15 @@ TEST_CASE("off a terminal the console prints no progress bar") {
   const auto config = get_default_config();
   const Metrics none;
   logger.on_train_begin(test::run_context(config, "cpu", "float32", 10, 1, 0, 2, 0));
-  logger.on_epoch_begin(EpochContext{.epoch = 0, .global_step = 0, .train = none, .validation = none, .seconds = 0.0});
-  logger.on_step_end(StepContext{.epoch = 0, .global_step = 4, .step_in_epoch = 4, .steps_per_epoch = 4, .samples = 8, .step_taken = true, .metrics = none});
+  logger.on_epoch_begin(EpochContext{
+      .epoch = 0, .global_step = 0, .train = none, .validation = none, .seconds = 0.0});
+  logger.on_step_end(StepContext{.epoch = 0,
+                                 .global_step = 4,
+                                 .step_in_epoch = 4,
+                                 .steps_per_epoch = 4,
+                                 .samples = 8,
+                                 .step_taken = true,
+                                 .metrics = none});
   CHECK(out.str().find('\r') == std::string::npos);
 }
 
@@ -213,7 +268,13 @@ TEST_CASE("Loggers fans every hook out to each logger in order") {
   Loggers<test::SpyLogger, archetype::Logger, test::SpyLogger> both;
   const Metrics m;
   test::events().clear();
-  both.on_step(StepContext{.epoch = 0, .global_step = 3, .step_in_epoch = 3, .steps_per_epoch = 0, .samples = 1, .step_taken = true, .metrics = m});
+  both.on_step(StepContext{.epoch = 0,
+                           .global_step = 3,
+                           .step_in_epoch = 3,
+                           .steps_per_epoch = 0,
+                           .samples = 1,
+                           .step_taken = true,
+                           .metrics = m});
   both.on_train_end(RunSummary{});
   CHECK(test::events() == std::vector<std::string>{"logger.on_step", "logger.on_step",
                                                    "logger.on_train_end", "logger.on_train_end"});

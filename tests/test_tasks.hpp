@@ -203,8 +203,8 @@ inline Config quick_config() { return Config(quick_framework_config()); }
 /// live in a static, so the context stays valid until the next call.
 inline RunContext run_context(const TrainingConfig& config, std::string device = "cpu",
                               std::string precision = "float32", std::int64_t parameters = 1,
-                              int threads = 1, std::int64_t start_epoch = 0, std::int64_t epochs = 1,
-                              std::int64_t max_steps = 0) {
+                              int threads = 1, std::int64_t start_epoch = 0,
+                              std::int64_t epochs = 1, std::int64_t max_steps = 0) {
   static ConfigValues settings;
   settings = config_values(config);
   return RunContext{.config = config,

@@ -108,8 +108,8 @@ TEST_CASE("bad clips are skipped, named and counted; the rest of the corpus trai
     sf_close(f);
   }
   fs::remove(root / "TextGrid" / (ids[2] + ".TextGrid"));
-  fs::copy_file(root / "TextGrid" / (ids[4] + ".TextGrid"), root / "TextGrid" / (ids[3] + ".TextGrid"),
-                fs::copy_options::overwrite_existing);
+  fs::copy_file(root / "TextGrid" / (ids[4] + ".TextGrid"),
+                root / "TextGrid" / (ids[3] + ".TextGrid"), fs::copy_options::overwrite_existing);
   std::ofstream(root / "metadata.csv", std::ios::app) << "BROKEN-LINE-WITHOUT-FIELDS\n";
 
   const auto cache = test::scratch_dir("tts-bad-cache");

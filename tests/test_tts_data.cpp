@@ -4,12 +4,12 @@
 #include <doctest/doctest.h>
 
 #include <kokoro/audio/audio_file.hpp>
-#include <kokoro/tts/data/batch.hpp>
-#include <kokoro/data/length_buckets.hpp>
 #include <kokoro/audio/griffin_lim.hpp>
-#include <kokoro/tts/data/ljspeech.hpp>
-#include <kokoro/data/prefetch_loader.hpp>
 #include <kokoro/audio/mel.hpp>
+#include <kokoro/data/length_buckets.hpp>
+#include <kokoro/data/prefetch_loader.hpp>
+#include <kokoro/tts/data/batch.hpp>
+#include <kokoro/tts/data/ljspeech.hpp>
 
 #include <atomic>
 #include <cmath>
@@ -30,12 +30,14 @@ constexpr double kPi = 3.14159265358979323846;
 
 std::vector<float> sine(double hz, int rate, int n, double phase = 0.0) {
   std::vector<float> out(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) out[i] = static_cast<float>(0.5 * std::sin(2 * kPi * hz * i / rate + phase));
+  for (int i = 0; i < n; ++i)
+    out[i] = static_cast<float>(0.5 * std::sin(2 * kPi * hz * i / rate + phase));
   return out;
 }
 
 /// Writes interleaved float frames with libsndfile as 16-bit PCM WAV.
-void write_wav(const fs::path& path, const std::vector<float>& interleaved, int rate, int channels) {
+void write_wav(const fs::path& path, const std::vector<float>& interleaved, int rate,
+               int channels) {
   SF_INFO info{};
   info.samplerate = rate;
   info.channels = channels;
@@ -46,7 +48,8 @@ void write_wav(const fs::path& path, const std::vector<float>& interleaved, int 
   sf_close(f);
 }
 
-double max_error(const std::vector<float>& a, const std::vector<float>& b, std::size_t from, std::size_t to) {
+double max_error(const std::vector<float>& a, const std::vector<float>& b, std::size_t from,
+                 std::size_t to) {
   double worst = 0;
   for (std::size_t i = from; i < to; ++i) worst = std::max(worst, std::abs(double(a[i]) - b[i]));
   return worst;
@@ -131,7 +134,7 @@ TEST_CASE("the Slaney mel scale is linear to 1 kHz and logarithmic above") {
 
 TEST_CASE("log-mel features match a direct DFT to 1e-4") {
   audio::MelOptions audio;  // 22050 Hz, n_fft 1024, hop 256, win 1024, 80 mels, 0-8000 Hz
-  audio.win_length = 800;  // exercises the window's zero padding inside n_fft
+  audio.win_length = 800;   // exercises the window's zero padding inside n_fft
   const MelSpectrogram mel(audio);
   torch::manual_seed(3);
   const int n = 3000;
@@ -152,7 +155,8 @@ TEST_CASE("log-mel features match a direct DFT to 1e-4") {
     return s[i];
   };
   std::vector<double> window(n_fft, 0.0);
-  for (int i = 0; i < win; ++i) window[(n_fft - win) / 2 + i] = 0.5 - 0.5 * std::cos(2 * kPi * i / win);
+  for (int i = 0; i < win; ++i)
+    window[(n_fft - win) / 2 + i] = 0.5 - 0.5 * std::cos(2 * kPi * i / win);
   const auto fb = mel.filterbank().to(torch::kDouble);
   double worst = 0;
   for (int t = 0; t < out.size(0); ++t) {
@@ -172,7 +176,8 @@ TEST_CASE("log-mel features match a direct DFT to 1e-4") {
   }
   CHECK(worst < 1e-4);
 
-  audio.mel_power = 2.0;  // the power mel: twice the log of... no: log of the squared magnitudes' mel
+  audio.mel_power =
+      2.0;  // the power mel: twice the log of... no: log of the squared magnitudes' mel
   const auto power = MelSpectrogram(audio)(wave.to(torch::kFloat));
   CHECK((power > out).sum().item<int>() > 0);  // different features, same shape
   CHECK(power.sizes() == out.sizes());
@@ -206,7 +211,8 @@ TEST_CASE("LJSpeech metadata: quotes kept, bad lines named and skipped, the rest
   CHECK(meta.problems[0].find("metadata.csv:3: clip LJ001-0003") != std::string::npos);
   CHECK(meta.problems[1].find("metadata.csv:4: expected 3 fields") != std::string::npos);
   CHECK(meta.problems[2].find("metadata.csv:5: expected 3 fields") != std::string::npos);
-  CHECK(meta.problems[3].find("metadata.csv:8: clip LJ001-0001 appears twice") != std::string::npos);
+  CHECK(meta.problems[3].find("metadata.csv:8: clip LJ001-0001 appears twice") !=
+        std::string::npos);
   CHECK_THROWS_WITH_AS(read_ljspeech_metadata(dir / "nope.csv", dir, dir),
                        doctest::Contains("nope.csv: cannot open"), Error);
   fs::remove_all(dir);
@@ -214,7 +220,8 @@ TEST_CASE("LJSpeech metadata: quotes kept, bad lines named and skipped, the rest
 
 TEST_CASE("the validation split is deterministic, sized, and stable as the corpus grows") {
   std::vector<Utterance> clips;
-  for (int i = 0; i < 200; ++i) clips.push_back(Utterance{fmt::format("c{:03}", i), "t", "t", {}, {}, i});
+  for (int i = 0; i < 200; ++i)
+    clips.push_back(Utterance{fmt::format("c{:03}", i), "t", "t", {}, {}, i});
   const auto [train, valid] = split_train_validation(clips, 0.05, 42);
   CHECK(valid.size() == 10);
   CHECK(train.size() == 190);
@@ -231,7 +238,8 @@ TEST_CASE("the validation split is deterministic, sized, and stable as the corpu
   CHECK(ids(split_train_validation(clips, 0.05, 7).second) != ids(valid));
   // A validation clip stays one when clips are added (unless displaced by a
   // newcomer with a smaller hash: most stay).
-  for (int i = 200; i < 210; ++i) clips.push_back(Utterance{fmt::format("c{:03}", i), "t", "t", {}, {}, i});
+  for (int i = 200; i < 210; ++i)
+    clips.push_back(Utterance{fmt::format("c{:03}", i), "t", "t", {}, {}, i});
   const auto grown = ids(split_train_validation(clips, 0.05, 42).second);
   int kept = 0;
   for (const auto& id : ids(valid)) kept += static_cast<int>(grown.count(id));
@@ -378,7 +386,10 @@ TEST_CASE("Griffin-Lim turns a log-mel back into audio with nearly the same log-
   const auto again = mel(torch::tensor(audio_out));
   const auto frames = std::min(again.size(0), original.size(0));
   auto error = [&](const torch::Tensor& m) {
-    return (m.slice(0, 2, frames - 2) - original.slice(0, 2, frames - 2)).abs().mean().item<double>();
+    return (m.slice(0, 2, frames - 2) - original.slice(0, 2, frames - 2))
+        .abs()
+        .mean()
+        .item<double>();
   };
   const double vocoded = error(again);
   // Baseline: white noise of the same loudness.

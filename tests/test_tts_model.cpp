@@ -3,9 +3,9 @@
 // batch, synthesis (termination, key/value cache against the full decoder)
 // and gradient checkpointing against the plain model.
 #include <kokoro/tts/data/batch.hpp>
+#include <kokoro/tts/model/kokoro_model.hpp>
 #include <kokoro/tts/model/length_regulator.hpp>
 #include <kokoro/tts/model/losses.hpp>
-#include <kokoro/tts/model/kokoro_model.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/optim/adamw.h>
@@ -125,8 +125,7 @@ TEST_CASE("a model that cannot be built is refused with the reason") {
   auto c = tiny_config();
   c.num_heads = 3;
   CHECK_THROWS_WITH_AS(KokoroModel{c},
-                       doctest::Contains("num_heads (3) must divide hidden_dim (32)"),
-                       Error);
+                       doctest::Contains("num_heads (3) must divide hidden_dim (32)"), Error);
   auto one_symbol = tiny_config();
   one_symbol.vocab_size = 1;
   CHECK_THROWS_AS(KokoroModel{one_symbol}, Error);
@@ -327,6 +326,7 @@ TEST_CASE("checkpoint segments of several blocks give the gradients of one block
   for (const std::int64_t blocks : {2, 3}) {
     const auto many = gradients(blocks);
     REQUIRE(many.size() == one.size());
-    for (std::size_t i = 0; i < one.size(); ++i) CHECK(torch::allclose(one[i], many[i], 1e-5, 1e-6));
+    for (std::size_t i = 0; i < one.size(); ++i)
+      CHECK(torch::allclose(one[i], many[i], 1e-5, 1e-6));
   }
 }

@@ -3,10 +3,10 @@
 // file, and the demo corpus built from them.
 #include <doctest/doctest.h>
 
-#include <kokoro/tts/text/espeak.hpp>
-#include <kokoro/tts/text/phoneme_processor.hpp>
-#include <kokoro/tts/text/normalizer.hpp>
 #include <kokoro/tts/align/textgrid.hpp>
+#include <kokoro/tts/text/espeak.hpp>
+#include <kokoro/tts/text/normalizer.hpp>
+#include <kokoro/tts/text/phoneme_processor.hpp>
 
 #include <algorithm>
 #include <chrono>

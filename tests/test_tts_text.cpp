@@ -3,8 +3,8 @@
 // rounds them, and the alignment of MFA phones to G2P tokens.
 #include <doctest/doctest.h>
 
-#include <kokoro/tts/text/normalizer.hpp>
 #include <kokoro/tts/align/textgrid.hpp>
+#include <kokoro/tts/text/normalizer.hpp>
 
 #include <algorithm>
 #include <filesystem>

@@ -135,7 +135,8 @@ TEST_CASE("a checkpoint from another phoneme set is refused") {
   fs::remove_all(dir);
 }
 
-TEST_CASE("a kokoro-train checkpoint from before the split by layer resumes to that code's weights") {
+TEST_CASE(
+    "a kokoro-train checkpoint from before the split by layer resumes to that code's weights") {
   // Written by kokoro-train at commit be36ce4 after step 1 (tests/data/pre_layering); that
   // run's step 2 weights are kept beside it.
   const fs::path data = KOKORO_TEST_DATA "/pre_layering";
@@ -166,9 +167,10 @@ TEST_CASE("a kokoro-train checkpoint from before the split by layer resumes to t
   trainer.fit();
   CHECK(trainer.global_step() == 2);
   const auto expected = torch::pickle_load([&] {
-    std::ifstream in(data / "tts_tiny_step2_weights.pt", std::ios::binary);
-    return std::vector<char>(std::istreambuf_iterator<char>(in), {});
-  }()).toGenericDict();
+                          std::ifstream in(data / "tts_tiny_step2_weights.pt", std::ios::binary);
+                          return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+                        }())
+                            .toGenericDict();
   std::size_t compared = 0;
   for (const auto& p : trainer.task().model().named_parameters()) {
     CAPTURE(p.key());

@@ -72,12 +72,19 @@ TEST_CASE("the W&B logger creates the run, streams rows in order and marks it fi
   for (int i = 0; i < 25; ++i) {
     Metrics m;
     m.set("loss", 100.0 - i);
-    logger.on_step(StepContext{.epoch = 0, .global_step = i + 1, .step_in_epoch = i + 1, .steps_per_epoch = 25, .samples = 8, .step_taken = true, .metrics = m});
+    logger.on_step(StepContext{.epoch = 0,
+                               .global_step = i + 1,
+                               .step_in_epoch = i + 1,
+                               .steps_per_epoch = 25,
+                               .samples = 8,
+                               .step_taken = true,
+                               .metrics = m});
   }
   Metrics train, valid;
   train.set("loss", 80.0);
   valid.set("loss", 90.0);
-  logger.on_epoch_end(EpochContext{.epoch = 0, .global_step = 25, .train = train, .validation = valid, .seconds = 1.5});
+  logger.on_epoch_end(EpochContext{
+      .epoch = 0, .global_step = 25, .train = train, .validation = valid, .seconds = 1.5});
   logger.on_train_end(RunSummary{});
 
   const auto stats = logger.stats();
@@ -113,7 +120,8 @@ TEST_CASE("the W&B logger creates the run, streams rows in order and marks it fi
     if (!body["files"]) continue;
     if (const auto history = body["files"]["wandb-history.jsonl"]) {
       CHECK(history["offset"].as<std::size_t>() == rows.size());
-      for (const auto& line : history["content"]) rows.push_back(YAML::Load(line.as<std::string>()));
+      for (const auto& line : history["content"])
+        rows.push_back(YAML::Load(line.as<std::string>()));
     }
     if (const auto summary = body["files"]["wandb-summary.json"]) {
       CHECK(summary["offset"].as<int>() == 0);
@@ -158,7 +166,14 @@ TEST_CASE("a hung W&B service blocks neither the steps nor the end of training")
   Metrics m;
   m.set("loss", 1.0);
   const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 200; ++i) logger.on_step(StepContext{.epoch = 0, .global_step = i + 1, .step_in_epoch = i + 1, .steps_per_epoch = 200, .samples = 8, .step_taken = true, .metrics = m});
+  for (int i = 0; i < 200; ++i)
+    logger.on_step(StepContext{.epoch = 0,
+                               .global_step = i + 1,
+                               .step_in_epoch = i + 1,
+                               .steps_per_epoch = 200,
+                               .samples = 8,
+                               .step_taken = true,
+                               .metrics = m});
   const double logging = seconds_since(start);
   const auto end = std::chrono::steady_clock::now();
   logger.on_train_end(RunSummary{});

@@ -31,19 +31,18 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/util/atomic_file.hpp"
-#include "kokoro/util/errors.hpp"
 #include "kokoro/core/media.hpp"
-#include "kokoro/util/wav.hpp"
+#include "kokoro/tts/align/textgrid.hpp"
 #include "kokoro/tts/text/espeak.hpp"
 #include "kokoro/tts/text/normalizer.hpp"
-#include "kokoro/tts/align/textgrid.hpp"
+#include "kokoro/util/atomic_file.hpp"
+#include "kokoro/util/errors.hpp"
+#include "kokoro/util/wav.hpp"
 
 namespace english_tts {
 
 using namespace kokoro;
 using namespace kokoro::tts;
-
 
 /// What build_demo_corpus() makes. Every default is stated.
 struct DemoCorpusOptions {

@@ -29,9 +29,9 @@ struct EnglishPolicies {
   using scaler = kokoro::DynamicGradScaler;  // fp16 on CUDA needs it; a no-op scale elsewhere
   using memory = kokoro::AdaptiveMemory<>;
   using scheduler = kokoro::ScheduleFromConfig;  // cosine warm restarts by default
-  using logger = kokoro::Loggers<kokoro::ConsoleLogger, kokoro::JsonlLogger,
-                                 kokoro::TensorBoardLogger, kokoro::WandbLogger,
-                                 kokoro::SampleFileLogger>;
+  using logger =
+      kokoro::Loggers<kokoro::ConsoleLogger, kokoro::JsonlLogger, kokoro::TensorBoardLogger,
+                      kokoro::WandbLogger, kokoro::SampleFileLogger>;
   using checkpoints = kokoro::CheckpointManager;
   using profiler = kokoro::InterbatchProfiler;
 };
@@ -81,7 +81,8 @@ std::string demo_corpus(const kokoro::tts::TtsConfig& config) {
   const auto report = english_tts::build_demo_corpus(options);
   std::printf("kokoro-train: demo corpus: %d clips, %.2f h of audio, built in %.1f s\n",
               report.clips, report.audio_hours(), report.build_seconds);
-  for (const auto& note : report.notes) std::printf("kokoro-train: demo corpus: %s\n", note.c_str());
+  for (const auto& note : report.notes)
+    std::printf("kokoro-train: demo corpus: %s\n", note.c_str());
   std::fflush(stdout);
   return report.root.string();
 }

@@ -12,6 +12,7 @@ int main() {
   const auto text = kokoro::tts::normalize_english("Dr. Smith paid $3.");
   std::printf("tts consumer: d=%lld heads=%lld stop weight %.1f; %s\n",
               static_cast<long long>(config.model.hidden_dim),
-              static_cast<long long>(config.model.num_heads), config.loss.stop_weight, text.c_str());
+              static_cast<long long>(config.model.num_heads), config.loss.stop_weight,
+              text.c_str());
   return config.model.num_heads == 4 ? 0 : 1;
 }

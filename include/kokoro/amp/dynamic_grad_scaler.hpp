@@ -24,9 +24,9 @@
 
 #include <fmt/format.h>
 
+#include "kokoro/core/grad_scaler_policy.hpp"
 #include "kokoro/core/training_config.hpp"
 #include "kokoro/util/errors.hpp"
-#include "kokoro/core/grad_scaler_policy.hpp"
 #include "kokoro/util/state_dict.hpp"
 
 namespace kokoro {
@@ -113,7 +113,8 @@ class DynamicGradScaler {
   /// Adapts the scale to this step's outcome.
   void update() {
     if (stage_ == Stage::ready || !found_inf_.defined()) {
-      throw Error("DynamicGradScaler: update() without unscale() or step() since the last update()");
+      throw Error(
+          "DynamicGradScaler: update() without unscale() or step() since the last update()");
     }
     if (scale_.is_cuda()) {
       at::_amp_update_scale_(scale_, growth_tracker_, found_inf_, options_.growth_factor,
@@ -178,9 +179,10 @@ class DynamicGradScaler {
 
   void lazy_init(c10::Device device) {
     if (scale_.defined()) return;
-    scale_ = torch::full({1}, init_scale_, torch::TensorOptions().dtype(torch::kFloat).device(device));
-    growth_tracker_ = torch::full(
-        {1}, init_growth_tracker_, torch::TensorOptions().dtype(torch::kInt).device(device));
+    scale_ =
+        torch::full({1}, init_scale_, torch::TensorOptions().dtype(torch::kFloat).device(device));
+    growth_tracker_ = torch::full({1}, init_growth_tracker_,
+                                  torch::TensorOptions().dtype(torch::kInt).device(device));
   }
 
   void unscale_and_check(std::vector<torch::Tensor>& grads, const torch::Tensor& inv_scale) {

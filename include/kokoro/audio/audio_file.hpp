@@ -44,8 +44,8 @@ inline double bessel_i0(double x) {
 /// to 16 zero crossings each side. Output length: ceil(n * to / from).
 inline std::vector<float> resample(const std::vector<float>& input, int from_rate, int to_rate) {
   if (from_rate <= 0 || to_rate <= 0) {
-    throw Error(fmt::format("resample: sample rates must be positive, got {} and {}", from_rate,
-                            to_rate));
+    throw Error(
+        fmt::format("resample: sample rates must be positive, got {} and {}", from_rate, to_rate));
   }
   if (from_rate == to_rate || input.empty()) return input;
   const auto g = std::gcd(from_rate, to_rate);
@@ -74,7 +74,8 @@ inline std::vector<float> resample(const std::vector<float>& input, int from_rat
          k <= static_cast<std::int64_t>(std::floor(frac + half_width)); ++k) {
       const double x = k - frac;
       const double r = x / half_width;
-      const double window = detail::bessel_i0(beta * std::sqrt(std::max(0.0, 1.0 - r * r))) / i0_beta;
+      const double window =
+          detail::bessel_i0(beta * std::sqrt(std::max(0.0, 1.0 - r * r))) / i0_beta;
       const double arg = 2.0 * cutoff * x;
       const double sinc = std::abs(arg) < 1e-12 ? 1.0 : std::sin(pi * arg) / (pi * arg);
       phases[static_cast<std::size_t>(p)].push_back({k, 2.0 * cutoff * sinc * window});

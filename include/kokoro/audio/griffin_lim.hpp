@@ -32,8 +32,9 @@ class GriffinLim {
   /// [frames, n_mels] log-mel -> waveform of hop_length * (frames - 1) samples.
   std::vector<float> operator()(const torch::Tensor& log_mel) const {
     torch::NoGradGuard no_grad;
-    const auto mel = torch::exp(log_mel.detach().to(torch::kCPU, torch::kFloat)).t();  // [n_mels, frames]
-    auto magnitude = torch::clamp_min(torch::matmul(inverse_, mel), 0.0);            // [bins, frames]
+    const auto mel =
+        torch::exp(log_mel.detach().to(torch::kCPU, torch::kFloat)).t();   // [n_mels, frames]
+    auto magnitude = torch::clamp_min(torch::matmul(inverse_, mel), 0.0);  // [bins, frames]
     if (power_ != 1.0) magnitude = magnitude.pow(1.0 / power_);
     const auto frames = magnitude.size(1);
     const std::int64_t length = hop_ * (frames - 1);

@@ -78,18 +78,25 @@ struct MelOptions {
 class MelSpectrogram {
  public:
   explicit MelSpectrogram(const MelOptions& audio)
-      : n_fft_(audio.n_fft), hop_(audio.hop_length), win_(audio.win_length), power_(audio.mel_power) {
+      : n_fft_(audio.n_fft),
+        hop_(audio.hop_length),
+        win_(audio.win_length),
+        power_(audio.mel_power) {
     if (audio.win_length > audio.n_fft) {
-      throw Error(fmt::format("mel: win_length ({}) must not exceed n_fft ({})",
-                              audio.win_length, audio.n_fft));
+      throw Error(fmt::format("mel: win_length ({}) must not exceed n_fft ({})", audio.win_length,
+                              audio.n_fft));
     }
     if (audio.fmax > audio.sample_rate / 2.0 || audio.fmin >= audio.fmax) {
-      throw Error(fmt::format("mel: need 0 <= fmin < fmax <= sample_rate / 2, got fmin {} fmax {} "
-                              "at {} Hz", audio.fmin, audio.fmax, audio.sample_rate));
+      throw Error(
+          fmt::format("mel: need 0 <= fmin < fmax <= sample_rate / 2, got fmin {} fmax {} "
+                      "at {} Hz",
+                      audio.fmin, audio.fmax, audio.sample_rate));
     }
-    window_ = torch::hann_window(win_, torch::TensorOptions().dtype(torch::kFloat).requires_grad(false));
-    filterbank_ = slaney_mel_filterbank(static_cast<int>(audio.sample_rate), static_cast<int>(n_fft_),
-                                        static_cast<int>(audio.n_mels), audio.fmin, audio.fmax);
+    window_ =
+        torch::hann_window(win_, torch::TensorOptions().dtype(torch::kFloat).requires_grad(false));
+    filterbank_ =
+        slaney_mel_filterbank(static_cast<int>(audio.sample_rate), static_cast<int>(n_fft_),
+                              static_cast<int>(audio.n_mels), audio.fmin, audio.fmax);
   }
 
   /// Frames for a clip of `samples` samples.

@@ -17,8 +17,8 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/util/atomic_file.hpp"
 #include "kokoro/core/state_io.hpp"
+#include "kokoro/util/atomic_file.hpp"
 #include "kokoro/util/crc32.hpp"
 #include "kokoro/util/errors.hpp"
 

@@ -15,8 +15,8 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/core/training_config.hpp"
 #include "kokoro/core/device_policy.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/util/errors.hpp"
 
 namespace kokoro {
@@ -35,7 +35,8 @@ class AutocastGuard {
       at::autocast::set_autocast_gpu_dtype(dtype);
     } else if (device_ == c10::DeviceType::CPU) {
       if (enabled && dtype != c10::ScalarType::BFloat16) {
-        throw Error(fmt::format("autocast on cpu supports bfloat16 only, not {}", c10::toString(dtype)));
+        throw Error(
+            fmt::format("autocast on cpu supports bfloat16 only, not {}", c10::toString(dtype)));
       }
       was_enabled_ = at::autocast::is_cpu_enabled();
       previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
@@ -97,8 +98,9 @@ struct AutocastPlan {
 
   /// "bfloat16 autocast" or "float32".
   std::string describe() const {
-    return enabled ? fmt::format("{} autocast", dtype == c10::ScalarType::Half ? "float16" : "bfloat16")
-                   : "float32";
+    return enabled
+               ? fmt::format("{} autocast", dtype == c10::ScalarType::Half ? "float16" : "bfloat16")
+               : "float32";
   }
 };
 

@@ -51,10 +51,9 @@ concept has_load = requires(const C& c, const std::filesystem::path& path) {
 ///    file when it is damaged.
 /// Failing saves throw; the store must leave the last good file intact.
 template <class C>
-concept CheckpointPolicy =
-    detail::checkpoints::has_save_periodic<C> && detail::checkpoints::has_save_best<C> &&
-    detail::checkpoints::has_save_final<C> && detail::checkpoints::has_latest_valid<C> &&
-    detail::checkpoints::has_load<C>;
+concept CheckpointPolicy = detail::checkpoints::has_save_periodic<C> &&
+    detail::checkpoints::has_save_best<C> && detail::checkpoints::has_save_final<C> &&
+    detail::checkpoints::has_latest_valid<C> && detail::checkpoints::has_load<C>;
 
 /// Fails to compile, naming the first missing member, when C is not a CheckpointPolicy.
 template <class C>

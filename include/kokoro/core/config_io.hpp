@@ -15,8 +15,8 @@
 #include <sstream>
 #include <string>
 #include <string_view>
-#include <vector>
 #include <variant>
+#include <vector>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -193,9 +193,8 @@ bool known_section(std::string_view section) {
 /// Sets the field named `section.key` from `text`, following legacy keys to
 /// their new place. Returns the problem, if any.
 template <ConfigType Config>
-std::optional<std::string> set_field(Config& config, std::string_view section,
-                                     std::string_view key, std::string_view text,
-                                     int legacy_depth = 0) {
+std::optional<std::string> set_field(Config& config, std::string_view section, std::string_view key,
+                                     std::string_view text, int legacy_depth = 0) {
   bool found = false;
   std::optional<std::string> problem;
   for_each_field(
@@ -229,8 +228,7 @@ std::optional<std::string> set_field(Config& config, std::string_view section,
 /// Validates and throws one ConfigError listing every problem; `where` maps a
 /// field name to the "file:line" it came from, when known.
 template <ConfigType Config>
-void check_valid(const Config& config,
-                        const std::map<std::string, std::string>& where = {}) {
+void check_valid(const Config& config, const std::map<std::string, std::string>& where = {}) {
   const auto problems = validate(config);
   if (problems.empty()) return;
   std::vector<std::string> lines;
@@ -362,8 +360,7 @@ inline std::string to_yaml(const ConfigValues& values) {
       current = v.section;
       out += fmt::format("\n{}:\n", v.section);
     }
-    const auto text =
-        std::visit([](const auto& x) { return detail::format_scalar(x); }, v.value);
+    const auto text = std::visit([](const auto& x) { return detail::format_scalar(x); }, v.value);
     out += fmt::format("  {}: {}  # {}\n", v.key, text, v.doc);
   }
   return out;

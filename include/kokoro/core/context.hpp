@@ -55,10 +55,10 @@ struct RunSummary {
   std::int64_t skipped_steps = 0;  ///< steps the grad scaler skipped
   double seconds = 0.0;
   bool stopped_by_max_steps = false;
-  int stop_signal = 0;      ///< SIGINT/SIGTERM that stopped the run, or 0
-  std::string checkpoint;   ///< the last checkpoint written, if any
-  Metrics last_train;       ///< means of the last epoch trained
-  Metrics last_validation;  ///< means of the last validation; empty when none
+  int stop_signal = 0;                 ///< SIGINT/SIGTERM that stopped the run, or 0
+  std::string checkpoint;              ///< the last checkpoint written, if any
+  Metrics last_train;                  ///< means of the last epoch trained
+  Metrics last_validation;             ///< means of the last validation; empty when none
   bool stopped_by_time_limit = false;  ///< training.max_minutes ran out
   std::string profile_report;          ///< the profiler's summary, when it recorded
 };

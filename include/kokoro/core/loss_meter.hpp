@@ -12,9 +12,9 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/util/errors.hpp"
 #include "kokoro/core/loss.hpp"
 #include "kokoro/core/metrics.hpp"
+#include "kokoro/util/errors.hpp"
 
 namespace kokoro {
 

@@ -1,8 +1,8 @@
 // Media a logger may render: images (mel spectrograms), audio clips,
 // histograms (weights, gradients) and texts. Plain data like the other contexts, so a
 // logger needs no libtorch to use them; kokoro/log/media.hpp builds them from
-// tensors (core/histogram.hpp for histograms). The Trainer hands a MediaContext to loggers that have `on_media`
-// every `logging.media_every_epochs` epochs, after validation.
+// tensors (core/histogram.hpp for histograms). The Trainer hands a MediaContext to loggers that
+// have `on_media` every `logging.media_every_epochs` epochs, after validation.
 #pragma once
 
 #include <cstdint>

@@ -5,8 +5,8 @@
 #pragma once
 
 #include <array>
-#include <cstddef>
 #include <concepts>
+#include <cstddef>
 #include <string_view>
 
 namespace kokoro {

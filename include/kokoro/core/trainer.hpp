@@ -159,8 +159,9 @@ class Trainer {
     const auto run_start = detail::Clock::now();
     deadline_.reset();
     if (config_.training.max_minutes > 0) {
-      deadline_ = run_start + std::chrono::duration_cast<detail::Clock::duration>(
-                                  std::chrono::duration<double>(config_.training.max_minutes * 60.0));
+      deadline_ =
+          run_start + std::chrono::duration_cast<detail::Clock::duration>(
+                          std::chrono::duration<double>(config_.training.max_minutes * 60.0));
     }
     const auto& tc = config_.training;
     const auto settings = config_values(config_);
@@ -186,10 +187,10 @@ class Trainer {
       steps_per_epoch_ = 0;
       split_factor_ = 1;
       const Metrics none;
-      notify_epoch_begin(logger_, EpochContext{.epoch = epoch_,
-                                               .global_step = global_step_,
-                                               .train = none,
-                                               .validation = none});
+      notify_epoch_begin(
+          logger_,
+          EpochContext{
+              .epoch = epoch_, .global_step = global_step_, .train = none, .validation = none});
 
       const bool complete = train_epoch();
       flush_step_log();
@@ -229,10 +230,9 @@ class Trainer {
     summary.stop_signal = stop_requested();
     if (summary.stop_signal != 0) {
       summary.checkpoint = checkpoints_.save_periodic(global_step_, checkpoint()).string();
-      say(Message::Level::info,
-          fmt::format("stopped by {} after step {}; checkpoint saved to {}",
-                      summary.stop_signal == SIGINT ? "SIGINT" : "SIGTERM", global_step_,
-                      summary.checkpoint));
+      say(Message::Level::info, fmt::format("stopped by {} after step {}; checkpoint saved to {}",
+                                            summary.stop_signal == SIGINT ? "SIGINT" : "SIGTERM",
+                                            global_step_, summary.checkpoint));
     } else if (config_.logging.checkpoints) {
       summary.checkpoint =
           checkpoints_.save_final(checkpoint(), module_state_dict(task_.model())).string();
@@ -323,7 +323,7 @@ class Trainer {
   void send_media() {
     const auto every = config_.logging.media_every_epochs;
     if (every <= 0 || (epoch_ + 1) % every != 0) return;
-    constexpr bool task_media = requires(Media& m) { task_.media(m, std::int64_t{}); };
+    constexpr bool task_media = requires(Media & m) { task_.media(m, std::int64_t{}); };
     if constexpr (MediaLogger<Logger> || task_media) {
       Media media;
       try {

@@ -19,8 +19,6 @@
 
 namespace kokoro {
 
-
-
 /// One problem found in a configuration: the field ("training.batch_size")
 /// and the rule it broke, with the offending value.
 struct ConfigProblem {
@@ -104,7 +102,6 @@ struct TrainingSection {
       rule::InRange{0.0, 1.0});
   }
 };
-
 
 /// Where and how the computation runs.
 struct HardwareSection {
@@ -204,7 +201,6 @@ struct LoggingSection {
     v("wandb_project", s.wandb_project, "W&B project name");
   }
 };
-
 
 /// A key that a configuration once had: `old_name` is "section.key", or
 /// "section.*" for a whole section. A file that still uses it loads: the value

@@ -16,9 +16,9 @@ namespace kokoro::data {
 
 struct BucketingOptions {
   std::int64_t batch_size = 16;
-  std::int64_t pool_batches = 16;          ///< batches sorted together
-  std::int64_t max_frames_per_batch = 0;   ///< cap on batch size x longest clip (0: none)
-  bool drop_last = false;                  ///< drop batches short of batch_size
+  std::int64_t pool_batches = 16;         ///< batches sorted together
+  std::int64_t max_frames_per_batch = 0;  ///< cap on batch size x longest clip (0: none)
+  bool drop_last = false;                 ///< drop batches short of batch_size
   std::uint64_t seed = 0;
 };
 
@@ -38,16 +38,16 @@ void shuffle(std::vector<T>& v, std::mt19937_64& rng) {
 /// size (clips x longest) past max_frames_per_batch; a clip longer than the
 /// cap on its own makes a batch of one. With drop_last the batches left short
 /// of batch_size by the end of a pool are dropped (not those the cap cut).
-inline std::vector<std::vector<std::size_t>> bucket_batches(const std::vector<std::int64_t>& lengths,
-                                                            const BucketingOptions& options,
-                                                            std::int64_t epoch) {
+inline std::vector<std::vector<std::size_t>> bucket_batches(
+    const std::vector<std::int64_t>& lengths, const BucketingOptions& options, std::int64_t epoch) {
   std::mt19937_64 rng(options.seed * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(epoch));
   std::vector<std::size_t> order(lengths.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
   detail::shuffle(order, rng);
 
   const auto batch_size = static_cast<std::size_t>(std::max<std::int64_t>(1, options.batch_size));
-  const std::size_t pool = batch_size * static_cast<std::size_t>(std::max<std::int64_t>(1, options.pool_batches));
+  const std::size_t pool =
+      batch_size * static_cast<std::size_t>(std::max<std::int64_t>(1, options.pool_batches));
   std::vector<std::vector<std::size_t>> batches;
   for (std::size_t start = 0; start < order.size(); start += pool) {
     const auto end = std::min(order.size(), start + pool);
@@ -59,7 +59,8 @@ inline std::vector<std::vector<std::size_t>> bucket_batches(const std::vector<st
     for (std::size_t i = start; i < end; ++i) {
       const auto len = lengths[order[i]];
       const auto padded = std::max(longest, len) * static_cast<std::int64_t>(batch.size() + 1);
-      if (!batch.empty() && options.max_frames_per_batch > 0 && padded > options.max_frames_per_batch) {
+      if (!batch.empty() && options.max_frames_per_batch > 0 &&
+          padded > options.max_frames_per_batch) {
         batches.push_back(std::move(batch));  // cut by the cap: kept even when short
         batch.clear();
         longest = 0;

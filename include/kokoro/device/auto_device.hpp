@@ -8,8 +8,8 @@
 
 #include <variant>
 
-#include "kokoro/core/training_config.hpp"
 #include "kokoro/core/device_policy.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/device/cpu_device.hpp"
 #include "kokoro/device/cuda_device.hpp"
 #include "kokoro/device/device_type.hpp"
@@ -52,9 +52,12 @@ class AutoDevice {
   using Any = std::variant<CpuDevice, CudaDevice, MpsDevice>;
   static Any make(DeviceType type) {
     switch (type) {
-      case DeviceType::CUDA: return CudaDevice{};
-      case DeviceType::MPS: return MpsDevice{};
-      case DeviceType::CPU: return CpuDevice{};
+      case DeviceType::CUDA:
+        return CudaDevice{};
+      case DeviceType::MPS:
+        return MpsDevice{};
+      case DeviceType::CPU:
+        return CpuDevice{};
     }
     return CpuDevice{};
   }

@@ -21,9 +21,12 @@ enum class DeviceType { CUDA, MPS, CPU };
 /// "cuda", "mps" or "cpu".
 inline std::string_view device_type_name(DeviceType type) {
   switch (type) {
-    case DeviceType::CUDA: return "cuda";
-    case DeviceType::MPS: return "mps";
-    case DeviceType::CPU: return "cpu";
+    case DeviceType::CUDA:
+      return "cuda";
+    case DeviceType::MPS:
+      return "mps";
+    case DeviceType::CPU:
+      return "cpu";
   }
   return "cpu";
 }
@@ -31,9 +34,12 @@ inline std::string_view device_type_name(DeviceType type) {
 /// The libtorch device type of a kind.
 inline c10::DeviceType to_torch(DeviceType type) {
   switch (type) {
-    case DeviceType::CUDA: return c10::DeviceType::CUDA;
-    case DeviceType::MPS: return c10::DeviceType::MPS;
-    case DeviceType::CPU: return c10::DeviceType::CPU;
+    case DeviceType::CUDA:
+      return c10::DeviceType::CUDA;
+    case DeviceType::MPS:
+      return c10::DeviceType::MPS;
+    case DeviceType::CPU:
+      return c10::DeviceType::CPU;
   }
   return c10::DeviceType::CPU;
 }
@@ -41,9 +47,12 @@ inline c10::DeviceType to_torch(DeviceType type) {
 /// Whether this libtorch build and this machine can run on `type`.
 inline bool is_available(DeviceType type) {
   switch (type) {
-    case DeviceType::CUDA: return torch::cuda::is_available();
-    case DeviceType::MPS: return at::hasMPS();
-    case DeviceType::CPU: return true;
+    case DeviceType::CUDA:
+      return torch::cuda::is_available();
+    case DeviceType::MPS:
+      return at::hasMPS();
+    case DeviceType::CPU:
+      return true;
   }
   return false;
 }
@@ -61,10 +70,11 @@ inline DeviceType resolve_device_type(std::string_view requested) {
   for (auto type : {DeviceType::CUDA, DeviceType::MPS, DeviceType::CPU}) {
     if (requested != device_type_name(type)) continue;
     if (!is_available(type)) {
-      throw ConfigError(fmt::format(
-          "hardware.device: '{}' was requested but {} (use 'auto' or 'cpu')", requested,
-          type == DeviceType::CUDA ? "this libtorch has no CUDA support or no GPU is visible"
-                                   : "this libtorch has no MPS support or this is not an Apple GPU"));
+      throw ConfigError(
+          fmt::format("hardware.device: '{}' was requested but {} (use 'auto' or 'cpu')", requested,
+                      type == DeviceType::CUDA
+                          ? "this libtorch has no CUDA support or no GPU is visible"
+                          : "this libtorch has no MPS support or this is not an Apple GPU"));
     }
     return type;
   }

@@ -131,7 +131,8 @@ class ConsoleLogger {
     fmt::print(*out_, "kokoro: finished {} epoch{} ({} steps{}) in {:.1f} s{}\n",
                run.epochs_completed, run.epochs_completed == 1 ? "" : "s", run.global_step,
                run.skipped_steps > 0 ? fmt::format(", {} skipped", run.skipped_steps) : "",
-               run.seconds, run.stopped_by_max_steps    ? ", stopped at training.max_steps"
+               run.seconds,
+               run.stopped_by_max_steps    ? ", stopped at training.max_steps"
                : run.stopped_by_time_limit ? ", stopped at training.max_minutes"
                                            : "");
     if (!run.profile_report.empty()) fmt::print(*out_, "{}", run.profile_report);

@@ -19,10 +19,10 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/util/crc32.hpp"
-#include "kokoro/util/errors.hpp"
 #include "kokoro/core/media.hpp"
 #include "kokoro/log/png.hpp"
+#include "kokoro/util/crc32.hpp"
+#include "kokoro/util/errors.hpp"
 #include "kokoro/util/wav.hpp"
 
 namespace kokoro {

@@ -12,11 +12,11 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/core/training_config.hpp"
 #include "kokoro/core/context.hpp"
-#include "kokoro/util/errors.hpp"
 #include "kokoro/core/logger_policy.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/log/json.hpp"
+#include "kokoro/util/errors.hpp"
 
 namespace kokoro {
 

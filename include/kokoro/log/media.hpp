@@ -10,8 +10,8 @@
 
 #include <torch/types.h>
 
-#include "kokoro/util/errors.hpp"
 #include "kokoro/core/media.hpp"
+#include "kokoro/util/errors.hpp"
 
 namespace kokoro {
 
@@ -32,7 +32,8 @@ inline std::array<std::uint8_t, 3> viridis(double x) {
   const double t = x - i;
   std::array<std::uint8_t, 3> rgb{};
   for (int k = 0; k < 3; ++k) {
-    rgb[k] = static_cast<std::uint8_t>(std::lround(stops[i][k] + t * (stops[i + 1][k] - stops[i][k])));
+    rgb[k] =
+        static_cast<std::uint8_t>(std::lround(stops[i][k] + t * (stops[i + 1][k] - stops[i][k])));
   }
   return rgb;
 }

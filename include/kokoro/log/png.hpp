@@ -11,9 +11,9 @@
 
 #include <fmt/format.h>
 
+#include "kokoro/core/media.hpp"
 #include "kokoro/util/crc32.hpp"
 #include "kokoro/util/errors.hpp"
-#include "kokoro/core/media.hpp"
 
 namespace kokoro {
 
@@ -35,11 +35,16 @@ inline void chunk(std::string& out, std::string_view type, std::string_view data
 
 inline int colour_type(int channels) {
   switch (channels) {
-    case 1: return 0;  // greyscale
-    case 2: return 4;  // greyscale + alpha
-    case 3: return 2;  // RGB
-    case 4: return 6;  // RGBA
-    default: return -1;
+    case 1:
+      return 0;  // greyscale
+    case 2:
+      return 4;  // greyscale + alpha
+    case 3:
+      return 2;  // RGB
+    case 4:
+      return 6;  // RGBA
+    default:
+      return -1;
   }
 }
 

@@ -12,9 +12,9 @@
 #include <string>
 
 #include "kokoro/core/config_io.hpp"
-#include "kokoro/core/training_config.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/log/event_file.hpp"
 #include "kokoro/log/jsonl_logger.hpp"
 

@@ -39,9 +39,9 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include "kokoro/core/training_config.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/log/http_client.hpp"
 #include "kokoro/log/json.hpp"
 
@@ -147,7 +147,8 @@ struct WandbSettings {
     if (const auto url = env("WANDB_BASE_URL"); !url.empty()) s.base_url = url;
     while (!s.base_url.empty() && s.base_url.back() == '/') s.base_url.pop_back();
     s.api_key = env("WANDB_API_KEY");
-    if (s.api_key.empty()) s.api_key = detail::wandb::netrc_password(detail::wandb::host_of(s.base_url));
+    if (s.api_key.empty())
+      s.api_key = detail::wandb::netrc_password(detail::wandb::host_of(s.base_url));
     s.entity = env("WANDB_ENTITY");
     s.project = config.logging.wandb_project;
     if (s.project.empty()) s.project = env("WANDB_PROJECT");
@@ -178,7 +179,9 @@ namespace detail::wandb {
 class Stream {
  public:
   Stream(WandbSettings settings, std::string config_json)
-      : settings_(std::move(settings)), config_json_(std::move(config_json)), http_(settings_.http) {
+      : settings_(std::move(settings)),
+        config_json_(std::move(config_json)),
+        http_(settings_.http) {
     if (settings_.run_id.empty()) settings_.run_id = random_run_id();
     stats_.run_id = settings_.run_id;
     stats_.entity = settings_.entity;
@@ -272,18 +275,20 @@ class Stream {
         json_string(settings_.run_id), json_string(settings_.project),
         settings_.entity.empty() ? "null" : json_string(settings_.entity),
         json_string(config_json_), json_string(host));
-    if (!settings_.run_name.empty()) variables += ",\"displayName\":" + json_string(settings_.run_name);
+    if (!settings_.run_name.empty())
+      variables += ",\"displayName\":" + json_string(settings_.run_name);
     variables += "}";
-    const auto response = post(settings_.base_url + "/graphql",
-                               fmt::format(R"({{"query":{},"variables":{}}})", json_string(mutation),
-                                           variables));
+    const auto response =
+        post(settings_.base_url + "/graphql",
+             fmt::format(R"({{"query":{},"variables":{}}})", json_string(mutation), variables));
     if (!response.ok()) return false;
     try {
       const auto reply = YAML::Load(response.body);  // JSON is YAML
       if (reply["errors"] && reply["errors"].size() > 0) {
         std::lock_guard lock(mutex_);
         ++stats_.failed_requests;
-        stats_.last_error = "run creation refused: " + reply["errors"][0]["message"].as<std::string>("?");
+        stats_.last_error =
+            "run creation refused: " + reply["errors"][0]["message"].as<std::string>("?");
         return false;
       }
       const auto entity = reply["data"]["upsertBucket"]["bucket"]["project"]["entity"]["name"];
@@ -340,8 +345,7 @@ class Stream {
     auto last_post = Clock::now();
     while (!abort_) {
       const double wait = backoff > 0 ? backoff : settings_.flush_seconds;
-      cv_.wait_for(lock, std::chrono::duration<double>(wait),
-                   [&] { return abort_ || finishing_; });
+      cv_.wait_for(lock, std::chrono::duration<double>(wait), [&] { return abort_ || finishing_; });
       if (abort_) break;
       const bool last_try = finishing_;
       bool ok = stats_.run_created;
@@ -354,7 +358,8 @@ class Stream {
         ok = send_batch(lock);
         last_post = Clock::now();
       }
-      if (ok && !last_try && Clock::now() - last_post > std::chrono::duration<double>(settings_.heartbeat_seconds)) {
+      if (ok && !last_try &&
+          Clock::now() - last_post > std::chrono::duration<double>(settings_.heartbeat_seconds)) {
         lock.unlock();
         ok = post(file_stream_url(), R"({"complete":false,"failed":false})").ok();
         lock.lock();
@@ -365,7 +370,8 @@ class Stream {
           const int code = exit_code_;
           lock.unlock();
           const bool acknowledged =
-              post(file_stream_url(), fmt::format(R"({{"complete":true,"exitcode":{}}})", code)).ok();
+              post(file_stream_url(), fmt::format(R"({{"complete":true,"exitcode":{}}})", code))
+                  .ok();
           lock.lock();
           stats_.finished = acknowledged;
         }
@@ -415,7 +421,8 @@ class WandbLogger {
           "kokoro: W&B is %s; upload this run later with: wandb sync --sync-tensorboard %s%s\n",
           settings.api_key.empty() ? "on but no API key was found (WANDB_API_KEY or ~/.netrc)"
                                    : fmt::format("in {} mode", settings.mode).c_str(),
-          dir.string().c_str(), config.logging.tensorboard ? "" : " (set logging.tensorboard: true)");
+          dir.string().c_str(),
+          config.logging.tensorboard ? "" : " (set logging.tensorboard: true)");
       std::fflush(stdout);
     }
   }
@@ -472,11 +479,13 @@ class WandbLogger {
       std::printf("kokoro: W&B run %s/%s/%s/runs/%s: %lld rows sent, %lld dropped, %lld unsent%s\n",
                   app.c_str(), st.entity.c_str(), s.project.c_str(), st.run_id.c_str(),
                   static_cast<long long>(st.rows_sent), static_cast<long long>(st.rows_dropped),
-                  static_cast<long long>(st.rows_unsent), st.finished ? "" : " (not marked finished)");
+                  static_cast<long long>(st.rows_unsent),
+                  st.finished ? "" : " (not marked finished)");
     } else {
-      std::printf("kokoro: W&B run was not created (%s); upload later with: wandb sync "
-                  "--sync-tensorboard <output_dir>/tensorboard\n",
-                  st.last_error.c_str());
+      std::printf(
+          "kokoro: W&B run was not created (%s); upload later with: wandb sync "
+          "--sync-tensorboard <output_dir>/tensorboard\n",
+          st.last_error.c_str());
     }
     std::fflush(stdout);
   }

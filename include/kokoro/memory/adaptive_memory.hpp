@@ -18,11 +18,11 @@
 #include <cstdint>
 #include <optional>
 
-#include "kokoro/core/training_config.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/make_policy.hpp"
 #include "kokoro/core/memory_policy.hpp"
 #include "kokoro/core/metrics.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/memory/pressure.hpp"
 #include "kokoro/memory/readers.hpp"
 

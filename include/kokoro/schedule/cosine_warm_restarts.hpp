@@ -11,11 +11,11 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/core/training_config.hpp"
-#include "kokoro/util/errors.hpp"
 #include "kokoro/core/scheduler_policy.hpp"
-#include "kokoro/util/state_dict.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/schedule/interval.hpp"
+#include "kokoro/util/errors.hpp"
+#include "kokoro/util/state_dict.hpp"
 
 namespace kokoro {
 

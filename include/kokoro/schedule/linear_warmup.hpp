@@ -9,10 +9,10 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/core/training_config.hpp"
-#include "kokoro/util/errors.hpp"
 #include "kokoro/core/make_policy.hpp"
 #include "kokoro/core/scheduler_policy.hpp"
+#include "kokoro/core/training_config.hpp"
+#include "kokoro/util/errors.hpp"
 #include "kokoro/util/state_dict.hpp"
 
 namespace kokoro {

@@ -8,14 +8,14 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/core/training_config.hpp"
-#include "kokoro/util/errors.hpp"
 #include "kokoro/core/scheduler_policy.hpp"
-#include "kokoro/util/state_dict.hpp"
+#include "kokoro/core/training_config.hpp"
 #include "kokoro/schedule/constant_lr.hpp"
 #include "kokoro/schedule/cosine_warm_restarts.hpp"
 #include "kokoro/schedule/decay.hpp"
 #include "kokoro/schedule/linear_warmup.hpp"
+#include "kokoro/util/errors.hpp"
+#include "kokoro/util/state_dict.hpp"
 
 namespace kokoro {
 

@@ -93,8 +93,8 @@ class EnglishTtsTask {
   /// synthesis from its phonemes, as images and Griffin-Lim audio, and its
   /// text, all tagged "samples/...".
   void media(Media& media, std::int64_t /*epoch*/) {
-    const auto& clips = data_->corpus().validation.empty() ? data_->corpus().train
-                                                           : data_->corpus().validation;
+    const auto& clips =
+        data_->corpus().validation.empty() ? data_->corpus().train : data_->corpus().validation;
     if (clips.empty()) return;
     const auto item = TtsData::load(clips.front());
     const auto device = model_->parameters().front().device();
@@ -105,8 +105,7 @@ class EnglishTtsTask {
     // never fires runs to the cap, so the cap is 1.5x the clip's length.
     const auto cap = std::min<std::int64_t>(config_.audio.max_frames,
                                             item.mel.size(0) + item.mel.size(0) / 2 + 20);
-    const auto generated =
-        model_->generate(item.phonemes.to(device), 0.5, cap).mel.to(torch::kCPU);
+    const auto generated = model_->generate(item.phonemes.to(device), 0.5, cap).mel.to(torch::kCPU);
     media.images.push_back(spectrogram_image("samples/target_mel", target.t()));
     media.images.push_back(spectrogram_image("samples/teacher_forced_mel", teacher_forced.t()));
     media.images.push_back(spectrogram_image("samples/synthesized_mel", generated.t()));
@@ -130,10 +129,11 @@ class EnglishTtsTask {
     if (it == d.end()) return;
     const auto* vocabulary = std::get_if<std::vector<std::string>>(&it->second);
     if (vocabulary && *vocabulary != processor_.vocabulary()) {
-      throw Error(fmt::format(
-          "the checkpoint's phoneme vocabulary ({} symbols) differs from this build's ({} symbols); "
-          "it was trained with another phoneme set",
-          vocabulary->size(), processor_.vocabulary().size()));
+      throw Error(
+          fmt::format("the checkpoint's phoneme vocabulary ({} symbols) differs from this build's "
+                      "({} symbols); "
+                      "it was trained with another phoneme set",
+                      vocabulary->size(), processor_.vocabulary().size()));
     }
   }
 
@@ -151,7 +151,8 @@ class EnglishTtsTask {
   }
 
   static bool pin_batches(const TtsConfig& config) {
-    return config.hardware.pin_memory && config.hardware.device != "cpu" && torch::cuda::is_available();
+    return config.hardware.pin_memory && config.hardware.device != "cpu" &&
+           torch::cuda::is_available();
   }
 
   TtsConfig config_;

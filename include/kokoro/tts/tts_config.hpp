@@ -37,7 +37,8 @@ struct DataSection {
 
   template <class Self, class Visitor>
   static void fields(Self& s, Visitor&& v) {
-    v("data_dir", s.data_dir, "LJSpeech-format corpus root (kokoro-train: empty builds its demo corpus)");
+    v("data_dir", s.data_dir,
+      "LJSpeech-format corpus root (kokoro-train: empty builds its demo corpus)");
     v("metadata_file", s.metadata_file, "metadata file inside data_dir", rule::not_empty);
     v("wavs_dir", s.wavs_dir, "folder of the WAV files inside data_dir", rule::not_empty);
     v("alignments_dir", s.alignments_dir, "folder of MFA TextGrid files inside data_dir");
@@ -62,8 +63,8 @@ struct DataSection {
     v("alignment_mismatch", s.alignment_mismatch,
       "TextGrid phones that do not match the phonemizer's: skip | uniform",
       rule::OneOf{{"skip", "uniform"}});
-    v("demo_clips", s.demo_clips, "clips in kokoro-train's built-in demo corpus (used when data_dir is empty)",
-      rule::positive);
+    v("demo_clips", s.demo_clips,
+      "clips in kokoro-train's built-in demo corpus (used when data_dir is empty)", rule::positive);
   }
 };
 
@@ -123,12 +124,13 @@ struct AudioSection {
 
   void check(std::vector<ConfigProblem>& problems) const {
     if (win_length > n_fft) {
-      problems.push_back({"audio.win_length", fmt::format("must be <= audio.n_fft (got {} > {})",
-                                                          win_length, n_fft)});
+      problems.push_back({"audio.win_length",
+                          fmt::format("must be <= audio.n_fft (got {} > {})", win_length, n_fft)});
     }
     if (fmax > sample_rate / 2.0) {
-      problems.push_back({"audio.fmax", fmt::format("must be <= audio.sample_rate / 2 = {} (got {})",
-                                                    sample_rate / 2.0, fmax)});
+      problems.push_back(
+          {"audio.fmax",
+           fmt::format("must be <= audio.sample_rate / 2 = {} (got {})", sample_rate / 2.0, fmax)});
     }
     if (fmin >= fmax) {
       problems.push_back(

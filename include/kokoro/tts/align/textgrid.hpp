@@ -562,11 +562,11 @@ inline std::vector<std::int64_t> frame_durations(const Tier& tier, int sample_ra
 }
 
 /// Whether a phone label from the grid and a G2P token name the same phone:
-/// identical names do; otherwise both are compared after removing whitespace at their ends, ASCII digits
-/// (ARPAbet stress: "AH0"), "'" (stress), ":" (length), and the IPA marks
-/// ˈ ˌ (stress) and ː ˑ (length); the rest must be equal byte for byte, case
-/// included, and not empty. So "AH0" matches "AH", "ˈa" and "'a" match "a",
-/// "aː" matches "a:", but "a" does not match "A" or "ɑ", and "1" matches nothing.
+/// identical names do; otherwise both are compared after removing whitespace at their ends, ASCII
+/// digits (ARPAbet stress: "AH0"), "'" (stress), ":" (length), and the IPA marks ˈ ˌ (stress) and ː
+/// ˑ (length); the rest must be equal byte for byte, case included, and not empty. So "AH0" matches
+/// "AH", "ˈa" and "'a" match "a", "aː" matches "a:", but "a" does not match "A" or "ɑ", and "1"
+/// matches nothing.
 inline bool phone_labels_match(std::string_view label, std::string_view token) {
   // Identical names always match: in espeak-ng's names digits and marks are
   // part of the phone ("3", "0", "'3:", "I2"), and stripping them would make

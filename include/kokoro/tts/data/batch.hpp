@@ -47,30 +47,45 @@ struct TtsBatch {
   }
   /// True on real frames: [B, F].
   torch::Tensor mel_mask() const {
-    return torch::arange(mels.size(1), mel_lengths.options()).unsqueeze(0) < mel_lengths.unsqueeze(1);
+    return torch::arange(mels.size(1), mel_lengths.options()).unsqueeze(0) <
+           mel_lengths.unsqueeze(1);
   }
 
   /// The batch on `device`; copies are asynchronous from pinned memory.
   TtsBatch to(const torch::Device& device) const {
     const bool async = device.is_cuda();
     auto move = [&](const torch::Tensor& t) { return t.to(device, /*non_blocking=*/async); };
-    return TtsBatch{move(phonemes), move(phoneme_lengths), move(durations), move(mels),
-                    move(mel_lengths), move(stop_targets), ids};
+    return TtsBatch{move(phonemes),
+                    move(phoneme_lengths),
+                    move(durations),
+                    move(mels),
+                    move(mel_lengths),
+                    move(stop_targets),
+                    ids};
   }
 
   /// The clips [begin, end) (for out-of-memory recovery); padding is kept.
   TtsBatch slice(std::int64_t begin, std::int64_t end) const {
     auto cut = [&](const torch::Tensor& t) { return t.slice(0, begin, end); };
-    return TtsBatch{cut(phonemes), cut(phoneme_lengths), cut(durations), cut(mels),
-                    cut(mel_lengths), cut(stop_targets),
+    return TtsBatch{cut(phonemes),
+                    cut(phoneme_lengths),
+                    cut(durations),
+                    cut(mels),
+                    cut(mel_lengths),
+                    cut(stop_targets),
                     std::vector<std::string>(ids.begin() + begin, ids.begin() + end)};
   }
 
   /// Pinned host memory, for asynchronous copies to a GPU.
   TtsBatch pinned() const {
     auto pin = [](const torch::Tensor& t) { return t.pin_memory(); };
-    return TtsBatch{pin(phonemes), pin(phoneme_lengths), pin(durations), pin(mels),
-                    pin(mel_lengths), pin(stop_targets), ids};
+    return TtsBatch{pin(phonemes),
+                    pin(phoneme_lengths),
+                    pin(durations),
+                    pin(mels),
+                    pin(mel_lengths),
+                    pin(stop_targets),
+                    ids};
   }
 };
 

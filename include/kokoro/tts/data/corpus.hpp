@@ -10,8 +10,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -20,14 +20,14 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/util/errors.hpp"
 #include "kokoro/audio/audio_file.hpp"
+#include "kokoro/audio/mel.hpp"
+#include "kokoro/tts/align/textgrid.hpp"
 #include "kokoro/tts/data/feature_cache.hpp"
 #include "kokoro/tts/data/ljspeech.hpp"
-#include "kokoro/audio/mel.hpp"
 #include "kokoro/tts/text/phoneme_processor.hpp"
-#include "kokoro/tts/align/textgrid.hpp"
 #include "kokoro/tts/tts_config.hpp"
+#include "kokoro/util/errors.hpp"
 
 namespace kokoro::tts {
 
@@ -72,12 +72,14 @@ struct CorpusReport {
       out.pop_back();
     }
     if (uniform_durations > 0) {
-      out += fmt::format("\n  uniform durations (no usable alignment): {} clips", uniform_durations);
+      out +=
+          fmt::format("\n  uniform durations (no usable alignment): {} clips", uniform_durations);
     }
     if (truncated > 0) out += fmt::format("\n  truncated to audio.max_frames: {} clips", truncated);
     if (!unknown_symbols.empty()) {
       out += "\n  phoneme symbols outside the vocabulary (mapped to <unk>):";
-      for (const auto& [symbol, count] : unknown_symbols) out += fmt::format(" '{}' x{}", symbol, count);
+      for (const auto& [symbol, count] : unknown_symbols)
+        out += fmt::format(" '{}' x{}", symbol, count);
     }
     return out;
   }
@@ -114,7 +116,8 @@ struct PreparedCorpus {
 /// `frames % tokens` tokens get one more); sums to `frames`.
 inline std::vector<std::int64_t> uniform_durations(std::int64_t tokens, std::int64_t frames) {
   std::vector<std::int64_t> d(static_cast<std::size_t>(tokens), tokens > 0 ? frames / tokens : 0);
-  for (std::int64_t i = 0; i < (tokens > 0 ? frames % tokens : 0); ++i) ++d[static_cast<std::size_t>(i)];
+  for (std::int64_t i = 0; i < (tokens > 0 ? frames % tokens : 0); ++i)
+    ++d[static_cast<std::size_t>(i)];
   return d;
 }
 
@@ -135,16 +138,19 @@ inline std::vector<std::int64_t> truncate_durations(std::vector<std::int64_t> du
 namespace detail::corpus {
 
 /// Everything that shapes the features, as text; its hash names the cache folder.
-inline std::string settings_text(const TtsConfig& config, const EnglishPhonemeProcessor& processor) {
+inline std::string settings_text(const TtsConfig& config,
+                                 const EnglishPhonemeProcessor& processor) {
   std::string text = "kokoro-tts-features 1\n";
-  AudioSection::fields(config.audio, [&](const char* key, const auto& value, const char*, const auto&...) {
-    text += fmt::format("audio.{}: {}\n", key, value);
-  });
-  text += fmt::format("data.too_long: {}\ndata.missing_alignment: {}\ndata.alignment_mismatch: {}\n",
-                      config.data.too_long, config.data.missing_alignment,
-                      config.data.alignment_mismatch);
+  AudioSection::fields(config.audio,
+                       [&](const char* key, const auto& value, const char*, const auto&...) {
+                         text += fmt::format("audio.{}: {}\n", key, value);
+                       });
+  text += fmt::format(
+      "data.too_long: {}\ndata.missing_alignment: {}\ndata.alignment_mismatch: {}\n",
+      config.data.too_long, config.data.missing_alignment, config.data.alignment_mismatch);
   text += "voice: " + processor.voice() + "\nvocabulary:";
-  for (const auto& symbol : processor.vocabulary()) text += " " + detail::phonemes::escape_symbol(symbol);
+  for (const auto& symbol : processor.vocabulary())
+    text += " " + detail::phonemes::escape_symbol(symbol);
   return text + "\n";
 }
 
@@ -186,7 +192,8 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
   auto& report = out.report;
   report.listed = static_cast<std::int64_t>(metadata.utterances.size() + metadata.problems.size());
   report.messages = metadata.problems;
-  if (!metadata.problems.empty()) report.skipped["bad metadata line"] = static_cast<std::int64_t>(metadata.problems.size());
+  if (!metadata.problems.empty())
+    report.skipped["bad metadata line"] = static_cast<std::int64_t>(metadata.problems.size());
 
   const auto settings = detail::corpus::settings_text(config, processor);
   out.cache_dir = cache_root / fmt::format("{:016x}", detail::fnv1a(settings));
@@ -201,8 +208,9 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
     const auto& u = utterances[i];
     auto& o = outcomes[i];
     const auto file = out.cache_dir / (u.id + ".feat");
-    const auto source = detail::fnv1a(detail::corpus::file_identity(u.audio) + "|" +
-                                      detail::corpus::file_identity(u.alignment) + "|" + u.normalized);
+    const auto source =
+        detail::fnv1a(detail::corpus::file_identity(u.audio) + "|" +
+                      detail::corpus::file_identity(u.alignment) + "|" + u.normalized);
     if (const auto h = read_cache_header(file); h && h->source_hash == source) {
       o.usable = true;
       o.header = *h;
@@ -210,8 +218,9 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
     }
     try {
       const auto samples = audio::load_audio(u.audio, static_cast<int>(audio.sample_rate));
-      auto features = mel(torch::from_blob(const_cast<float*>(samples.data()),
-                                           {static_cast<std::int64_t>(samples.size())}, torch::kFloat));
+      auto features =
+          mel(torch::from_blob(const_cast<float*>(samples.data()),
+                               {static_cast<std::int64_t>(samples.size())}, torch::kFloat));
       std::int64_t frames = features.size(0);
       std::uint32_t flags = 0;
       const bool too_long = frames > audio.max_frames;
@@ -236,8 +245,9 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
         if (!phones) {
           fallback = fmt::format("{}: no `phones` tier", u.alignment.string());
         } else {
-          const auto frames_per_interval = frame_durations(*phones, static_cast<int>(audio.sample_rate),
-                                                           static_cast<int>(audio.hop_length), frames);
+          const auto frames_per_interval =
+              frame_durations(*phones, static_cast<int>(audio.sample_rate),
+                              static_cast<int>(audio.hop_length), frames);
           const auto aligned = align_durations(tokens, *phones, frames_per_interval,
                                                &EnglishPhonemeProcessor::is_pause_token);
           if (aligned.ok) {
@@ -276,7 +286,8 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
       write_cache_file(file, item, source, flags);
       o.usable = true;
       o.computed = true;
-      o.header = CacheHeader{source, frames, features.size(1), static_cast<std::int64_t>(ids.size()), flags};
+      o.header = CacheHeader{source, frames, features.size(1),
+                             static_cast<std::int64_t>(ids.size()), flags};
     } catch (const std::exception& e) {
       o.skip_reason = "unreadable";
       o.message = e.what();
@@ -330,7 +341,8 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
     ++(o.computed ? report.computed : report.from_cache);
     if (o.header.flags & kUniformDurations) ++report.uniform_durations;
     if (o.header.flags & kTruncated) ++report.truncated;
-    report.audio_hours += static_cast<double>(o.header.frames * audio.hop_length) / audio.sample_rate / 3600.0;
+    report.audio_hours +=
+        static_cast<double>(o.header.frames * audio.hop_length) / audio.sample_rate / 3600.0;
     usable.push_back(CorpusClip{utterances[i].id, utterances[i].normalized,
                                 out.cache_dir / (utterances[i].id + ".feat"), o.header.frames,
                                 o.header.tokens});
@@ -338,26 +350,27 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
   report.usable = static_cast<std::int64_t>(usable.size());
   report.unknown_symbols = processor.unknown_symbols();
   if (usable.empty()) {
-    throw Error(fmt::format("{}: no usable clip ({} listed){}", (data_dir / data.metadata_file).string(),
-                            report.listed,
-                            report.messages.empty() ? "" : "; first problem: " + report.messages.front()));
+    throw Error(fmt::format(
+        "{}: no usable clip ({} listed){}", (data_dir / data.metadata_file).string(), report.listed,
+        report.messages.empty() ? "" : "; first problem: " + report.messages.front()));
   }
 
   // Split by id, so that the split does not move when a clip fails.
   std::vector<Utterance> by_id;
   for (const auto& c : usable) by_id.push_back(Utterance{c.id, c.text, c.text, {}, {}, 0});
-  const auto [train_ids, valid_ids] =
-      split_train_validation(by_id, data.validation_split, static_cast<std::uint64_t>(config.training.seed));
+  const auto [train_ids, valid_ids] = split_train_validation(
+      by_id, data.validation_split, static_cast<std::uint64_t>(config.training.seed));
   std::map<std::string, bool> is_valid;
   for (const auto& u : valid_ids) is_valid[u.id] = true;
-  for (auto& c : usable) (is_valid.count(c.id) ? out.validation : out.train).push_back(std::move(c));
+  for (auto& c : usable)
+    (is_valid.count(c.id) ? out.validation : out.train).push_back(std::move(c));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  write_file_atomically(out.cache_dir / "report.txt",
-                        report.summary() + "\n\n" + [&] {
-                          std::string all;
-                          for (const auto& m : report.messages) all += m + "\n";
-                          return all;
-                        }());
+  write_file_atomically(
+      out.cache_dir / "report.txt", report.summary() + "\n\n" + [&] {
+        std::string all;
+        for (const auto& m : report.messages) all += m + "\n";
+        return all;
+      }());
   return out;
 }
 

@@ -24,10 +24,10 @@
 
 #include <fmt/format.h>
 
+#include "kokoro/tts/data/batch.hpp"
 #include "kokoro/util/atomic_file.hpp"
 #include "kokoro/util/crc32.hpp"
 #include "kokoro/util/errors.hpp"
-#include "kokoro/tts/data/batch.hpp"
 
 namespace kokoro::tts {
 
@@ -78,7 +78,8 @@ inline void write_cache_file(const std::filesystem::path& path, const TtsItem& i
   put(out, flags);
   out.append(reinterpret_cast<const char*>(mel.data_ptr<float>()), mel.numel() * sizeof(float));
   out.append(reinterpret_cast<const char*>(ids.data_ptr<std::int64_t>()), ids.numel() * 8);
-  out.append(reinterpret_cast<const char*>(durations.data_ptr<std::int64_t>()), durations.numel() * 8);
+  out.append(reinterpret_cast<const char*>(durations.data_ptr<std::int64_t>()),
+             durations.numel() * 8);
   put(out, Crc32Ieee().update(out).value());
   write_file_atomically(path, out);
 }

@@ -55,9 +55,9 @@ inline Metadata read_ljspeech_metadata(const std::filesystem::path& metadata,
   };
   while (std::getline(in, line)) {
     ++number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF files
+    if (!line.empty() && line.back() == '\r') line.pop_back();                // CRLF files
     if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;         // blank lines
     std::vector<std::string> fields;
     std::size_t start = 0;
     for (std::size_t bar; (bar = line.find('|', start)) != std::string::npos; start = bar + 1) {

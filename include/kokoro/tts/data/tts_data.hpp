@@ -9,12 +9,12 @@
 #include <numeric>
 #include <vector>
 
-#include "kokoro/tts/tts_config.hpp"
-#include "kokoro/tts/data/batch.hpp"
 #include "kokoro/data/length_buckets.hpp"
+#include "kokoro/data/prefetch_loader.hpp"
+#include "kokoro/tts/data/batch.hpp"
 #include "kokoro/tts/data/corpus.hpp"
 #include "kokoro/tts/data/feature_cache.hpp"
-#include "kokoro/data/prefetch_loader.hpp"
+#include "kokoro/tts/tts_config.hpp"
 
 namespace kokoro::tts {
 
@@ -38,8 +38,8 @@ class TtsData {
 
   /// The training batches of `epoch`.
   data::PrefetchLoader<TtsBatch> train(std::int64_t epoch) const {
-    return data::PrefetchLoader<TtsBatch>(data::bucket_batches(train_frames_, options_, epoch), maker(corpus_.train),
-                                    workers_, prefetch_);
+    return data::PrefetchLoader<TtsBatch>(data::bucket_batches(train_frames_, options_, epoch),
+                                          maker(corpus_.train), workers_, prefetch_);
   }
 
   /// Every validation clip once, in batches of similar length.
@@ -52,10 +52,12 @@ class TtsData {
     std::vector<std::vector<std::size_t>> batches;
     const auto size = static_cast<std::size_t>(std::max<std::int64_t>(1, options_.batch_size));
     for (std::size_t i = 0; i < order.size(); i += size) {
-      batches.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(i),
-                           order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), i + size)));
+      batches.emplace_back(
+          order.begin() + static_cast<std::ptrdiff_t>(i),
+          order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), i + size)));
     }
-    return data::PrefetchLoader<TtsBatch>(std::move(batches), maker(corpus_.validation), workers_, prefetch_);
+    return data::PrefetchLoader<TtsBatch>(std::move(batches), maker(corpus_.validation), workers_,
+                                          prefetch_);
   }
 
   /// One clip's features.

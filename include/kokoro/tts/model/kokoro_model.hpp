@@ -27,14 +27,14 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/util/errors.hpp"
-#include "kokoro/util/eval_mode_guard.hpp"
 #include "kokoro/nn/attention.hpp"
-#include "kokoro/tts/data/batch.hpp"
 #include "kokoro/nn/gradient_checkpoint.hpp"
+#include "kokoro/nn/transformer_blocks.hpp"
+#include "kokoro/tts/data/batch.hpp"
 #include "kokoro/tts/model/length_regulator.hpp"
 #include "kokoro/tts/model/postnet.hpp"
-#include "kokoro/nn/transformer_blocks.hpp"
+#include "kokoro/util/errors.hpp"
+#include "kokoro/util/eval_mode_guard.hpp"
 
 namespace kokoro::tts {
 
@@ -89,7 +89,8 @@ class KokoroModelImpl : public torch::nn::Module {
   explicit KokoroModelImpl(const KokoroModelOptions& config)
       : config_(validated(config)),
         n_mels_(config.n_mels),
-        embedding_(torch::nn::EmbeddingOptions(config.vocab_size, config.hidden_dim).padding_idx(0)),
+        embedding_(
+            torch::nn::EmbeddingOptions(config.vocab_size, config.hidden_dim).padding_idx(0)),
         encoder_norm_(torch::nn::LayerNormOptions({config.hidden_dim})),
         decoder_input_(config.n_mels, config.hidden_dim),
         decoder_norm_(torch::nn::LayerNormOptions({config.hidden_dim})),
@@ -138,8 +139,8 @@ class KokoroModelImpl : public torch::nn::Module {
     register_module("mel_head", mel_head_);
     register_module("stop_head", stop_head_);
     if (config.postnet) {
-      postnet_ =
-          register_module("postnet", PostNet(PostNetOptions(config.n_mels).dropout(config.dropout)));
+      postnet_ = register_module("postnet",
+                                 PostNet(PostNetOptions(config.n_mels).dropout(config.dropout)));
     }
     register_module("dropout", dropout_);
   }

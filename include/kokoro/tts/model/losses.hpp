@@ -10,8 +10,8 @@
 
 #include "kokoro/core/loss.hpp"
 #include "kokoro/tts/data/batch.hpp"
-#include "kokoro/tts/model/length_regulator.hpp"
 #include "kokoro/tts/model/kokoro_model.hpp"
+#include "kokoro/tts/model/length_regulator.hpp"
 
 namespace kokoro::tts {
 
@@ -81,8 +81,7 @@ inline Loss tts_loss(const ModelOutputs& out, const TtsBatch& batch,
                                               /*weight=*/{}, positive_weight, at::Reduction::None);
   const auto stop = masked_sample_mean(stop_error, frame_mask);
 
-  const auto total =
-      mel + weights.duration_weight * duration + weights.stop_weight * stop;
+  const auto total = mel + weights.duration_weight * duration + weights.stop_weight * stop;
   Loss loss{total, {}};
   loss.with("mel", mel.detach()).with("duration", duration.detach()).with("stop", stop.detach());
   if (out.postnet)

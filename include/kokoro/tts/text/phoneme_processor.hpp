@@ -19,10 +19,10 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/util/atomic_file.hpp"
-#include "kokoro/util/errors.hpp"
 #include "kokoro/tts/text/espeak.hpp"
 #include "kokoro/tts/text/normalizer.hpp"
+#include "kokoro/util/atomic_file.hpp"
+#include "kokoro/util/errors.hpp"
 
 namespace kokoro::tts {
 
