@@ -398,3 +398,16 @@ TEST_CASE("Griffin-Lim turns a log-mel back into audio with nearly the same log-
   CHECK(vocoded < 0.5);
   CHECK(vocoded < 0.25 * error(noise));
 }
+
+TEST_CASE("Griffin-Lim turns a mel of a few frames into that many hops of audio") {
+  // An early model may stop after two frames; the vocoder must not fail on it.
+  const GriffinLim vocoder(MelOptions{});
+  for (const std::int64_t frames : {2, 3, 4}) {
+    CAPTURE(frames);
+    const auto mel = torch::full({frames, 80}, -2.0);
+    const auto wave = vocoder(mel);
+    CHECK(wave.size() == static_cast<std::size_t>(256 * (frames - 1)));
+    for (const float s : wave) CHECK(std::isfinite(s));
+  }
+  CHECK(vocoder(torch::full({1, 80}, -2.0)).empty());
+}

@@ -39,20 +39,28 @@ class GriffinLim {
     const auto frames = magnitude.size(1);
     const std::int64_t length = hop_ * (frames - 1);
     if (length <= 0) return {};
+    // The STFT's reflect padding needs more than n_fft / 2 samples: a clip
+    // of a few frames (an early model that stops at once) is extended with
+    // silent frames, then cut back to its own length.
+    const std::int64_t needed = (n_fft_ / 2) / hop_ + 2;
+    if (frames < needed) {
+      magnitude = torch::constant_pad_nd(magnitude, {0, needed - frames});
+    }
+    const std::int64_t padded_length = hop_ * (magnitude.size(1) - 1);
 
     // Fixed starting phase: the same mel always gives the same audio.
     torch::Tensor angles = torch::ones_like(magnitude).to(torch::kComplexFloat);
     torch::Tensor previous = torch::zeros_like(angles);
     torch::Tensor wave;
     for (int i = 0; i < iterations_; ++i) {
-      wave = istft(magnitude * angles, length);
+      wave = istft(magnitude * angles, padded_length);
       const auto rebuilt = stft(wave);
       // Fast Griffin-Lim: extrapolate along the last change of the spectrum.
       const auto accelerated = rebuilt - (momentum_ / (1.0 + momentum_)) * previous;
       previous = rebuilt;
       angles = accelerated / torch::clamp_min(accelerated.abs(), 1e-8);
     }
-    wave = istft(magnitude * angles, length);
+    wave = istft(magnitude * angles, padded_length).narrow(0, 0, length).contiguous();
     // Leave headroom: scale the peak to 0.9 when it would clip.
     const double peak = wave.abs().max().item<double>();
     if (peak > 0.9) wave = wave * (0.9 / peak);
