@@ -206,8 +206,8 @@ TEST_CASE("a bad override names the argument and what was wrong") {
 }
 
 TEST_CASE("edit distance picks the closest name") {
-  CHECK(kokoro::detail::edit_distance("kitten", "sitting") == 3);
-  CHECK(kokoro::detail::nearest("epoch", {"epochs", "seed", "batch_size"}) == "epochs");
+  CHECK(kokoro::edit_distance("kitten", "sitting") == 3);
+  CHECK(kokoro::nearest_word("epoch", {"epochs", "seed", "batch_size"}) == "epochs");
 }
 
 TEST_CASE("the shipped YAML presets equal the presets in code") {

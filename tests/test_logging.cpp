@@ -8,6 +8,7 @@
 #include <kokoro/log/png.hpp>
 #include <kokoro/log/sample_file_logger.hpp>
 #include <kokoro/log/tensorboard_logger.hpp>
+#include <kokoro/util/endian.hpp>
 #include <kokoro/util/wav.hpp>
 
 #include <zlib.h>
@@ -191,16 +192,40 @@ DecodedPng decode_png(const std::string& file) {
     }
     at += 12 + length;
   }
-  const int channels = png.colour_type == 2 ? 3 : png.colour_type == 6 ? 4 : 1;
+  const int channels = png.colour_type == 2   ? 3
+                       : png.colour_type == 6 ? 4
+                       : png.colour_type == 4 ? 2
+                                              : 1;
   const std::size_t row = png.width * channels;
   std::string raw((row + 1) * png.height, '\0');
   uLongf raw_size = raw.size();
   REQUIRE(uncompress(reinterpret_cast<Bytef*>(raw.data()), &raw_size,
                      reinterpret_cast<const Bytef*>(idat.data()), idat.size()) == Z_OK);
   REQUIRE(raw_size == raw.size());
+  // Undo each row's filter (PNG spec, section 9): 0 none, 1 sub, 2 up,
+  // 3 average, 4 Paeth; `a` is the byte one pixel left, `b` the byte above.
+  std::vector<std::uint8_t> previous(row, 0), current(row);
   for (std::uint32_t y = 0; y < png.height; ++y) {
-    CHECK(raw[y * (row + 1)] == 0);  // filter type: none
-    png.pixels += raw.substr(y * (row + 1) + 1, row);
+    const int filter = raw[y * (row + 1)];
+    REQUIRE(filter >= 0);
+    REQUIRE(filter <= 4);
+    for (std::size_t x = 0; x < row; ++x) {
+      const int in = std::uint8_t(raw[y * (row + 1) + 1 + x]);
+      const int a = x >= std::size_t(channels) ? current[x - channels] : 0;
+      const int b = previous[x];
+      const int c = x >= std::size_t(channels) ? previous[x - channels] : 0;
+      int predictor = 0;
+      if (filter == 1) predictor = a;
+      if (filter == 2) predictor = b;
+      if (filter == 3) predictor = (a + b) / 2;
+      if (filter == 4) {
+        const int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
+        predictor = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      }
+      current[x] = std::uint8_t(in + predictor);
+    }
+    png.pixels.append(reinterpret_cast<const char*>(current.data()), row);
+    previous = current;
   }
   return png;
 }
@@ -222,6 +247,19 @@ std::map<std::string, std::vector<std::pair<std::int64_t, float>>> scalars(
 }
 
 }  // namespace
+
+TEST_CASE("numbers are written least significant byte first and read back") {
+  std::string bytes;
+  append_le<std::uint32_t>(bytes, 0x11223344u);
+  append_le<std::int16_t>(bytes, -2);
+  append_le(bytes, 1.5);
+  CHECK(bytes.substr(0, 6) == std::string("\x44\x33\x22\x11\xfe\xff", 6));
+  std::size_t at = 0;
+  CHECK(read_le<std::uint32_t>(bytes, at) == 0x11223344u);
+  CHECK(read_le<std::int16_t>(bytes, at) == -2);
+  CHECK(read_le<double>(bytes, at) == 1.5);
+  CHECK(at == bytes.size());
+}
 
 TEST_CASE("the test's CRC-32C agrees with the check value") {
   CHECK(crc32c_bitwise("123456789", 9) == 0xE3069283u);
@@ -286,7 +324,7 @@ TEST_CASE("TensorBoard files hold the version event, scalars and the config as t
 }
 
 TEST_CASE("images are encoded as PNG that zlib reads back pixel for pixel") {
-  Image image{"grid", 3, 5, 3, {}};
+  Image image{.tag = "grid", .height = 3, .width = 5, .channels = 3, .pixels = {}};
   for (int i = 0; i < 3 * 5 * 3; ++i) image.pixels.push_back(static_cast<std::uint8_t>(i * 17));
   const auto png = decode_png(encode_png(image));
   CHECK(png.width == 5);
@@ -294,14 +332,29 @@ TEST_CASE("images are encoded as PNG that zlib reads back pixel for pixel") {
   CHECK(png.colour_type == 2);
   CHECK(png.pixels == std::string(image.pixels.begin(), image.pixels.end()));
 
-  Image grey{"grey", 2, 2, 1, {0, 64, 128, 255}};
+  Image grey{.tag = "grey", .height = 2, .width = 2, .channels = 1, .pixels = {0, 64, 128, 255}};
   CHECK(decode_png(encode_png(grey)).colour_type == 0);
-  Image wrong{"wrong", 2, 2, 3, {1, 2, 3}};
+  Image grey_alpha{
+      .tag = "grey_alpha", .height = 1, .width = 2, .channels = 2, .pixels = {10, 20, 30, 40}};
+  CHECK(decode_png(encode_png(grey_alpha)).colour_type == 4);
+  CHECK(decode_png(encode_png(grey_alpha)).pixels == std::string("\x0a\x14\x1e\x28", 4));
+
+  // A smooth RGBA gradient, on which libpng filters its rows (sub, up,
+  // average, Paeth): the decoder above undoes them and gets every pixel back.
+  Image smooth{.tag = "smooth", .height = 48, .width = 64, .channels = 4, .pixels = {}};
+  for (int y = 0; y < 48; ++y)
+    for (int x = 0; x < 64; ++x)
+      for (int c = 0; c < 4; ++c) smooth.pixels.push_back(std::uint8_t(x * 3 + y * 2 + c * 40));
+  const auto decoded = decode_png(encode_png(smooth));
+  CHECK(decoded.colour_type == 6);
+  CHECK(decoded.pixels == std::string(smooth.pixels.begin(), smooth.pixels.end()));
+  Image wrong{.tag = "wrong", .height = 2, .width = 2, .channels = 3, .pixels = {1, 2, 3}};
   CHECK_THROWS_WITH_AS(encode_png(wrong), doctest::Contains("image 'wrong'"), Error);
 }
 
 TEST_CASE("audio is encoded as 16-bit mono WAV, clipped to full scale") {
-  const AudioClip clip{"tone", 16000, {0.0f, 0.5f, -1.0f, 2.0f, std::nanf("")}};
+  const AudioClip clip{
+      .tag = "tone", .sample_rate = 16000, .samples = {0.0f, 0.5f, -1.0f, 2.0f, std::nanf("")}};
   const auto wav = encode_wav(clip.samples, clip.sample_rate);
   REQUIRE(wav.size() == 44 + 2 * 5);
   CHECK(wav.substr(0, 4) == "RIFF");
@@ -367,8 +420,10 @@ TEST_CASE("a spectrogram image has time to the right and the lowest bin at the b
 TEST_CASE("TensorBoard files hold images, audio and histograms in the summary's fields") {
   const auto dir = scratch("tb-media");
   Media media;
-  media.images.push_back(Image{"mel/predicted", 2, 2, 1, {0, 85, 170, 255}});
-  media.audio.push_back(AudioClip{"audio/sample", 22050, std::vector<float>(441, 0.25f)});
+  media.images.push_back(Image{
+      .tag = "mel/predicted", .height = 2, .width = 2, .channels = 1, .pixels = {0, 85, 170, 255}});
+  media.audio.push_back(AudioClip{
+      .tag = "audio/sample", .sample_rate = 22050, .samples = std::vector<float>(441, 0.25f)});
   media.histograms.push_back(histogram_of("weights/w", torch::tensor({1.0, 2.0, 3.0}), 2));
   {
     TensorBoardLogger logger(dir);
@@ -596,11 +651,19 @@ TEST_CASE("the sample file logger writes the samples/ media of an epoch and noth
   const auto dir = scratch("sample-files");
   SampleFileLogger logger(dir / "samples");
   Media media;
-  media.images.push_back(Image{"samples/target mel", 2, 3, 1, std::vector<std::uint8_t>(6, 7)});
-  media.images.push_back(Image{"weights/w", 1, 1, 1, {0}});  // not a sample
-  media.audio.push_back(AudioClip{"samples/synthesized", 16000, std::vector<float>(160, 0.1f)});
-  media.audio.push_back(AudioClip{"samples/empty", 16000, {}});  // nothing to hear: no file
-  media.texts.push_back(Text{"samples/text", "LJ001-0001: printing"});
+  media.images.push_back(Image{.tag = "samples/target mel",
+                               .height = 2,
+                               .width = 3,
+                               .channels = 1,
+                               .pixels = std::vector<std::uint8_t>(6, 7)});
+  media.images.push_back(Image{
+      .tag = "weights/w", .height = 1, .width = 1, .channels = 1, .pixels = {0}});  // not a sample
+  media.audio.push_back(AudioClip{.tag = "samples/synthesized",
+                                  .sample_rate = 16000,
+                                  .samples = std::vector<float>(160, 0.1f)});
+  media.audio.push_back(AudioClip{
+      .tag = "samples/empty", .sample_rate = 16000, .samples = {}});  // nothing to hear: no file
+  media.texts.push_back(Text{.tag = "samples/text", .text = "LJ001-0001: printing"});
   logger.on_media(MediaContext{.epoch = 4, .global_step = 9, .media = media});
   const auto stem = dir / "samples" / "epoch_0005_";
   CHECK(logger.last_written() == std::vector<fs::path>{stem.string() + "target_mel.png",

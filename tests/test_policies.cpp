@@ -151,7 +151,11 @@ TEST_CASE_TEMPLATE("a logger accepts a whole run's hooks", L, ConsoleLogger, arc
                              .metrics = m});
   logger.on_epoch_end(
       EpochContext{.epoch = 0, .global_step = 1, .train = m, .validation = m, .seconds = 0.5});
-  notify_train_end(logger, RunSummary{1, 1, 0, 0.5, false, 0, "", m, m});
+  notify_train_end(logger, RunSummary{.epochs_completed = 1,
+                                      .global_step = 1,
+                                      .seconds = 0.5,
+                                      .last_train = m,
+                                      .last_validation = m});
   CHECK(true);  // reaching here without throwing is the contract
 }
 
@@ -182,7 +186,13 @@ TEST_CASE("the console logger writes a banner, step lines, epoch lines and a sum
                              .metrics = step});
   logger.on_epoch_end(EpochContext{
       .epoch = 0, .global_step = 16, .train = step, .validation = valid, .seconds = 1.25});
-  logger.on_train_end(RunSummary{3, 48, 2, 4.0, true, 0, "", step, valid});
+  logger.on_train_end(RunSummary{.epochs_completed = 3,
+                                 .global_step = 48,
+                                 .skipped_steps = 2,
+                                 .seconds = 4.0,
+                                 .stopped_by_max_steps = true,
+                                 .last_train = step,
+                                 .last_validation = valid});
   const auto text = out.str();
   CHECK(text.find("kokoro: training on cpu (bfloat16 autocast) with 2 threads, 641 parameters, "
                   "epochs 1..3\n") != std::string::npos);
@@ -233,7 +243,11 @@ TEST_CASE("on a terminal the console draws a progress bar instead of step lines"
   train.set("lr", 1e-3);
   logger.on_epoch_end(EpochContext{
       .epoch = 0, .global_step = 4, .train = train, .validation = none, .seconds = 0.5});
-  logger.on_train_end(RunSummary{1, 4, 0, 0.5, false, 0, "", train, none});
+  logger.on_train_end(RunSummary{.epochs_completed = 1,
+                                 .global_step = 4,
+                                 .seconds = 0.5,
+                                 .last_train = train,
+                                 .last_validation = none});
   const auto text = out.str();
   CHECK(text.find("\repoch 1/2  25% [######..................] 1/4 ") != std::string::npos);
   CHECK(text.find("\repoch 1/2 100% [########################] 4/4 ") != std::string::npos);

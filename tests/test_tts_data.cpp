@@ -10,10 +10,14 @@
 #include <kokoro/data/prefetch_loader.hpp>
 #include <kokoro/tts/data/batch.hpp>
 #include <kokoro/tts/data/ljspeech.hpp>
+#include <kokoro/util/seeded_shuffle.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <fstream>
+#include <numeric>
+#include <random>
 #include <set>
 
 #include "test_tasks.hpp"
@@ -71,6 +75,11 @@ TEST_CASE("resampling keeps a tone and its length, down and up") {
   const auto high = resample(sine(15000, 44100, 44100), 44100, 22050);
   CHECK(max_error(high, std::vector<float>(high.size(), 0.0f), 200, 21850) < 5e-3);
   CHECK(resample(down, 22050, 22050) == down);
+  // Other lengths round to the nearest sample, halves up.
+  CHECK(resample(std::vector<float>(1001, 0.5f), 44100, 22050).size() == 501);
+  CHECK(resample(std::vector<float>(44101, 0.5f), 16000, 22050).size() == 60777);
+  CHECK(resample(std::vector<float>(44101, 0.5f), 48000, 22050).size() == 20259);
+  CHECK_THROWS_WITH_AS(resample(down, 0, 22050), doctest::Contains("must be positive"), Error);
 }
 
 TEST_CASE("audio files are read as mono at the configured rate; bad files are named") {
@@ -246,6 +255,31 @@ TEST_CASE("the validation split is deterministic, sized, and stable as the corpu
   CHECK(kept >= 8);
   CHECK(split_train_validation({clips[0], clips[1]}, 0.01, 1).second.size() == 1);
   CHECK(split_train_validation({clips[0], clips[1]}, 0.0, 1).second.empty());
+}
+
+TEST_CASE("the seeded shuffle is a permutation fixed by its seed, on any standard library") {
+  // mt19937_64's 10000th output is fixed by the standard ([rand.predef]):
+  // the shuffle draws from nothing else, so its orders are portable.
+  std::mt19937_64 reference;
+  reference.discard(9999);
+  CHECK(reference() == 9981545732273789042ull);
+  std::vector<int> items(50);
+  std::iota(items.begin(), items.end(), 0);
+  auto a = items, b = items, c = items;
+  kokoro::seeded_shuffle(a, 7);
+  kokoro::seeded_shuffle(b, 7);
+  kokoro::seeded_shuffle(c, 8);
+  CHECK(a == b);
+  CHECK(a != c);
+  CHECK(a != items);
+  std::sort(a.begin(), a.end());
+  CHECK(a == items);
+  // One generator carries on across shuffles: the second differs from the first.
+  std::mt19937_64 rng(3);
+  auto first = items, second = items;
+  kokoro::seeded_shuffle(first, rng);
+  kokoro::seeded_shuffle(second, rng);
+  CHECK(first != second);
 }
 
 TEST_CASE("length buckets: every clip once, similar lengths together, new batches each epoch") {

@@ -10,6 +10,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 
@@ -140,6 +141,14 @@ TEST_CASE("the W&B logger creates the run, streams rows in order and marks it fi
   const auto last = YAML::Load(requests.back().body);
   CHECK(last["complete"].as<bool>());
   CHECK(last["exitcode"].as<int>() == 0);
+
+  // What it has to say goes to the Trainer as messages, once.
+  const auto notices = logger.take_messages();
+  REQUIRE(notices.size() == 2);
+  CHECK(notices[0].text == "streaming to W&B project 'proj' as run run1");
+  CHECK(notices[1].text ==
+        "W&B run " + server.url() + "/tester/proj/runs/run1: 26 rows sent, 0 dropped, 0 unsent");
+  CHECK(logger.take_messages().empty());
 }
 
 TEST_CASE("a run refused by the service is reported, not retried forever") {
@@ -152,6 +161,50 @@ TEST_CASE("a run refused by the service is reported, not retried forever") {
   const auto stats = logger.stats();
   CHECK_FALSE(stats.run_created);
   CHECK(stats.last_error.find("permission denied") != std::string::npos);
+}
+
+TEST_CASE("a reply that is not JSON leaves the run uncreated and says so") {
+  HttpServer server(
+      [](const HttpServer::Request&) { return std::string("<html>a proxy's login page</html>"); });
+  WandbLogger logger(settings_for(server.url()));
+  logger.on_train_begin(test::run_context(test::quick_config()));
+  logger.on_train_end(RunSummary{});
+  CHECK_FALSE(logger.stats().run_created);
+  CHECK(logger.stats().last_error == "run creation: the reply is not a JSON object");
+  const auto notices = logger.take_messages();
+  REQUIRE_FALSE(notices.empty());
+  CHECK(notices.back().level == Message::Level::warning);
+  CHECK(notices.back().text.find(
+            "was not created (run creation: the reply is not a JSON object)") != std::string::npos);
+}
+
+TEST_CASE("an offline W&B logger's upload hint reaches the loggers that print, once") {
+  struct Recorder {
+    void on_step(const StepContext&) {}
+    void on_epoch_end(const EpochContext&) {}
+    void on_message(const Message& m) { messages.push_back(m.text); }
+    std::vector<std::string> messages;
+  };
+  struct Policies : DefaultPolicies {
+    using logger = Loggers<Recorder, WandbLogger>;
+  };
+  auto config = test::quick_config();
+  config.logging.wandb = true;
+  config.training.epochs = 2;
+  ::setenv("WANDB_API_KEY", "some-key", 1);
+  ::setenv("WANDB_MODE", "offline", 1);
+  Trainer<test::LinearTask, Policies> trainer(config);
+  ::unsetenv("WANDB_MODE");
+  ::unsetenv("WANDB_API_KEY");
+  trainer.task().train = test::split(test::linear_data(8), {4, 4});
+  trainer.fit();
+  const auto& messages = trainer.logger().get<Recorder>().messages;
+  const auto hints = std::count_if(messages.begin(), messages.end(), [](const std::string& m) {
+    return m.find(
+               "W&B is in offline mode; upload this run later with: wandb sync "
+               "--sync-tensorboard") != std::string::npos;
+  });
+  CHECK(hints == 1);
 }
 
 TEST_CASE("a hung W&B service blocks neither the steps nor the end of training") {

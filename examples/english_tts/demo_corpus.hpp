@@ -37,6 +37,7 @@
 #include "kokoro/tts/text/normalizer.hpp"
 #include "kokoro/util/atomic_file.hpp"
 #include "kokoro/util/errors.hpp"
+#include "kokoro/util/seeded_shuffle.hpp"
 #include "kokoro/util/wav.hpp"
 
 namespace english_tts {
@@ -316,8 +317,9 @@ inline std::vector<Sentence> read_sentences(const std::filesystem::path& folder,
   return out;
 }
 
-/// splitmix64: a small generator whose output is the same on every platform,
-/// unlike std::shuffle over the standard distributions.
+/// splitmix64 with rejection sampling: the generator this corpus's sentence
+/// order has always come from, kept so that a seed still gives the corpus
+/// (and the checkpoints trained on it) it gave before.
 struct SplitMix64 {
   std::uint64_t state;
   std::uint64_t next() {
@@ -335,12 +337,6 @@ struct SplitMix64 {
     return x % n;
   }
 };
-
-template <class T>
-void seeded_shuffle(std::vector<T>& items, std::uint64_t seed) {
-  SplitMix64 rng{seed};
-  for (std::size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[rng.below(i)]);
-}
 
 /// Writes a new file and flushes it to disk, so that once the corpus folder is
 /// renamed into place its files are complete even after a crash.
@@ -445,7 +441,8 @@ inline DemoCorpusReport build_demo_corpus(const DemoCorpusOptions& options) {
     for (const auto s : fallback_sentences()) sentences.push_back({std::string(s), "built-in"});
   }
   report.sentences_available = static_cast<int>(sentences.size());
-  seeded_shuffle(sentences, options.seed);
+  SplitMix64 rng{options.seed};
+  kokoro::seeded_shuffle(sentences, [&rng](std::size_t n) { return rng.below(n); });
 
   const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
   const fs::path staging = parent / fmt::format("{}{}-{}", kTemporaryPrefix, name, ::getpid());

@@ -18,9 +18,9 @@
 #include <exception>
 #include <filesystem>
 #include <string>
-#include <string_view>
 #include <vector>
 
+#include "common/command_line.hpp"
 #include "demo_corpus.hpp"
 
 /// The trainer: every policy named, so that swapping one is one line.
@@ -38,21 +38,6 @@ struct EnglishPolicies {
 using EnglishTrainer = kokoro::Trainer<kokoro::tts::EnglishTtsTask, EnglishPolicies>;
 
 namespace {
-
-constexpr std::string_view kUsage =
-    "usage: kokoro-train [options] [section.key=value ...]\n"
-    "Trains the English TTS model. With no arguments: the small model on the built-in demo\n"
-    "corpus for a few minutes (training.max_minutes), writing to runs/english_tts.\n"
-    "  --config FILE         YAML configuration (examples/english_tts/configs/*.yaml)\n"
-    "  --small               start from the small preset (d=256, 4+4 layers, batch 8)\n"
-    "  --data-dir DIR        LJSpeech-format corpus (metadata.csv, wavs/, TextGrid/)\n"
-    "  --output-dir DIR      checkpoints, logs and samples go here\n"
-    "  --resume auto|PATH    continue from the newest valid checkpoint of the run, or a file\n"
-    "  --no-mixed-precision  train in float32\n"
-    "  --device NAME         auto | cuda | mps | cpu\n"
-    "  --max-steps N         stop after N optimizer steps\n"
-    "  --print-config        print the effective configuration as YAML and exit\n"
-    "  section.key=value     override one field, e.g. training.batch_size=16\n";
 
 /// The no-argument run: the small model, bounded in time, on the demo corpus.
 kokoro::tts::TtsConfig demo_defaults() {
@@ -120,50 +105,59 @@ kokoro::tts::CorpusProgress progress_printer() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app(
+      "Trains the English TTS model. With no arguments: the small model on the built-in demo\n"
+      "corpus for a few minutes (training.max_minutes), writing to runs/english_tts.",
+      "kokoro-train");
+  std::string config_file;
+  bool small = false;
+  bool print_config = false;
+  std::vector<std::string> flags;  // the options below, as overrides
+  std::vector<std::string> overrides;
+  const auto as_override = [&](const std::string& key) {
+    return [&flags, key](const std::string& value) { flags.push_back(key + "=" + value); };
+  };
+  app.add_option("--config", config_file,
+                 "YAML configuration (examples/english_tts/configs/*.yaml)")
+      ->option_text("FILE");
+  app.add_flag("--small", small, "start from the small preset (d=256, 4+4 layers, batch 8)");
+  app.add_option_function<std::string>("--data-dir", as_override("data.data_dir"),
+                                       "LJSpeech-format corpus (metadata.csv, wavs/, TextGrid/)")
+      ->option_text("DIR");
+  app.add_option_function<std::string>("--output-dir", as_override("logging.output_dir"),
+                                       "checkpoints, logs and samples go here")
+      ->option_text("DIR");
+  app.add_option_function<std::string>(
+         "--resume", as_override("training.resume"),
+         "continue from the newest valid checkpoint of the run (auto), or a file")
+      ->option_text("auto|PATH");
+  app.add_flag_callback(
+      "--no-mixed-precision", [&] { flags.emplace_back("hardware.mixed_precision=false"); },
+      "train in float32");
+  app.add_option_function<std::string>("--device", as_override("hardware.device"), "where to train")
+      ->check(CLI::IsMember({"auto", "cuda", "mps", "cpu"}))
+      ->option_text("auto|cuda|mps|cpu");
+  app.add_option_function<std::string>("--max-steps", as_override("training.max_steps"),
+                                       "stop after N optimizer steps")
+      ->check(examples::whole_number_above_0)
+      ->option_text("N");
+  app.add_flag("--print-config", print_config,
+               "print the effective configuration as YAML and exit");
+  examples::add_overrides(app, overrides);
+  if (const auto exit_code = examples::parse_command_line(app, argc, argv, overrides)) {
+    return *exit_code;
+  }
+
   try {
     auto config = demo_defaults();
-    std::vector<std::string> overrides;
-    bool print_config = false;
-    std::string config_file;
-    bool small = false;
-    for (int i = 1; i < argc; ++i) {
-      const std::string_view arg = argv[i];
-      const bool has_value = i + 1 < argc;
-      if (arg == "--help" || arg == "-h") {
-        std::fputs(kUsage.data(), stdout);
-        return 0;
-      } else if (arg == "--config" && has_value) {
-        config_file = argv[++i];
-      } else if (arg == "--small") {
-        small = true;
-      } else if (arg == "--data-dir" && has_value) {
-        overrides.push_back(std::string("data.data_dir=") + argv[++i]);
-      } else if (arg == "--output-dir" && has_value) {
-        overrides.push_back(std::string("logging.output_dir=") + argv[++i]);
-      } else if (arg == "--resume" && has_value) {
-        overrides.push_back(std::string("training.resume=") + argv[++i]);
-      } else if (arg == "--no-mixed-precision") {
-        overrides.emplace_back("hardware.mixed_precision=false");
-      } else if (arg == "--device" && has_value) {
-        overrides.push_back(std::string("hardware.device=") + argv[++i]);
-      } else if (arg == "--max-steps" && has_value) {
-        overrides.push_back(std::string("training.max_steps=") + argv[++i]);
-      } else if (arg == "--print-config") {
-        print_config = true;
-      } else if (arg.find('=') != std::string_view::npos && arg.substr(0, 2) != "--") {
-        overrides.emplace_back(arg);
-      } else {
-        std::fprintf(stderr, "kokoro-train: unknown or incomplete argument '%s'\n%s", argv[i],
-                     kUsage.data());
-        return 2;
-      }
-    }
     if (!config_file.empty() || small) {
       // An explicit preset or file: its own values, no demo time limit.
       auto base = small ? kokoro::tts::small_config() : kokoro::tts::default_config();
       base.logging.output_dir = "runs/english_tts";
       config = config_file.empty() ? base : kokoro::load_config(config_file, base);
     }
+    // The named options first, so that an explicit section.key=value wins.
+    kokoro::apply_overrides(config, flags);
     kokoro::apply_overrides(config, overrides);
     if (print_config) {
       std::fputs(kokoro::to_yaml(config).c_str(), stdout);

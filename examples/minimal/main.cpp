@@ -2,15 +2,15 @@
 // bundle, overriding the scheduler with one of its own (HalvingLR), and
 // trains a small MLP on synthetic data.
 //
-//   kokoro-minimal [--config FILE] [section.key=value ...]
+//   kokoro-minimal [--config FILE] [--resume auto|PATH] [section.key=value ...]
 #include <kokoro/trainer.hpp>
 
 #include <cstdio>
 #include <exception>
 #include <string>
-#include <string_view>
 #include <vector>
 
+#include "common/command_line.hpp"
 #include "halving_lr.hpp"
 #include "regression_task.hpp"
 
@@ -20,16 +20,6 @@ struct MinimalPolicies : kokoro::DefaultPolicies {
 using MinimalTrainer = kokoro::Trainer<minimal::RegressionTask, MinimalPolicies>;
 
 namespace {
-
-constexpr std::string_view kUsage =
-    "usage: kokoro-minimal [--config FILE] [--resume auto|PATH] [section.key=value ...]\n"
-    "Trains a small MLP on synthetic data with a custom LR schedule.\n"
-    "  --config FILE        YAML configuration (see --print-config)\n"
-    "  --print-config       print the effective configuration as YAML and exit\n"
-    "  --no-mixed-precision train in float32 (same as hardware.mixed_precision=false)\n"
-    "  --resume auto|PATH   continue from the newest valid checkpoint of the run, or a file\n"
-    "Checkpoints go to <logging.output_dir>/checkpoints; SIGINT/SIGTERM save one and exit 0.\n"
-    "  section.key=value    override one field, e.g. training.epochs=20\n";
 
 /// The example's defaults: a small model that trains in seconds.
 minimal::Config example_defaults() {
@@ -48,30 +38,34 @@ minimal::Config example_defaults() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app(
+      "Trains a small MLP on synthetic data with a custom LR schedule. Checkpoints go to\n"
+      "<logging.output_dir>/checkpoints; SIGINT/SIGTERM save one and exit 0.",
+      "kokoro-minimal");
+  std::string config_file;
+  bool print_config = false;
+  bool no_mixed_precision = false;
+  std::string resume;
+  std::vector<std::string> overrides;
+  app.add_option("--config", config_file, "YAML configuration (see --print-config)")
+      ->option_text("FILE");
+  app.add_flag("--print-config", print_config,
+               "print the effective configuration as YAML and exit");
+  app.add_flag("--no-mixed-precision", no_mixed_precision,
+               "train in float32 (same as hardware.mixed_precision=false)");
+  app.add_option("--resume", resume,
+                 "continue from the newest valid checkpoint of the run (auto), or a file")
+      ->option_text("auto|PATH");
+  examples::add_overrides(app, overrides);
+  if (const auto exit_code = examples::parse_command_line(app, argc, argv, overrides)) {
+    return *exit_code;
+  }
+
   try {
     auto config = example_defaults();
-    std::vector<std::string> overrides;
-    bool print_config = false;
-    for (int i = 1; i < argc; ++i) {
-      const std::string_view arg = argv[i];
-      if (arg == "--help" || arg == "-h") {
-        std::fputs(kUsage.data(), stdout);
-        return 0;
-      } else if (arg == "--config" && i + 1 < argc) {
-        config = kokoro::load_config(argv[++i], config);
-      } else if (arg == "--print-config") {
-        print_config = true;
-      } else if (arg == "--resume" && i + 1 < argc) {
-        overrides.push_back(std::string("training.resume=") + argv[++i]);
-      } else if (arg == "--no-mixed-precision") {
-        overrides.emplace_back("hardware.mixed_precision=false");
-      } else if (arg.find('=') != std::string_view::npos) {
-        overrides.emplace_back(arg);
-      } else {
-        std::fprintf(stderr, "kokoro-minimal: unknown argument '%s'\n%s", argv[i], kUsage.data());
-        return 2;
-      }
-    }
+    if (!config_file.empty()) config = kokoro::load_config(config_file, config);
+    if (!resume.empty()) kokoro::apply_overrides(config, {"training.resume=" + resume});
+    if (no_mixed_precision) kokoro::apply_overrides(config, {"hardware.mixed_precision=false"});
     kokoro::apply_overrides(config, overrides);
     if (print_config) {
       std::fputs(kokoro::to_yaml(config).c_str(), stdout);

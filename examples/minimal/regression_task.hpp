@@ -12,12 +12,12 @@
 #include <algorithm>
 #include <cstdint>
 #include <numeric>
-#include <random>
 #include <vector>
 
 #include <kokoro/core/config_rules.hpp>
 #include <kokoro/core/loss.hpp>
 #include <kokoro/core/training_config.hpp>
+#include <kokoro/util/seeded_shuffle.hpp>
 
 namespace minimal {
 
@@ -103,8 +103,7 @@ class RegressionTask {
   std::vector<Batch> train_data(std::int64_t epoch) const {
     std::vector<std::int64_t> order(static_cast<std::size_t>(train_.size()));
     std::iota(order.begin(), order.end(), 0);
-    std::mt19937_64 rng(static_cast<std::uint64_t>(seed_ * 1000003 + epoch));
-    std::shuffle(order.begin(), order.end(), rng);
+    kokoro::seeded_shuffle(order, static_cast<std::uint64_t>(seed_ * 1000003 + epoch));
     const auto index = torch::tensor(order, torch::kLong);
     return split(
         Batch{train_.inputs.index_select(0, index), train_.targets.index_select(0, index)});

@@ -24,38 +24,11 @@
 #include "kokoro/core/config_value.hpp"
 #include "kokoro/core/training_config.hpp"
 #include "kokoro/util/errors.hpp"
+#include "kokoro/util/nearest_word.hpp"
 
 namespace kokoro {
 
 namespace detail {
-
-inline std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-inline std::string nearest(std::string_view word, const std::vector<std::string>& candidates) {
-  std::string best;
-  std::size_t best_distance = static_cast<std::size_t>(-1);
-  for (const auto& c : candidates) {
-    const auto d = edit_distance(word, c);
-    if (d < best_distance) {
-      best_distance = d;
-      best = c;
-    }
-  }
-  return best;
-}
 
 template <class T>
 constexpr const char* expected_kind() {
@@ -216,7 +189,7 @@ std::optional<std::string> set_field(Config& config, std::string_view section, s
   }
   const auto name = fmt::format("{}.{}", section, key);
   return fmt::format("unknown key '{}' (did you mean '{}'?)", name,
-                     nearest(name, field_names<Config>()));
+                     nearest_word(name, field_names<Config>()));
 }
 
 [[noreturn]] inline void throw_problems(const std::vector<std::string>& lines) {
@@ -271,7 +244,7 @@ void apply_yaml(Config& config, std::string_view text, const std::string& source
     const YAML::Node& body = entry.second;
     if (!detail::known_section<Config>(section)) {
       errors.push_back(fmt::format("{}: unknown section '{}' (did you mean '{}'?)", at(entry.first),
-                                   section, detail::nearest(section, sections)));
+                                   section, nearest_word(section, sections)));
       continue;
     }
     if (body.IsNull()) continue;

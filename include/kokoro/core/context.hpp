@@ -56,11 +56,11 @@ struct RunSummary {
   double seconds = 0.0;
   bool stopped_by_max_steps = false;
   int stop_signal = 0;                 ///< SIGINT/SIGTERM that stopped the run, or 0
-  std::string checkpoint;              ///< the last checkpoint written, if any
-  Metrics last_train;                  ///< means of the last epoch trained
-  Metrics last_validation;             ///< means of the last validation; empty when none
+  std::string checkpoint{};            ///< the last checkpoint written, if any
+  Metrics last_train{};                ///< means of the last epoch trained
+  Metrics last_validation{};           ///< means of the last validation; empty when none
   bool stopped_by_time_limit = false;  ///< training.max_minutes ran out
-  std::string profile_report;          ///< the profiler's summary, when it recorded
+  std::string profile_report{};        ///< the profiler's summary, when it recorded
 };
 
 /// Something the Trainer has to say outside the metrics: a resume, a stop, a

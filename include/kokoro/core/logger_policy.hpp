@@ -3,6 +3,9 @@
 // only what it needs. Several loggers combine with kokoro::Loggers<...>.
 #pragma once
 
+#include <concepts>
+#include <vector>
+
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/media.hpp"
 
@@ -37,7 +40,10 @@ concept MediaLogger = requires(L& l, const MediaContext& ctx) {
 /// (after every optimizer step, metrics empty: for progress displays; keep it
 /// cheap), `on_media(const MediaContext&)` (images, audio and histograms,
 /// every `logging.media_every_epochs` epochs), `on_train_end(const RunSummary&)`,
-/// `on_message(const Message&)` (resumes, stops, warnings).
+/// `on_message(const Message&)` (resumes, stops, warnings), and
+/// `std::vector<Message> take_messages()` for a logger with notices of its own
+/// (the Trainer collects them after on_train_begin, each epoch and
+/// on_train_end, and passes them to the loggers that take messages).
 template <class L>
 concept LoggerPolicy = detail::logger::has_on_step<L> && detail::logger::has_on_epoch_end<L>;
 
@@ -70,6 +76,12 @@ void notify_step_end(L& logger, const StepContext& ctx) {
 template <class L>
 concept MessageLogger = requires(L& l, const Message& m) {
   l.on_message(m);
+};
+
+/// True when L has notices of its own for the Trainer to pass on.
+template <class L>
+concept SpeakingLogger = requires(L& l) {
+  { l.take_messages() } -> std::same_as<std::vector<Message>>;
 };
 
 template <class L>

@@ -175,6 +175,7 @@ class Trainer {
                          .epochs = tc.epochs,
                          .max_steps = tc.max_steps};
     notify_train_begin(logger_, run);
+    relay_logger_notices();
     window_meter_.reset();
     window_steps_ = 0;
     window_start_ = detail::Clock::now();
@@ -213,6 +214,7 @@ class Trainer {
                                         .train = train,
                                         .validation = validation,
                                         .seconds = seconds});
+      relay_logger_notices();
       if (complete) {
         ++epoch_;
         step_in_epoch_ = 0;
@@ -242,6 +244,7 @@ class Trainer {
       summary.profile_report = profiler_.finish(config_.logging.output_dir);
     }
     notify_train_end(logger_, summary);
+    relay_logger_notices();
     return summary;
   }
 
@@ -710,6 +713,14 @@ class Trainer {
     } else {
       std::fprintf(stderr, "kokoro: %s%s\n", level == Message::Level::warning ? "warning: " : "",
                    message.text.c_str());
+    }
+  }
+
+  /// A logger's own notices (where it streams, what it sent) reach the
+  /// loggers that print, like the Trainer's messages.
+  void relay_logger_notices() {
+    if constexpr (SpeakingLogger<Logger>) {
+      for (auto& message : logger_.take_messages()) say(message.level, std::move(message.text));
     }
   }
 

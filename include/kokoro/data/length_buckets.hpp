@@ -2,8 +2,8 @@
 // taken in pools of `batch_size * pool_batches`, sorted by length inside each
 // pool and cut into batches, whose order is shuffled again: batches hold
 // clips of similar length (little padding) and their membership changes from
-// epoch to epoch. Deterministic in (seed, epoch), with a generator and a
-// shuffle written here so that every standard library gives the same batches.
+// epoch to epoch. Deterministic in (seed, epoch) with kokoro::seeded_shuffle,
+// so that every standard library gives the same batches.
 #pragma once
 
 #include <algorithm>
@@ -11,6 +11,8 @@
 #include <numeric>
 #include <random>
 #include <vector>
+
+#include "kokoro/util/seeded_shuffle.hpp"
 
 namespace kokoro::data {
 
@@ -22,17 +24,6 @@ struct BucketingOptions {
   std::uint64_t seed = 0;
 };
 
-namespace detail {
-/// Fisher-Yates with mt19937_64 (whose output the standard fixes).
-template <class T>
-void shuffle(std::vector<T>& v, std::mt19937_64& rng) {
-  for (std::size_t i = v.size(); i > 1; --i) {
-    const auto j = static_cast<std::size_t>(rng() % i);
-    std::swap(v[i - 1], v[j]);
-  }
-}
-}  // namespace detail
-
 /// The batches (indices into `lengths`) of epoch `epoch`. A batch closes at
 /// batch_size clips, or earlier when one more clip would take the padded
 /// size (clips x longest) past max_frames_per_batch; a clip longer than the
@@ -43,7 +34,7 @@ inline std::vector<std::vector<std::size_t>> bucket_batches(
   std::mt19937_64 rng(options.seed * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(epoch));
   std::vector<std::size_t> order(lengths.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
-  detail::shuffle(order, rng);
+  seeded_shuffle(order, rng);
 
   const auto batch_size = static_cast<std::size_t>(std::max<std::int64_t>(1, options.batch_size));
   const std::size_t pool =
@@ -75,7 +66,7 @@ inline std::vector<std::vector<std::size_t>> bucket_batches(
     }
     if (!batch.empty() && !options.drop_last) batches.push_back(std::move(batch));
   }
-  detail::shuffle(batches, rng);
+  seeded_shuffle(batches, rng);
   return batches;
 }
 

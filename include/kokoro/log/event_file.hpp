@@ -1,6 +1,7 @@
-// TensorBoard's event-file format, written by hand (no protobuf library):
-// a file of records `u64 length | u32 masked crc32c(length) | data |
-// u32 masked crc32c(data)` (little-endian), each data an `Event` message:
+// TensorBoard's event-file format, written by hand: Debian packages no
+// TensorBoard .proto files, and a few fields of the protobuf wire format are
+// less than a protoc step in every consumer's build. A file of records `u64 length | u32 masked
+// crc32c(length) | data | u32 masked crc32c(data)` (little-endian), each data an `Event` message:
 // wall_time = 1 (double), step = 2 (int64), file_version = 3 (string),
 // summary = 5 (Summary { repeated Value value = 1 }). Value: tag = 1,
 // simple_value = 2 (float), image = 4, histo = 5, audio = 6, tensor = 8,
@@ -22,6 +23,7 @@
 #include "kokoro/core/media.hpp"
 #include "kokoro/log/png.hpp"
 #include "kokoro/util/crc32.hpp"
+#include "kokoro/util/endian.hpp"
 #include "kokoro/util/errors.hpp"
 #include "kokoro/util/wav.hpp"
 
@@ -78,9 +80,7 @@ class ProtoWriter {
   }
   template <class T>
   void little_endian(T value) {
-    char bytes[sizeof(T)];
-    std::memcpy(bytes, &value, sizeof(T));  // x86-64 and ARM64 are little-endian
-    out_.append(bytes, sizeof(T));
+    append_le(out_, value);
   }
 
   std::string out_;
@@ -192,15 +192,13 @@ class EventFileWriter {
   }
 
   void write_record(const std::string& data) {
-    const std::uint64_t length = data.size();
-    char header[8];
-    std::memcpy(header, &length, 8);
-    const std::uint32_t header_crc = detail::masked_crc32c({header, 8});
-    const std::uint32_t data_crc = detail::masked_crc32c(data);
-    out_.write(header, 8);
-    out_.write(reinterpret_cast<const char*>(&header_crc), 4);
-    out_.write(data.data(), static_cast<std::streamsize>(data.size()));
-    out_.write(reinterpret_cast<const char*>(&data_crc), 4);
+    std::string record;
+    record.reserve(data.size() + 16);
+    append_le<std::uint64_t>(record, data.size());
+    append_le(record, detail::masked_crc32c(record));
+    record += data;
+    append_le(record, detail::masked_crc32c(data));
+    out_.write(record.data(), static_cast<std::streamsize>(record.size()));
     if (!out_) throw Error(fmt::format("{}: write failed", path_.string()));
   }
 

@@ -1,60 +1,45 @@
-// Just enough JSON writing for the loggers: strings escaped per RFC 8259,
-// numbers (NaN and infinities become null, as JSON has neither), flat objects,
-// and the wall-clock timestamp (Unix seconds) every logger's rows carry.
+// The loggers' JSON, on nlohmann-json: metrics as objects that keep their
+// insertion order (rows read as they were logged), and the wall-clock
+// timestamp (Unix seconds) every logger's rows carry.
 #pragma once
 
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <string>
-#include <string_view>
 
-#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "kokoro/core/metrics.hpp"
 
 namespace kokoro {
 
+/// A JSON value whose objects keep the order their keys were added in.
+using Json = nlohmann::ordered_json;
+
 namespace detail {
 
-inline std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  for (const char ch : text) {
-    switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(ch) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<int>(ch));
-        } else {
-          out += ch;
-        }
+/// {"name": value, ...} in the metrics' order. Whole numbers (steps,
+/// epochs, counts) are written as integers, as services such as W&B expect
+/// of `_step`; nlohmann-json writes NaN and the infinities as null (JSON has
+/// neither), so a diverged loss still makes a valid row.
+inline Json json_object(const Metrics& metrics) {
+  Json out = Json::object();
+  for (const auto& [name, value] : metrics) {
+    constexpr double exact_integers = 9007199254740992.0;  // 2^53
+    if (std::isfinite(value) && value == std::trunc(value) && std::abs(value) < exact_integers) {
+      out[name] = static_cast<std::int64_t>(value);
+    } else {
+      out[name] = value;
     }
   }
-  return out + "\"";
+  return out;
 }
 
-/// JSON has no NaN or infinity: those become null.
-inline std::string json_number(double value) {
-  return std::isfinite(value) ? fmt::format("{}", value) : "null";
-}
-
-inline std::string json_object(const Metrics& metrics) {
-  std::string out = "{";
-  for (const auto& [name, value] : metrics) {
-    if (out.size() > 1) out += ",";
-    out += json_string(name) + ":" + json_number(value);
-  }
-  return out + "}";
+/// Compact JSON text. Invalid UTF-8 (a metric or file name from anywhere)
+/// is replaced rather than thrown: a log row must never stop a run.
+inline std::string dump(const Json& value) {
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 /// Seconds since the Unix epoch, as the "time" of JSONL rows, TensorBoard

@@ -36,17 +36,26 @@ class JsonlLogger {
   const std::filesystem::path& path() const { return path_; }
 
   void on_step(const StepContext& s) {
-    write(fmt::format(
-        R"({{"type":"step","time":{:.3f},"epoch":{},"global_step":{},"step_in_epoch":{},"samples":{},"step_taken":{},"metrics":{}}})",
-        detail::unix_seconds(), s.epoch, s.global_step, s.step_in_epoch, s.samples,
-        s.step_taken ? "true" : "false", detail::json_object(s.metrics)));
+    Json row = {{"type", "step"},
+                {"time", detail::unix_seconds()},
+                {"epoch", s.epoch},
+                {"global_step", s.global_step},
+                {"step_in_epoch", s.step_in_epoch},
+                {"samples", s.samples},
+                {"step_taken", s.step_taken},
+                {"metrics", detail::json_object(s.metrics)}};
+    write(row);
   }
 
   void on_epoch_end(const EpochContext& e) {
-    write(fmt::format(
-        R"({{"type":"epoch","time":{:.3f},"epoch":{},"global_step":{},"seconds":{},"train":{},"validation":{}}})",
-        detail::unix_seconds(), e.epoch, e.global_step, detail::json_number(e.seconds),
-        detail::json_object(e.train), detail::json_object(e.validation)));
+    Json row = {{"type", "epoch"},
+                {"time", detail::unix_seconds()},
+                {"epoch", e.epoch},
+                {"global_step", e.global_step},
+                {"seconds", e.seconds},
+                {"train", detail::json_object(e.train)},
+                {"validation", detail::json_object(e.validation)}};
+    write(row);
   }
 
  private:
@@ -57,9 +66,9 @@ class JsonlLogger {
     path_ = path;
   }
 
-  void write(const std::string& line) {
+  void write(const Json& row) {
     if (!out_) return;
-    *out_ << line << '\n';
+    *out_ << detail::dump(row) << '\n';
     out_->flush();
   }
 

@@ -4,6 +4,7 @@
 
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/core/make_policy.hpp"
@@ -44,6 +45,16 @@ class Loggers {
     each([&](auto& l) {
       if constexpr (MessageLogger<std::remove_reference_t<decltype(l)>>) l.on_message(message);
     });
+  }
+  /// Present only when one of the loggers has notices of its own.
+  std::vector<Message> take_messages() requires(SpeakingLogger<L> || ...) {
+    std::vector<Message> all;
+    each([&](auto& l) {
+      if constexpr (SpeakingLogger<std::remove_reference_t<decltype(l)>>) {
+        for (auto& m : l.take_messages()) all.push_back(std::move(m));
+      }
+    });
+    return all;
   }
   void on_train_end(const RunSummary& ctx) {
     each([&](auto& l) { notify_train_end(l, ctx); });

@@ -16,7 +16,7 @@
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/core/training_config.hpp"
 #include "kokoro/log/event_file.hpp"
-#include "kokoro/log/jsonl_logger.hpp"
+#include "kokoro/log/json.hpp"
 
 namespace kokoro {
 

@@ -12,7 +12,8 @@
 // Switched on by `logging.wandb`. Online when an API key is found
 // (WANDB_API_KEY, else the password for the API host in ~/.netrc, as
 // `wandb login` writes it) and WANDB_MODE is not offline/disabled/dryrun.
-// Otherwise it says once how to upload the TensorBoard files instead.
+// Otherwise it says once (a Message, through the Trainer) how to upload the
+// TensorBoard files instead.
 // Also read: WANDB_BASE_URL, WANDB_ENTITY, WANDB_PROJECT (when
 // logging.wandb_project is empty), WANDB_RUN_ID, WANDB_NAME.
 #pragma once
@@ -20,7 +21,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
@@ -32,12 +32,13 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include <unistd.h>
 
 #include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
@@ -89,33 +90,14 @@ inline std::string random_run_id() {
 }
 
 /// The configuration as W&B expects it: {"<section>": {"value": {...}, "desc": null}}.
-inline std::string config_json(const ConfigValues& settings) {
-  std::string out = "{";
-  std::string section;
+inline Json config_json(const ConfigValues& settings) {
+  Json out = Json::object();
   for (const auto& v : settings) {
-    if (section != v.section) {
-      if (!section.empty()) out += "},\"desc\":null},";
-      section = v.section;
-      out += json_string(section) + ":{\"value\":{";
-    } else {
-      out += ",";
-    }
-    out += json_string(v.key) + ":";
-    std::visit(
-        [&](const auto& value) {
-          using V = std::remove_cvref_t<decltype(value)>;
-          if constexpr (std::is_same_v<V, bool>) {
-            out += value ? "true" : "false";
-          } else if constexpr (std::is_arithmetic_v<V>) {
-            out += json_number(static_cast<double>(value));
-          } else {
-            out += json_string(value);
-          }
-        },
-        v.value);
+    auto& section = out[v.section];
+    if (section.is_null()) section = {{"value", Json::object()}, {"desc", nullptr}};
+    std::visit([&](const auto& value) { section["value"][v.key] = value; }, v.value);
   }
-  if (!section.empty()) out += "},\"desc\":null}";
-  return out + "}";
+  return out;
 }
 
 }  // namespace detail::wandb
@@ -178,10 +160,8 @@ namespace detail::wandb {
 /// The background sender: one thread, one queue of history lines.
 class Stream {
  public:
-  Stream(WandbSettings settings, std::string config_json)
-      : settings_(std::move(settings)),
-        config_json_(std::move(config_json)),
-        http_(settings_.http) {
+  Stream(WandbSettings settings, Json config)
+      : settings_(std::move(settings)), config_(std::move(config)), http_(settings_.http) {
     if (settings_.run_id.empty()) settings_.run_id = random_run_id();
     stats_.run_id = settings_.run_id;
     stats_.entity = settings_.entity;
@@ -270,66 +250,66 @@ class Stream {
         "bucket { id name project { name entity { name } } } inserted } }";
     char host[256] = "localhost";
     ::gethostname(host, sizeof(host) - 1);
-    std::string variables = fmt::format(
-        R"({{"name":{},"project":{},"entity":{},"config":{},"host":{},"program":"kokoro")",
-        json_string(settings_.run_id), json_string(settings_.project),
-        settings_.entity.empty() ? "null" : json_string(settings_.entity),
-        json_string(config_json_), json_string(host));
-    if (!settings_.run_name.empty())
-      variables += ",\"displayName\":" + json_string(settings_.run_name);
-    variables += "}";
+    Json variables = {{"name", settings_.run_id},
+                      {"project", settings_.project},
+                      {"entity", nullptr},
+                      {"config", detail::dump(config_)},  // a JSONString: JSON text in a string
+                      {"host", host},
+                      {"program", "kokoro"}};
+    if (!settings_.entity.empty()) variables["entity"] = settings_.entity;
+    if (!settings_.run_name.empty()) variables["displayName"] = settings_.run_name;
     const auto response =
         post(settings_.base_url + "/graphql",
-             fmt::format(R"({{"query":{},"variables":{}}})", json_string(mutation), variables));
+             detail::dump(Json{{"query", mutation}, {"variables", std::move(variables)}}));
     if (!response.ok()) return false;
-    try {
-      const auto reply = YAML::Load(response.body);  // JSON is YAML
-      if (reply["errors"] && reply["errors"].size() > 0) {
-        std::lock_guard lock(mutex_);
-        ++stats_.failed_requests;
-        stats_.last_error =
-            "run creation refused: " + reply["errors"][0]["message"].as<std::string>("?");
-        return false;
-      }
-      const auto entity = reply["data"]["upsertBucket"]["bucket"]["project"]["entity"]["name"];
-      std::lock_guard lock(mutex_);
-      if (entity && entity.IsScalar()) stats_.entity = entity.as<std::string>();
-      if (stats_.entity.empty()) {
-        stats_.last_error = "run creation: the reply names no entity; set WANDB_ENTITY";
-        return false;
-      }
-      stats_.run_created = true;
-      return true;
-    } catch (const YAML::Exception&) {
-      std::lock_guard lock(mutex_);
-      stats_.last_error = "run creation: the reply is not JSON";
+    const auto reply = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    std::lock_guard lock(mutex_);
+    if (reply.is_discarded() || !reply.is_object()) {
+      stats_.last_error = "run creation: the reply is not a JSON object";
       return false;
     }
+    if (const auto errors = reply.find("errors");
+        errors != reply.end() && errors->is_array() && !errors->empty()) {
+      ++stats_.failed_requests;
+      const auto& first = errors->front();
+      stats_.last_error =
+          "run creation refused: " +
+          (first.is_object() && first.contains("message") && first["message"].is_string()
+               ? first["message"].get<std::string>()
+               : std::string("?"));
+      return false;
+    }
+    static const Json::json_pointer entity_at("/data/upsertBucket/bucket/project/entity/name");
+    if (reply.contains(entity_at) && reply[entity_at].is_string()) {
+      stats_.entity = reply[entity_at].get<std::string>();
+    }
+    if (stats_.entity.empty()) {
+      stats_.last_error = "run creation: the reply names no entity; set WANDB_ENTITY";
+      return false;
+    }
+    stats_.run_created = true;
+    return true;
   }
 
   /// One batch of queued lines (and the summary, if it changed); true when
   /// the server took it.
   bool send_batch(std::unique_lock<std::mutex>& lock) {
     const std::size_t count = std::min<std::size_t>(rows_.size(), 1000);
-    std::string files;
+    Json files = Json::object();
     if (count > 0) {
-      std::string content;
-      for (std::size_t i = 0; i < count; ++i) {
-        if (i) content += ",";
-        content += json_string(rows_[i]);
-      }
-      files += fmt::format(R"("wandb-history.jsonl":{{"offset":{},"content":[{}]}})",
-                           stats_.rows_sent, content);
+      Json content = Json::array();
+      for (std::size_t i = 0; i < count; ++i) content.push_back(rows_[i]);
+      files["wandb-history.jsonl"] = {{"offset", stats_.rows_sent},
+                                      {"content", std::move(content)}};
     }
     const bool with_summary = summary_dirty_;
     if (with_summary) {
-      if (!files.empty()) files += ",";
-      files += fmt::format(R"("wandb-summary.json":{{"offset":0,"content":[{}]}})",
-                           json_string(summary_));
+      files["wandb-summary.json"] = {{"offset", 0}, {"content", Json::array({summary_})}};
     }
+    const std::string body = detail::dump(Json{{"files", std::move(files)}});
     const auto version = summary_version_;
     lock.unlock();
-    const bool ok = post(file_stream_url(), "{\"files\":{" + files + "}}").ok();
+    const bool ok = post(file_stream_url(), body).ok();
     lock.lock();
     if (ok) {
       rows_.erase(rows_.begin(), rows_.begin() + static_cast<std::ptrdiff_t>(count));
@@ -370,7 +350,7 @@ class Stream {
           const int code = exit_code_;
           lock.unlock();
           const bool acknowledged =
-              post(file_stream_url(), fmt::format(R"({{"complete":true,"exitcode":{}}})", code))
+              post(file_stream_url(), detail::dump(Json{{"complete", true}, {"exitcode", code}}))
                   .ok();
           lock.lock();
           stats_.finished = acknowledged;
@@ -384,7 +364,7 @@ class Stream {
   }
 
   WandbSettings settings_;
-  std::string config_json_;
+  Json config_;
   HttpClient http_;
   mutable std::mutex mutex_;
   std::condition_variable cv_;
@@ -417,13 +397,14 @@ class WandbLogger {
       pending_ = std::move(settings);
     } else {
       const auto dir = std::filesystem::path(config.logging.output_dir) / "tensorboard";
-      std::printf(
-          "kokoro: W&B is %s; upload this run later with: wandb sync --sync-tensorboard %s%s\n",
-          settings.api_key.empty() ? "on but no API key was found (WANDB_API_KEY or ~/.netrc)"
-                                   : fmt::format("in {} mode", settings.mode).c_str(),
-          dir.string().c_str(),
-          config.logging.tensorboard ? "" : " (set logging.tensorboard: true)");
-      std::fflush(stdout);
+      notices_.push_back(
+          {.level = Message::Level::info,
+           .text = fmt::format(
+               "W&B is {}; upload this run later with: wandb sync --sync-tensorboard {}{}",
+               settings.api_key.empty() ? "on but no API key was found (WANDB_API_KEY or ~/.netrc)"
+                                        : fmt::format("in {} mode", settings.mode),
+               dir.string(),
+               config.logging.tensorboard ? "" : " (set logging.tensorboard: true)")});
     }
   }
 
@@ -442,9 +423,9 @@ class WandbLogger {
     }
     if (!stream_) return;
     const auto& s = stream_->settings();
-    std::printf("kokoro: streaming to W&B project '%s' as run %s\n", s.project.c_str(),
-                s.run_id.c_str());
-    std::fflush(stdout);
+    notices_.push_back(
+        {.level = Message::Level::info,
+         .text = fmt::format("streaming to W&B project '{}' as run {}", s.project, s.run_id)});
   }
 
   void on_step(const StepContext& s) {
@@ -476,19 +457,23 @@ class WandbLogger {
     const auto& s = stream_->settings();
     const std::string app = s.base_url == "https://api.wandb.ai" ? "https://wandb.ai" : s.base_url;
     if (st.run_created) {
-      std::printf("kokoro: W&B run %s/%s/%s/runs/%s: %lld rows sent, %lld dropped, %lld unsent%s\n",
-                  app.c_str(), st.entity.c_str(), s.project.c_str(), st.run_id.c_str(),
-                  static_cast<long long>(st.rows_sent), static_cast<long long>(st.rows_dropped),
-                  static_cast<long long>(st.rows_unsent),
-                  st.finished ? "" : " (not marked finished)");
+      notices_.push_back(
+          {.level = Message::Level::info,
+           .text = fmt::format("W&B run {}/{}/{}/runs/{}: {} rows sent, {} dropped, {} unsent{}",
+                               app, st.entity, s.project, st.run_id, st.rows_sent, st.rows_dropped,
+                               st.rows_unsent, st.finished ? "" : " (not marked finished)")});
     } else {
-      std::printf(
-          "kokoro: W&B run was not created (%s); upload later with: wandb sync "
-          "--sync-tensorboard <output_dir>/tensorboard\n",
-          st.last_error.c_str());
+      notices_.push_back(
+          {.level = Message::Level::warning,
+           .text = fmt::format("W&B run was not created ({}); upload later with: wandb sync "
+                               "--sync-tensorboard <output_dir>/tensorboard",
+                               st.last_error)});
     }
-    std::fflush(stdout);
   }
+
+  /// What this logger has to say (where the run streams, how to upload it
+  /// later, what was sent): the Trainer passes it to the loggers that print.
+  std::vector<Message> take_messages() { return std::exchange(notices_, {}); }
 
  private:
   void send(Metrics row) {
@@ -498,8 +483,8 @@ class WandbLogger {
     row.set("_runtime", runtime);
     row.set("_timestamp", detail::unix_seconds());
     for (const auto& [name, value] : row) summary_.set(name, value);
-    stream_->push(detail::json_object(row));
-    stream_->set_summary(detail::json_object(summary_));
+    stream_->push(detail::dump(detail::json_object(row)));
+    stream_->set_summary(detail::dump(detail::json_object(summary_)));
   }
 
   std::unique_ptr<detail::wandb::Stream> stream_;
@@ -507,6 +492,7 @@ class WandbLogger {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   std::int64_t step_ = 0;
   Metrics summary_;
+  std::vector<Message> notices_;
 };
 
 static_assert(LoggerPolicy<WandbLogger>);

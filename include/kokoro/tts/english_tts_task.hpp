@@ -110,9 +110,12 @@ class EnglishTtsTask {
     media.images.push_back(spectrogram_image("samples/teacher_forced_mel", teacher_forced.t()));
     media.images.push_back(spectrogram_image("samples/synthesized_mel", generated.t()));
     const int rate = static_cast<int>(config_.audio.sample_rate);
-    media.audio.push_back(AudioClip{"samples/synthesized", rate, vocoder_(generated)});
-    media.audio.push_back(AudioClip{"samples/target_griffin_lim", rate, vocoder_(target)});
-    media.texts.push_back(Text{"samples/text", clips.front().id + ": " + clips.front().text});
+    media.audio.push_back(AudioClip{
+        .tag = "samples/synthesized", .sample_rate = rate, .samples = vocoder_(generated)});
+    media.audio.push_back(AudioClip{
+        .tag = "samples/target_griffin_lim", .sample_rate = rate, .samples = vocoder_(target)});
+    media.texts.push_back(
+        Text{.tag = "samples/text", .text = clips.front().id + ": " + clips.front().text});
   }
 
   StateDict state_dict() const {

@@ -1,6 +1,7 @@
 // WAV encoding (RIFF, 16-bit PCM, mono): the one WAV writer, for TensorBoard's
 // audio plugin, the samples written to disk and the demo corpus. Written by
-// hand because it is 20 lines; reading WAV (and every other format) goes
+// hand (20 lines) because the framework's loggers must not need libsndfile,
+// which only kokoro::tts links; reading WAV (and every other format) goes
 // through libsndfile (audio/audio_file.hpp).
 #pragma once
 

@@ -27,6 +27,7 @@
 #include "kokoro/tts/data/batch.hpp"
 #include "kokoro/util/atomic_file.hpp"
 #include "kokoro/util/crc32.hpp"
+#include "kokoro/util/endian.hpp"
 #include "kokoro/util/errors.hpp"
 
 namespace kokoro::tts {
@@ -50,17 +51,6 @@ namespace detail::feature_cache {
 inline constexpr char kMagic[8] = {'K', 'K', 'F', 'E', 'A', 'T', '0', '1'};
 inline constexpr std::size_t kHeaderBytes = 8 + 8 + 8 + 8 + 8 + 4;
 
-template <class T>
-void put(std::string& out, const T& v) {
-  out.append(reinterpret_cast<const char*>(&v), sizeof(T));
-}
-template <class T>
-T get(const std::string& in, std::size_t& at) {
-  T v;
-  std::memcpy(&v, in.data() + at, sizeof(T));
-  at += sizeof(T);
-  return v;
-}
 }  // namespace detail::feature_cache
 
 /// Writes one clip's features atomically (a crash leaves the old file or none).
@@ -71,16 +61,16 @@ inline void write_cache_file(const std::filesystem::path& path, const TtsItem& i
   const auto ids = item.phonemes.to(torch::kLong).contiguous();
   const auto durations = item.durations.to(torch::kLong).contiguous();
   std::string out(kMagic, 8);
-  put(out, source_hash);
-  put<std::int64_t>(out, mel.size(0));
-  put<std::int64_t>(out, mel.size(1));
-  put<std::int64_t>(out, ids.size(0));
-  put(out, flags);
+  append_le(out, source_hash);
+  append_le<std::int64_t>(out, mel.size(0));
+  append_le<std::int64_t>(out, mel.size(1));
+  append_le<std::int64_t>(out, ids.size(0));
+  append_le(out, flags);
   out.append(reinterpret_cast<const char*>(mel.data_ptr<float>()), mel.numel() * sizeof(float));
   out.append(reinterpret_cast<const char*>(ids.data_ptr<std::int64_t>()), ids.numel() * 8);
   out.append(reinterpret_cast<const char*>(durations.data_ptr<std::int64_t>()),
              durations.numel() * 8);
-  put(out, Crc32Ieee().update(out).value());
+  append_le(out, Crc32Ieee().update(out).value());
   write_file_atomically(path, out);
 }
 
@@ -95,11 +85,11 @@ inline std::optional<CacheHeader> read_cache_header(const std::filesystem::path&
   if (std::memcmp(head.data(), kMagic, 8) != 0) return std::nullopt;
   std::size_t at = 8;
   CacheHeader h;
-  h.source_hash = get<std::uint64_t>(head, at);
-  h.frames = get<std::int64_t>(head, at);
-  h.n_mels = get<std::int64_t>(head, at);
-  h.tokens = get<std::int64_t>(head, at);
-  h.flags = get<std::uint32_t>(head, at);
+  h.source_hash = read_le<std::uint64_t>(head, at);
+  h.frames = read_le<std::int64_t>(head, at);
+  h.n_mels = read_le<std::int64_t>(head, at);
+  h.tokens = read_le<std::int64_t>(head, at);
+  h.flags = read_le<std::uint32_t>(head, at);
   if (h.frames < 0 || h.n_mels <= 0 || h.tokens < 0) return std::nullopt;
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
@@ -117,8 +107,8 @@ inline TtsItem read_cache_file(const std::filesystem::path& path, std::string id
   if (!header) throw Error(fmt::format("{}: not a complete feature-cache file", path.string()));
   std::ifstream in(path, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::uint32_t stored = 0;
-  std::memcpy(&stored, bytes.data() + bytes.size() - 4, 4);
+  std::size_t tail = bytes.size() - 4;
+  const auto stored = read_le<std::uint32_t>(bytes, tail);
   if (Crc32Ieee().update(bytes.data(), bytes.size() - 4).value() != stored) {
     throw Error(fmt::format("{}: checksum mismatch (damaged feature-cache file)", path.string()));
   }
