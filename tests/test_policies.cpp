@@ -90,12 +90,16 @@ TEST_CASE_TEMPLATE("a scheduler keeps the rate positive and at most the base rat
   S scheduler;
   for (std::int64_t epoch = 0; epoch < 10; ++epoch) {
     for (std::int64_t step = 1; step <= 5; ++step) {
-      scheduler.on_step(ScheduleClock{epoch, step, 5, epoch * 5 + step});
+      scheduler.on_step(ScheduleClock{.epoch = epoch,
+                                      .step_in_epoch = step,
+                                      .steps_per_epoch = 5,
+                                      .global_step = epoch * 5 + step});
       const double lr = scheduler.lr(1e-3);
       CHECK(lr > 0.0);
       CHECK(lr <= 1e-3);
     }
-    scheduler.on_epoch_end(ScheduleClock{epoch, 5, 5, epoch * 5 + 5});
+    scheduler.on_epoch_end(ScheduleClock{
+        .epoch = epoch, .step_in_epoch = 5, .steps_per_epoch = 5, .global_step = epoch * 5 + 5});
   }
 }
 

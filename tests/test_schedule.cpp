@@ -51,9 +51,11 @@ std::vector<double> rates(S& schedule, std::int64_t epochs, std::int64_t steps,
   for (std::int64_t e = first_epoch; e < first_epoch + epochs; ++e) {
     for (std::int64_t s = 1; s <= steps; ++s) {
       out.push_back(schedule.lr(base));
-      schedule.on_step(ScheduleClock{e, s, steps, ++global});
+      schedule.on_step(ScheduleClock{
+          .epoch = e, .step_in_epoch = s, .steps_per_epoch = steps, .global_step = ++global});
     }
-    schedule.on_epoch_end(ScheduleClock{e, steps, steps, global});
+    schedule.on_epoch_end(ScheduleClock{
+        .epoch = e, .step_in_epoch = steps, .steps_per_epoch = steps, .global_step = global});
   }
   out.push_back(schedule.lr(base));
   return out;

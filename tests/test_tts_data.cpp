@@ -230,7 +230,8 @@ TEST_CASE("LJSpeech metadata: quotes kept, bad lines named and skipped, the rest
 TEST_CASE("the validation split is deterministic, sized, and stable as the corpus grows") {
   std::vector<Utterance> clips;
   for (int i = 0; i < 200; ++i)
-    clips.push_back(Utterance{fmt::format("c{:03}", i), "t", "t", {}, {}, i});
+    clips.push_back(
+        Utterance{.id = fmt::format("c{:03}", i), .text = "t", .normalized = "t", .line = i});
   const auto [train, valid] = split_train_validation(clips, 0.05, 42);
   CHECK(valid.size() == 10);
   CHECK(train.size() == 190);
@@ -248,7 +249,8 @@ TEST_CASE("the validation split is deterministic, sized, and stable as the corpu
   // A validation clip stays one when clips are added (unless displaced by a
   // newcomer with a smaller hash: most stay).
   for (int i = 200; i < 210; ++i)
-    clips.push_back(Utterance{fmt::format("c{:03}", i), "t", "t", {}, {}, i});
+    clips.push_back(
+        Utterance{.id = fmt::format("c{:03}", i), .text = "t", .normalized = "t", .line = i});
   const auto grown = ids(split_train_validation(clips, 0.05, 42).second);
   int kept = 0;
   for (const auto& id : ids(valid)) kept += static_cast<int>(grown.count(id));

@@ -76,7 +76,9 @@ inline std::vector<float> load_audio(const std::filesystem::path& path, int samp
     throw Error(fmt::format("{}: truncated: the header promises {} frames, {} could be read",
                             path.string(), format.frames, read));
   }
-  if (info) *info = AudioInfo{format.samplerate, format.channels, format.frames};
+  if (info)
+    *info = AudioInfo{
+        .sample_rate = format.samplerate, .channels = format.channels, .frames = format.frames};
   std::vector<float> mono(static_cast<std::size_t>(format.frames));
   for (std::size_t i = 0; i < mono.size(); ++i) {
     double sum = 0.0;

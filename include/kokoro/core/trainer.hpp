@@ -724,7 +724,12 @@ class Trainer {
     }
   }
 
-  ScheduleClock clock() const { return {epoch_, step_in_epoch_, steps_per_epoch_, global_step_}; }
+  ScheduleClock clock() const {
+    return {.epoch = epoch_,
+            .step_in_epoch = step_in_epoch_,
+            .steps_per_epoch = steps_per_epoch_,
+            .global_step = global_step_};
+  }
 
   void apply_learning_rates() {
     auto& groups = optimizer_->param_groups();

@@ -50,7 +50,7 @@ class CpuMemoryReader {
     const auto m = CpuDevice().memory();
     const auto total =
         limit_ > 0 && (m.total_bytes <= 0 || limit_ < m.total_bytes) ? limit_ : m.total_bytes;
-    return {m.used_bytes, total};
+    return {.used_bytes = m.used_bytes, .total_bytes = total};
   }
   PressureThresholds profile() const { return kCpuPressure; }
   std::int64_t limit_bytes() const { return limit_; }
@@ -68,9 +68,9 @@ class CudaMemoryReader {
 #if defined(KOKORO_CUDA_RUNTIME)
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index_);
     const auto reserved = stats.reserved_bytes[0].current;  // aggregate pool
-    return {reserved, m.total_bytes};
+    return {.used_bytes = reserved, .total_bytes = m.total_bytes};
 #else
-    return {m.used_bytes, m.total_bytes};
+    return {.used_bytes = m.used_bytes, .total_bytes = m.total_bytes};
 #endif
   }
   PressureThresholds profile() const { return kCudaPressure; }

@@ -357,7 +357,8 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
 
   // Split by id, so that the split does not move when a clip fails.
   std::vector<Utterance> by_id;
-  for (const auto& c : usable) by_id.push_back(Utterance{c.id, c.text, c.text, {}, {}, 0});
+  for (const auto& c : usable)
+    by_id.push_back(Utterance{.id = c.id, .text = c.text, .normalized = c.text});
   const auto [train_ids, valid_ids] = split_train_validation(
       by_id, data.validation_split, static_cast<std::uint64_t>(config.training.seed));
   std::map<std::string, bool> is_valid;

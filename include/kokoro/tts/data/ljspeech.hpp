@@ -26,9 +26,9 @@ struct Utterance {
   std::string id;
   std::string text;        ///< the transcription as written
   std::string normalized;  ///< the normalised transcription (the text when the column is empty)
-  std::filesystem::path audio;
-  std::filesystem::path alignment;  ///< the TextGrid path (it may not exist)
-  std::int64_t line = 0;            ///< line in metadata.csv
+  std::filesystem::path audio{};
+  std::filesystem::path alignment{};  ///< the TextGrid path (it may not exist)
+  std::int64_t line = 0;              ///< line in metadata.csv
 };
 
 struct Metadata {
