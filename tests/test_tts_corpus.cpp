@@ -6,6 +6,7 @@
 #include <kokoro/tts/data/corpus.hpp>
 #include <kokoro/tts/data/tts_data.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <set>
@@ -49,6 +50,10 @@ TEST_CASE("the demo corpus gives features whose durations come from its alignmen
   CHECK(r.usable == 8);
   CHECK(r.computed == 8);
   CHECK(r.uniform_durations == 0);  // every TextGrid matched the phonemizer
+  CHECK(r.aligned == 8);            // espeak-ng's own grids: every phone paired exactly
+  CHECK(r.mean_match_score() == 1.0);
+  CHECK(r.summary().find("aligned from TextGrids: 8 clips, mean match score 1.000") !=
+        std::string::npos);
   CHECK(r.skipped.empty());
   CHECK(r.unknown_symbols.empty());
   CHECK(corpus.validation.size() == 2);
@@ -68,6 +73,8 @@ TEST_CASE("the demo corpus gives features whose durations come from its alignmen
   const auto again = prepare_corpus(config, processor, tiny_corpus(), cache);
   CHECK(again.report.from_cache == 8);
   CHECK(again.report.computed == 0);
+  CHECK(again.report.aligned == 8);  // the cache keeps each clip's match score
+  CHECK(again.report.mean_match_score() == 1.0);
   CHECK(again.cache_dir == corpus.cache_dir);
   // Other audio settings: another folder, everything computed afresh.
   auto other = config;
@@ -142,6 +149,48 @@ TEST_CASE("bad clips are skipped, named and counted; the rest of the corpus trai
   CHECK(flipped.skipped.at("no alignment") == 1);
   CHECK(flipped.uniform_durations == 1);
   CHECK(flipped.usable == 6);
+  fs::remove_all(root);
+  fs::remove_all(cache);
+}
+
+TEST_CASE("a TextGrid a little longer than its audio aligns; one far longer is a mismatch") {
+  const auto root = test::scratch_dir("tts-long-grids");
+  fs::copy(tiny_corpus(), root, fs::copy_options::recursive);
+  const auto ids = [&] {
+    std::vector<std::string> out;
+    std::ifstream in(root / "metadata.csv");
+    for (std::string line; std::getline(in, line);) out.push_back(line.substr(0, line.find('|')));
+    return out;
+  }();
+  // Clip 0's grid ends 40 ms after its audio, clip 1's 2 s after: the last
+  // interval of each tier (silence) and the grid are stretched.
+  const auto stretch = [&](const std::string& id, double seconds) {
+    const auto path = root / "TextGrid" / (id + ".TextGrid");
+    auto grid = read_textgrid(path);
+    grid.xmax += seconds;
+    for (auto& tier : grid.tiers) tier.intervals.back().end += seconds;
+    write_textgrid(grid, path);
+  };
+  stretch(ids[0], 0.040);
+  stretch(ids[1], 2.0);
+  const auto cache = test::scratch_dir("tts-long-grids-cache");
+  const EnglishPhonemeProcessor processor;
+  const auto corpus = prepare_corpus(corpus_config(), processor, root, cache);
+  const auto& r = corpus.report;
+  CHECK(r.usable == 7);
+  CHECK(r.aligned == 7);
+  CHECK(r.skipped.at("alignment mismatch") == 1);
+  const auto message = std::find_if(r.messages.begin(), r.messages.end(), [&](const auto& m) {
+    return m.find(ids[1] + ".TextGrid") != std::string::npos;
+  });
+  REQUIRE(message != r.messages.end());
+  CHECK(message->find("but the audio lasts") != std::string::npos);
+  CHECK(message->find("(+2000 ms, over data.alignment_tolerance_ms = 100)") != std::string::npos);
+  // The 40 ms clip's durations still sum to its frames.
+  for (const auto& clip : corpus.train) {
+    const auto item = TtsData::load(clip);
+    CHECK(item.durations.sum().item<std::int64_t>() == clip.frames);
+  }
   fs::remove_all(root);
   fs::remove_all(cache);
 }

@@ -3,8 +3,13 @@
 // rounds them, and the alignment of MFA phones to G2P tokens.
 #include <doctest/doctest.h>
 
+#include <fmt/format.h>
+
+#include <kokoro/tts/align/phone_projection.hpp>
 #include <kokoro/tts/align/textgrid.hpp>
 #include <kokoro/tts/text/normalizer.hpp>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -12,6 +17,8 @@
 #include <iterator>
 #include <numeric>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #ifndef KOKORO_TEST_DATA
@@ -545,17 +552,13 @@ TEST_CASE("a missing file is reported by name") {
 }
 
 TEST_CASE("silence labels of MFA 1.x and 2.x") {
-  CHECK(tts::is_silence_label(""));
-  CHECK(tts::is_silence_label("  "));
-  CHECK(tts::is_silence_label("sil"));
-  CHECK(tts::is_silence_label("sp"));
-  CHECK(tts::is_silence_label("spn"));
-  CHECK(tts::is_silence_label(" sil\t"));
-  CHECK(tts::is_silence_label("SIL"));
-  CHECK_FALSE(tts::is_silence_label("s"));
-  CHECK_FALSE(tts::is_silence_label("AH0"));
-  CHECK_FALSE(tts::is_silence_label("silk"));
-  CHECK_FALSE(tts::is_silence_label("<eps>"));
+  using tts::LabelKind;
+  for (const char* silence : {"", "  ", "sil", "sp", " sil\t", "SIL", "<eps>"})
+    CHECK(tts::label_kind(silence) == LabelKind::silence);
+  CHECK(tts::label_kind("spn") == LabelKind::spoken_noise);
+  CHECK(tts::label_kind("SPN") == LabelKind::spoken_noise);
+  for (const char* phone : {"s", "AH0", "silk", "\xC9\x99"})
+    CHECK(tts::label_kind(phone) == LabelKind::phone);
 }
 
 // ---- frame durations ----------------------------------------------------------
@@ -614,25 +617,48 @@ TEST_CASE("frame_durations rejects what it cannot honour") {
 
 // ---- alignment to G2P tokens ----------------------------------------------------
 
-TEST_CASE("phone labels match after stress and length marks are removed") {
-  CHECK(tts::phone_labels_match("AH0", "AH"));
-  CHECK(tts::phone_labels_match("AE1", "AE2"));
-  CHECK(
-      tts::phone_labels_match("\xCB\x88"
-                              "a",
-                              "a"));  // ˈa
-  CHECK(tts::phone_labels_match("'E", "E"));
-  CHECK(tts::phone_labels_match("a\xCB\x90", "a:"));  // aː
-  CHECK(
-      tts::phone_labels_match("\xCB\x8C"
-                              "o\xCB\x91",
-                              "o"));  // ˌoˑ
-  CHECK(tts::phone_labels_match(" T ", "T"));
-  CHECK_FALSE(tts::phone_labels_match("a", "A"));
-  CHECK_FALSE(tts::phone_labels_match("a", "\xC9\x91"));  // ɑ
-  CHECK_FALSE(tts::phone_labels_match("AH", "AA"));
-  CHECK_FALSE(tts::phone_labels_match("1", "2"));
-  CHECK_FALSE(tts::phone_labels_match("", ""));
+const tts::ProjectionOptions kArpabetTokens{.token_set = tts::PhoneSet::arpabet};
+
+tts::TokenProjection project(const std::vector<std::string>& tokens, const tts::Tier& tier,
+                             const std::vector<std::int64_t>& frames,
+                             const tts::ProjectionOptions& options = kArpabetTokens) {
+  return tts::project_durations(tokens, tier, frames, is_pause, options);
+}
+
+TEST_CASE("the phone table relates espeak-ng, ARPAbet and MFA's IPA") {
+  using tts::PhoneSet;
+  const auto cost = [](std::string_view a, PhoneSet sa, std::string_view b, PhoneSet sb) {
+    return tts::phone_distance(tts::phone_features(a, sa), tts::phone_features(b, sb));
+  };
+  // The same sound in three notations, stress and variant marks ignored.
+  CHECK(cost("DH", PhoneSet::arpabet, "D", PhoneSet::espeak) == 0.0);
+  CHECK(cost("DH", PhoneSet::arpabet, "\xC3\xB0", PhoneSet::ipa) == 0.0);  // ð
+  CHECK(cost("AH0", PhoneSet::arpabet, "@2", PhoneSet::espeak) == 0.0);    // ə
+  CHECK(cost("AH1", PhoneSet::arpabet, "'V", PhoneSet::espeak) == 0.0);    // ʌ
+  CHECK(cost("ER0", PhoneSet::arpabet, "3", PhoneSet::espeak) == 0.0);     // ɚ
+  CHECK(cost("AY1", PhoneSet::arpabet, "aj", PhoneSet::ipa) == 0.0);
+  CHECK(cost("G", PhoneSet::arpabet, "\xC9\xA1", PhoneSet::ipa) == 0.0);   // ɡ U+0261
+  CHECK(cost("T", PhoneSet::arpabet, "t\xCA\xB0", PhoneSet::ipa) == 0.0);  // tʰ
+  CHECK(cost("N", PhoneSet::espeak, "NG", PhoneSet::arpabet) == 0.0);      // ŋ, not n
+  CHECK(cost("ow", PhoneSet::ipa, "oU#", PhoneSet::espeak) == 0.0);
+  // Near sounds cost less than far ones; unrelated ones cost 1.
+  const double schwa_for_full = cost("AH0", PhoneSet::arpabet, "I2", PhoneSet::espeak);
+  const double glottal_for_t = cost("\xCA\x94", PhoneSet::ipa, "t", PhoneSet::espeak);  // ʔ
+  CHECK(schwa_for_full > 0.0);
+  CHECK(schwa_for_full < 0.5);
+  CHECK(glottal_for_t < 0.5);
+  CHECK(cost("S", PhoneSet::arpabet, "Z", PhoneSet::arpabet) <
+        cost("S", PhoneSet::arpabet, "M", PhoneSet::arpabet));
+  CHECK(cost("IY1", PhoneSet::arpabet, "k", PhoneSet::espeak) == 1.0);
+  CHECK_FALSE(tts::phone_features(";#", PhoneSet::espeak).has_value());
+  CHECK(tts::phone_distance(std::nullopt, tts::phone_features("k", PhoneSet::espeak)) == 1.0);
+}
+
+TEST_CASE("a grid's phone set is told from its labels") {
+  CHECK(tts::guess_phone_set({"DH", "AH0", "K", "AE1", "T"}) == tts::PhoneSet::arpabet);
+  CHECK(tts::guess_phone_set({"\xC3\xB0", "\xC9\x99", "k", "\xC3\xA6", "t"}) ==
+        tts::PhoneSet::ipa);  // ð ə k æ t
+  CHECK(tts::guess_phone_set({"D", "@", "k", "'a", "t"}) == tts::PhoneSet::espeak);
 }
 
 TEST_CASE("the fixture aligns to its G2P tokens with silences on the edges") {
@@ -641,78 +667,245 @@ TEST_CASE("the fixture aligns to its G2P tokens with silences on the edges") {
   const auto frames = tts::frame_durations(phones, 22050, 256, 91);
   const std::vector<std::string> tokens = {"DH", "AH", " ",  "K", "AE", "T",
                                            " ",  "S",  "AE", "T", "."};
-  const auto a = tts::align_durations(tokens, phones, frames, is_pause);
-  REQUIRE_MESSAGE(a.ok, a.reason);
+  const auto a = project(tokens, phones, frames);
+  REQUIRE_MESSAGE(a.ok, a.problem);
   // The leading silence joins the first token; the trailing one the final ".".
   CHECK(a.durations == std::vector<std::int64_t>{14, 4, 0, 8, 11, 8, 0, 9, 15, 9, 13});
   CHECK(sum(a.durations) == sum(frames));
+  CHECK(a.match_score == 1.0);
+  CHECK(a.exact_pairs == 7);    // AH0 is a schwa, the token AH a full vowel:
+  CHECK(a.similar_pairs == 1);  // similar, and paired
 }
 
 TEST_CASE("a leading pause token takes the leading silence") {
   const auto tier = phones_of({"sil", "HH", "AY1"});
-  const auto a = tts::align_durations({" ", "HH", "AY"}, tier, {5, 3, 7}, is_pause);
-  REQUIRE_MESSAGE(a.ok, a.reason);
+  const auto a = project({" ", "HH", "AY"}, tier, {5, 3, 7});
+  REQUIRE_MESSAGE(a.ok, a.problem);
   CHECK(a.durations == std::vector<std::int64_t>{5, 3, 7});
 }
 
 TEST_CASE("a silence between words goes to the pause token there") {
   const auto tier = phones_of({"K", "AE1", "T", "sp", "S", "AE1", "T"});
   const std::vector<std::string> tokens = {"K", "AE", "T", ",", " ", "S", "AE", "T"};
-  const auto a = tts::align_durations(tokens, tier, {1, 2, 3, 4, 5, 6, 7}, is_pause);
-  REQUIRE_MESSAGE(a.ok, a.reason);
+  const auto a = project(tokens, tier, {1, 2, 3, 4, 5, 6, 7});
+  REQUIRE_MESSAGE(a.ok, a.problem);
   CHECK(a.durations == std::vector<std::int64_t>{1, 2, 3, 4, 0, 5, 6, 7});
 }
 
 TEST_CASE("a silence where G2P put no pause goes to the previous token") {
   const auto tier = phones_of({"K", "AE1", "", "T", "", ""});
-  const auto a = tts::align_durations({"K", "AE", "T", "."}, tier, {1, 2, 3, 4, 5, 6}, is_pause);
-  REQUIRE_MESSAGE(a.ok, a.reason);
-  // The first trailing silence takes ".", the second joins it.
+  const auto a = project({"K", "AE", "T", "."}, tier, {1, 2, 3, 4, 5, 6});
+  REQUIRE_MESSAGE(a.ok, a.problem);
+  // Both trailing silences go to "." (the pause token after the last phone).
   CHECK(a.durations == std::vector<std::int64_t>{1, 5, 4, 11});
   CHECK(sum(a.durations) == 21);
 }
 
 TEST_CASE("pause tokens without a silence keep zero frames, even at the end") {
   const auto tier = phones_of({"HH", "AY1"});
-  const auto a = tts::align_durations({" ", "HH", "-", "AY", "!", " "}, tier, {3, 4}, is_pause);
-  REQUIRE_MESSAGE(a.ok, a.reason);
+  const auto a = project({" ", "HH", "-", "AY", "!", " "}, tier, {3, 4});
+  REQUIRE_MESSAGE(a.ok, a.problem);
   CHECK(a.durations == std::vector<std::int64_t>{0, 3, 0, 4, 0, 0});
 }
 
-TEST_CASE("a phone that differs from the next token is a mismatch naming both") {
+TEST_CASE("a phone that differs from its token is paired by similarity and scored") {
+  // B for T: both stops, a few places apart: a similar pair, not a mismatch.
   const auto tier = phones_of({"", "K", "AE1", "B"});
-  const auto a = tts::align_durations({"K", "AE", " ", "T"}, tier, {1, 2, 3, 4}, is_pause);
-  CHECK_FALSE(a.ok);
-  CHECK(a.durations.empty());
-  CHECK(a.reason == "phones interval [4] \"B\" does not match token 3 \"T\"");
+  const auto a = project({"K", "AE", " ", "T"}, tier, {1, 2, 3, 4});
+  REQUIRE_MESSAGE(a.ok, a.problem);
+  CHECK(a.durations == std::vector<std::int64_t>{3, 3, 0, 4});
+  CHECK(a.exact_pairs == 2);
+  CHECK(a.similar_pairs == 1);
+  CHECK(a.match_score == 1.0);
+  CHECK(a.interval_of_token == std::vector<std::int64_t>{1, 2, -1, 3});
 }
 
-TEST_CASE("phone tokens left after the last interval are a mismatch") {
+TEST_CASE("a token the aligner has no phone for shares its neighbour's frames") {
   const auto tier = phones_of({"K", "AE1"});
-  const auto a = tts::align_durations({"K", "AE", "T", "."}, tier, {1, 2}, is_pause);
-  CHECK_FALSE(a.ok);
-  CHECK(a.reason ==
-        "phones ends with interval [2] \"AE1\" but token 2 \"T\" still expects a phone");
+  const auto a = project({"K", "AE", "T", "."}, tier, {1, 6});
+  REQUIRE_MESSAGE(a.ok, a.problem);
+  CHECK(a.durations == std::vector<std::int64_t>{1, 3, 3, 0});
+  CHECK(a.unpaired_tokens == 1);
+  CHECK(a.match_score == doctest::Approx(2.0 / 3.0));
 }
 
-TEST_CASE("phone intervals left after the last token are a mismatch") {
+TEST_CASE("a phone no token stands for gives its frames to the token before it") {
   const auto tier = phones_of({"K", "AE1", "T"});
-  const auto a = tts::align_durations({"K", "AE", "."}, tier, {1, 2, 3}, is_pause);
-  CHECK_FALSE(a.ok);
-  CHECK(a.reason == "phones interval [3] \"T\" has no token left to match (all 3 tokens are used)");
+  const auto a = project({"K", "AE", "."}, tier, {1, 2, 3});
+  REQUIRE_MESSAGE(a.ok, a.problem);
+  CHECK(a.durations == std::vector<std::int64_t>{1, 5, 0});
+  CHECK(a.unpaired_phones == 1);
+  CHECK(a.match_score == doctest::Approx(2.0 / 3.0));
 }
 
-TEST_CASE("silence frames with no tokens at all are a mismatch, and no frames are not") {
+TEST_CASE("an extra word in the G2P costs a few frames, not the clip") {
+  // The aligner's dictionary drops "uh"; the phonemizer keeps it.
+  const auto tier = phones_of({"sil", "HH", "AY1", "sp", "DH", "EH1", "R", "sil"});
+  const std::vector<std::string> tokens = {"HH", "AY", " ", "AH", " ", "DH", "EH", "R", "."};
+  const auto a = project(tokens, tier, {4, 3, 5, 2, 3, 6, 4, 5});
+  REQUIRE_MESSAGE(a.ok, a.problem);
+  CHECK(sum(a.durations) == 32);
+  CHECK(a.durations[0] == 7);  // the leading silence and HH
+  CHECK(a.durations[5] == 3);  // DH
+  CHECK(a.durations[8] == 5);  // the final silence
+  CHECK(a.unpaired_tokens == 1);
+  CHECK(a.match_score == doctest::Approx(5.0 / 6.0));
+}
+
+TEST_CASE("spn gives its frames to the tokens of its word") {
+  // MFA 1.x: an out-of-dictionary word is one `spn` interval.
+  const auto tier = phones_of({"sil", "DH", "AH0", "spn", "sil"});
+  const std::vector<std::string> tokens = {"DH", "AH", " ", "K", "AO", "R", "G", "IY", "."};
+  const auto a = project(tokens, tier, {2, 3, 4, 11, 6});
+  REQUIRE_MESSAGE(a.ok, a.problem);
+  CHECK(a.durations == std::vector<std::int64_t>{5, 4, 0, 3, 2, 2, 2, 2, 6});
+  CHECK(a.spoken_noise_tokens == 5);
+  CHECK(a.match_score == 1.0);
+}
+
+TEST_CASE("silence frames with no tokens at all are a problem, and no frames are not") {
   const auto tier = phones_of({""});
-  CHECK_FALSE(tts::align_durations({}, tier, {4}, is_pause).ok);
-  const auto empty = tts::align_durations({}, tier, {0}, is_pause);
+  CHECK_FALSE(project({}, tier, {4}).ok);
+  const auto empty = project({}, tier, {0});
   CHECK(empty.ok);
   CHECK(empty.durations.empty());
 }
 
-TEST_CASE("align_durations rejects frame counts that do not fit the tier") {
+TEST_CASE("project_durations rejects frame counts that do not fit the tier") {
   const auto tier = phones_of({"K", "AE1"});
   CHECK(error_of([&] {
-          tts::align_durations({"K", "AE"}, tier, {1}, is_pause);
+          project({"K", "AE"}, tier, {1});
         }).find("1 frame counts for the 2 intervals") != std::string::npos);
+}
+
+// ---- real aligner output, as REFERENCE.md describes it ------------------------
+
+/// A long-format grid with tiers {name, [(xmin, xmax, text)]}, written the
+/// way the named aligner writes it.
+std::string long_grid(
+    double xmax,
+    const std::vector<std::pair<std::string, std::vector<std::tuple<double, double, std::string>>>>&
+        tiers,
+    const std::string& indent, const std::string& newline) {
+  std::string out = "File type = \"ooTextFile\"" + newline + "Object class = \"TextGrid\"" +
+                    newline + newline + "xmin = 0 " + newline + fmt::format("xmax = {} ", xmax) +
+                    newline + "tiers? <exists> " + newline +
+                    fmt::format("size = {} ", tiers.size()) + newline + "item []: " + newline;
+  for (std::size_t t = 0; t < tiers.size(); ++t) {
+    const auto& [name, intervals] = tiers[t];
+    out += indent + fmt::format("item [{}]:", t + 1) + newline;
+    const std::string in2 = indent + indent;
+    out += in2 + "class = \"IntervalTier\" " + newline + in2 + "name = \"" + name + "\" " +
+           newline + in2 + "xmin = 0 " + newline + in2 + fmt::format("xmax = {} ", xmax) + newline +
+           in2 + fmt::format("intervals: size = {} ", intervals.size()) + newline;
+    for (std::size_t i = 0; i < intervals.size(); ++i) {
+      const auto& [a, b, text] = intervals[i];
+      out += in2 + fmt::format("intervals [{}]:", i + 1) + newline;
+      out += in2 + indent + fmt::format("xmin = {} ", a) + newline + in2 + indent +
+             fmt::format("xmax = {} ", b) + newline + in2 + indent + "text = \"" + text + "\" " +
+             newline;
+    }
+  }
+  return out;
+}
+
+TEST_CASE("MFA 1.x ARPAbet output (tabs, sil/sp/spn, <unk>) projects onto espeak tokens") {
+  // "the cat sat" + an out-of-dictionary word, 3-decimal times, words tier first.
+  const auto text = long_grid(1.6,
+                              {{"words",
+                                {{0, 0.1, ""},
+                                 {0.1, 0.3, "the"},
+                                 {0.3, 0.6, "cat"},
+                                 {0.6, 0.65, ""},
+                                 {0.65, 0.95, "sat"},
+                                 {0.95, 1.4, "<unk>"},
+                                 {1.4, 1.6, ""}}},
+                               {"phones",
+                                {{0, 0.1, "sil"},
+                                 {0.1, 0.16, "DH"},
+                                 {0.16, 0.3, "AH0"},
+                                 {0.3, 0.4, "K"},
+                                 {0.4, 0.52, "AE1"},
+                                 {0.52, 0.6, "T"},
+                                 {0.6, 0.65, "sp"},
+                                 {0.65, 0.75, "S"},
+                                 {0.75, 0.87, "AE1"},
+                                 {0.87, 0.95, "T"},
+                                 {0.95, 1.4, "spn"},
+                                 {1.4, 1.6, "sil"}}}},
+                              "\t", "\n");
+  const auto grid = tts::parse_textgrid(text, "LJ001-0001.TextGrid");
+  const auto& phones = *grid.aligner_tier("phones");
+  const auto frames = tts::frame_durations(phones, 22050, 256, 138);
+  // espeak-ng's tokens for "the cat sat zorblax.": note its schwa "@" and "a" for AE.
+  const std::vector<std::string> tokens = {"D", "@", " ",  "k", "'a", "t", " ", "s", "'a", "t",
+                                           " ", "z", "'0", "b", "l",  "a", "k", "s", "."};
+  const auto a = tts::project_durations(tokens, phones, frames, is_pause);
+  REQUIRE_MESSAGE(a.ok, a.problem);
+  CHECK(a.grid_set == tts::PhoneSet::arpabet);
+  CHECK(a.exact_pairs == 8);
+  CHECK(a.match_score == 1.0);
+  CHECK(sum(a.durations) == 138);
+  CHECK(a.durations[0] == frames[0] + frames[1]);  // sil + DH
+  CHECK(a.durations[3] == frames[3]);              // k
+  CHECK(a.durations[6] == frames[6]);              // sp -> the word boundary
+  // spn (0.95..1.4 s) is spread over the seven tokens of the unknown word.
+  std::int64_t word = 0;
+  for (std::size_t t = 11; t < 18; ++t) word += a.durations[t];
+  CHECK(word == frames[10]);
+  CHECK(a.durations[18] == frames[11]);  // the final sil -> "."
+}
+
+TEST_CASE("MFA 2.x IPA output (\"\" silences, ɡ U+0261, tʰ, speaker tiers) projects too") {
+  // english_mfa: "big dog", speaker-prefixed tier names, CRLF, float32-style times.
+  const auto text = long_grid(
+      1.0,
+      {{"LJ - words", {{0, 0.2, ""}, {0.2, 0.45, "big"}, {0.45, 0.8, "dog"}, {0.8, 1.0, ""}}},
+       {"LJ - phones",
+        {{0, 0.2, ""},
+         {0.2, 0.279999, "b"},
+         {0.279999, 0.36, "\xC9\xAA"},  // ɪ
+         {0.36, 0.45, "\xC9\xA1"},      // ɡ
+         {0.45, 0.53, "d"},
+         {0.53, 0.709999, "\xC9\x91\xCB\x90"},  // ɑː
+         {0.709999, 0.8, "\xC9\xA1"},           // ɡ
+         {0.8, 1.0, ""}}}},
+      "    ", "\r\n");
+  const auto grid = tts::parse_textgrid(text, "LJ002-0002.TextGrid");
+  REQUIRE(grid.aligner_tier("phones") != nullptr);
+  CHECK(grid.aligner_tier("phones")->name == "LJ - phones");
+  const auto& phones = *grid.aligner_tier("phones");
+  const auto frames = tts::frame_durations(phones, 22050, 256, 87);
+  // espeak-ng: b 'I g \s d 'A: g . (en-us says "dAg" with a long A:)
+  const std::vector<std::string> tokens = {"b", "'I", "g", " ", "d", "'A:", "g", "."};
+  const auto a = tts::project_durations(tokens, phones, frames, is_pause);
+  REQUIRE_MESSAGE(a.ok, a.problem);
+  CHECK(a.grid_set == tts::PhoneSet::ipa);
+  CHECK(a.exact_pairs == 6);
+  CHECK(a.durations == std::vector<std::int64_t>{frames[0] + frames[1], frames[2], frames[3], 0,
+                                                 frames[4], frames[5], frames[6], frames[7]});
+}
+
+TEST_CASE("a UTF-16 big-endian grid with a speaker tier name is read and projected") {
+  const auto utf8 =
+      long_grid(0.5, {{"spk1-phones", {{0, 0.1, "sil"}, {0.1, 0.3, "HH"}, {0.3, 0.5, "AY1"}}}},
+                "    ", "\r\n");
+  std::string bytes = "\xFE\xFF";  // big-endian byte-order mark
+  for (const char c : utf8) {
+    bytes += '\0';
+    bytes += c;
+  }
+  const auto dir = fs::temp_directory_path() / fmt::format("kokoro-utf16-be-grid-{}", ::getpid());
+  fs::create_directories(dir);
+  const auto path = dir / "a.TextGrid";
+  std::ofstream(path, std::ios::binary) << bytes;
+  const auto grid = tts::read_textgrid(path);
+  REQUIRE(grid.aligner_tier("phones") != nullptr);
+  const auto& phones = *grid.aligner_tier("phones");
+  const auto frames = tts::frame_durations(phones, 22050, 256, 44);
+  const auto a = tts::project_durations({"h", "'aI", "."}, phones, frames, is_pause);
+  REQUIRE_MESSAGE(a.ok, a.problem);
+  CHECK(a.match_score == 1.0);
+  CHECK(a.durations == std::vector<std::int64_t>{frames[0] + frames[1], frames[2], 0});
+  fs::remove_all(dir);
 }

@@ -31,6 +31,8 @@ struct DataSection {
   std::string too_long = "skip";
   std::string missing_alignment = "uniform";
   std::string alignment_mismatch = "skip";
+  double alignment_min_match = 0.5;
+  double alignment_tolerance_ms = 100.0;
   std::int64_t demo_clips = 300;
 
   friend bool operator==(const DataSection&, const DataSection&) = default;
@@ -61,8 +63,16 @@ struct DataSection {
       "clips without a TextGrid: uniform (spread the frames evenly over the phonemes) | skip",
       rule::OneOf{{"uniform", "skip"}});
     v("alignment_mismatch", s.alignment_mismatch,
-      "TextGrid phones that do not match the phonemizer's: skip | uniform",
+      "clips whose TextGrid matches the phonemes below alignment_min_match, or whose length "
+      "differs from the audio's by more than alignment_tolerance_ms: skip | uniform",
       rule::OneOf{{"skip", "uniform"}});
+    v("alignment_min_match", s.alignment_min_match,
+      "least share of phones and phonemes paired with a similar sound for a TextGrid to be used",
+      rule::InRange{0.0, 1.0});
+    v("alignment_tolerance_ms", s.alignment_tolerance_ms,
+      "a TextGrid may end this far from the end of its audio (the difference goes to the edge "
+      "silences)",
+      rule::non_negative);
     v("demo_clips", s.demo_clips,
       "clips in kokoro-train's built-in demo corpus (used when data_dir is empty)", rule::positive);
   }

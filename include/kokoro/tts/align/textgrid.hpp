@@ -1,7 +1,8 @@
 // Praat TextGrids as the Montreal Forced Aligner writes them: reading both text
 // formats (long "key = value" and short values-only, UTF-8 or UTF-16), writing
-// the long one, and turning the aligned phone tier into per-token frame
-// durations, the targets of a TTS duration predictor.
+// the long one, finding the aligner's tiers, classifying its labels, and
+// turning a tier into per-interval frame counts (phone_projection.hpp gives
+// them to the model's tokens: the duration predictor's targets).
 #pragma once
 
 #include <algorithm>
@@ -46,6 +47,31 @@ struct TextGrid {
   const Tier* tier(std::string_view name) const {
     for (const Tier& t : tiers) {
       if (t.name == name) return &t;
+    }
+    return nullptr;
+  }
+
+  /// The aligner's tier of `kind` ("phones", "words"): one called so, else
+  /// the first whose name ends in it after a speaker's name, as multi-speaker
+  /// MFA runs write them ("LJ - phones", "LJ-phones", "LJ_phones"), in any
+  /// case. nullptr when there is none.
+  const Tier* aligner_tier(std::string_view kind) const {
+    if (const Tier* exact = tier(kind)) return exact;
+    const auto lower = [](std::string_view text) {
+      std::string out;
+      for (const char c : text)
+        out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+      return out;
+    };
+    const std::string wanted = lower(kind);
+    for (const Tier& t : tiers) {
+      std::string name = lower(t.name);
+      while (!name.empty() && name.back() == ' ') name.pop_back();
+      if (name == wanted) return &t;
+      if (name.size() > wanted.size() && name.ends_with(wanted)) {
+        const char before = name[name.size() - wanted.size() - 1];
+        if (before == ' ' || before == '-' || before == '_') return &t;
+      }
     }
     return nullptr;
   }
@@ -415,28 +441,6 @@ inline double round_half_even(double x) {
   return std::fmod(floor, 2.0) == 0 ? floor : floor + 1;
 }
 
-/// After removing whitespace at the ends, ASCII digits, "'" and ":", and the
-/// IPA stress and length marks U+02C8 ˈ, U+02CC ˌ, U+02D0 ː, U+02D1 ˑ.
-inline std::string phone_key(std::string_view label) {
-  std::string out;
-  for (std::size_t i = 0; i < label.size(); ++i) {
-    const char c = label[i];
-    if ((c >= '0' && c <= '9') || c == '\'' || c == ':' || c == ' ' || c == '\t' || c == '\r' ||
-        c == '\n') {
-      continue;
-    }
-    if (c == '\xCB' && i + 1 < label.size()) {
-      const char n = label[i + 1];
-      if (n == '\x88' || n == '\x8C' || n == '\x90' || n == '\x91') {
-        ++i;
-        continue;
-      }
-    }
-    out += c;
-  }
-  return out;
-}
-
 }  // namespace detail::textgrid
 
 /// Parses a TextGrid in Praat's long ("key = value") or short (values only)
@@ -491,14 +495,24 @@ inline void write_textgrid(const TextGrid& grid, const std::filesystem::path& pa
   write_file_atomically(path, format_textgrid(grid));
 }
 
-/// Whether an aligner label marks silence: after trimming whitespace, empty
-/// (MFA 2.x) or "sil", "sp", "spn" in any case (MFA 1.x; "spn" is spoken noise,
-/// which carries no phones either).
-inline bool is_silence_label(std::string_view label) {
-  const std::string t = detail::textgrid::trim(label);
+/// What an aligner's phone label stands for.
+enum class LabelKind {
+  silence,       ///< "" (MFA 2.x+), sil and sp (MFA 1.x), <eps>, <sil>
+  spoken_noise,  ///< spn (a whole out-of-dictionary word), <unk>
+  phone,
+};
+
+/// The kind of `label`, compared without whitespace and in any case.
+inline LabelKind label_kind(std::string_view label) {
   std::string lower;
-  for (const char c : t) lower += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  return lower.empty() || lower == "sil" || lower == "sp" || lower == "spn";
+  for (const char c : label) {
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
+    lower += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  if (lower.empty() || lower == "sil" || lower == "sp" || lower == "<eps>" || lower == "<sil>")
+    return LabelKind::silence;
+  if (lower == "spn" || lower == "<unk>") return LabelKind::spoken_noise;
+  return LabelKind::phone;
 }
 
 /// The mel frame a time falls on: round(seconds * sample_rate / hop_length),
@@ -559,103 +573,6 @@ inline std::vector<std::int64_t> frame_durations(const Tier& tier, int sample_ra
     }
   }
   return durations;
-}
-
-/// Whether a phone label from the grid and a G2P token name the same phone:
-/// identical names do; otherwise both are compared after removing whitespace at their ends, ASCII
-/// digits (ARPAbet stress: "AH0"), "'" (stress), ":" (length), and the IPA marks ˈ ˌ (stress) and ː
-/// ˑ (length); the rest must be equal byte for byte, case included, and not empty. So "AH0" matches
-/// "AH", "ˈa" and "'a" match "a", "aː" matches "a:", but "a" does not match "A" or "ɑ", and "1"
-/// matches nothing.
-inline bool phone_labels_match(std::string_view label, std::string_view token) {
-  // Identical names always match: in espeak-ng's names digits and marks are
-  // part of the phone ("3", "0", "'3:", "I2"), and stripping them would make
-  // some empty and merge others.
-  if (!label.empty() && label == token) return true;
-  const std::string a = detail::textgrid::phone_key(label);
-  return !a.empty() && a == detail::textgrid::phone_key(token);
-}
-
-/// The outcome of align_durations: `ok` with one duration per token, or not
-/// `ok` with the reason.
-struct TokenAlignment {
-  bool ok = false;
-  std::string reason;
-  std::vector<std::int64_t> durations;
-};
-
-/// Gives each G2P token its frames from the aligned phone tier, where
-/// interval_frames[i] are the frames of phones.intervals[i] (frame_durations).
-/// `is_pause_token` says which tokens may stand for a pause: the word
-/// boundary " " and punctuation such as . , ? ! ; : -.
-///
-/// The intervals are walked in order, with a cursor on the next unconsumed token:
-/// - A silence interval (is_silence_label) gives its frames to the next token
-///   if that is a pause token, consuming it. Otherwise (a leading silence before
-///   the first phone, a second silence in a row, or a pause where G2P put no
-///   pause token) they go to the previous token, or to the first token when
-///   none has been consumed yet; the cursor stays.
-/// - A phone interval skips pause tokens (they keep 0 frames) and must then
-///   match the next token by phone_labels_match; that token gets its frames
-///   and is consumed.
-/// - After the last interval, remaining pause tokens get 0 frames; a remaining
-///   phone token is a mismatch.
-///
-/// On success durations.size() == tokens.size() and the durations sum to the
-/// sum of interval_frames. A mismatch returns ok = false, no durations, and a
-/// reason naming the interval as the file numbers it ("[7]", from 1), its
-/// label, and the token expected by its 0-based index and text. Throws
-/// kokoro::Error when interval_frames and the tier differ in size or
-/// is_pause_token is empty.
-inline TokenAlignment align_durations(const std::vector<std::string>& tokens, const Tier& phones,
-                                      const std::vector<std::int64_t>& interval_frames,
-                                      const std::function<bool(std::string_view)>& is_pause_token) {
-  if (interval_frames.size() != phones.intervals.size()) {
-    throw Error(fmt::format("align_durations: {} frame counts for the {} intervals of tier \"{}\"",
-                            interval_frames.size(), phones.intervals.size(), phones.name));
-  }
-  if (!is_pause_token) throw Error("align_durations: is_pause_token is empty");
-  auto mismatch = [](std::string reason) { return TokenAlignment{false, std::move(reason), {}}; };
-
-  std::vector<std::int64_t> durations(tokens.size(), 0);
-  std::size_t next = 0;  // the first token not yet consumed
-  for (std::size_t i = 0; i < phones.intervals.size(); ++i) {
-    const std::string& label = phones.intervals[i].label;
-    const std::int64_t frames = interval_frames[i];
-    if (is_silence_label(label)) {
-      if (next < tokens.size() && is_pause_token(tokens[next])) {
-        durations[next++] += frames;
-      } else if (!tokens.empty()) {
-        durations[next > 0 ? next - 1 : 0] += frames;
-      } else if (frames > 0) {
-        return mismatch(fmt::format("{} interval [{}] \"{}\" has {} frames but there are no tokens",
-                                    phones.name, i + 1, label, frames));
-      }
-      continue;
-    }
-    while (next < tokens.size() && is_pause_token(tokens[next])) ++next;
-    if (next == tokens.size()) {
-      return mismatch(
-          fmt::format("{} interval [{}] \"{}\" has no token left to match (all {} tokens are used)",
-                      phones.name, i + 1, label, tokens.size()));
-    }
-    if (!phone_labels_match(label, tokens[next])) {
-      return mismatch(fmt::format("{} interval [{}] \"{}\" does not match token {} \"{}\"",
-                                  phones.name, i + 1, label, next, tokens[next]));
-    }
-    durations[next++] += frames;
-  }
-  for (; next < tokens.size(); ++next) {
-    if (is_pause_token(tokens[next])) continue;
-    if (phones.intervals.empty()) {
-      return mismatch(fmt::format("{} has no intervals but token {} \"{}\" expects a phone",
-                                  phones.name, next, tokens[next]));
-    }
-    return mismatch(fmt::format(
-        "{} ends with interval [{}] \"{}\" but token {} \"{}\" still expects a phone", phones.name,
-        phones.intervals.size(), phones.intervals.back().label, next, tokens[next]));
-  }
-  return TokenAlignment{true, "", std::move(durations)};
 }
 
 }  // namespace kokoro::tts

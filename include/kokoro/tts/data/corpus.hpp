@@ -22,6 +22,7 @@
 
 #include "kokoro/audio/audio_file.hpp"
 #include "kokoro/audio/mel.hpp"
+#include "kokoro/tts/align/phone_projection.hpp"
 #include "kokoro/tts/align/textgrid.hpp"
 #include "kokoro/tts/data/feature_cache.hpp"
 #include "kokoro/tts/data/ljspeech.hpp"
@@ -47,7 +48,11 @@ struct CorpusReport {
   std::int64_t computed = 0;    ///< features computed this time
   std::int64_t from_cache = 0;  ///< features found in the cache
   std::int64_t uniform_durations = 0;
+  std::int64_t aligned = 0;      ///< durations from their TextGrids
+  double match_score_sum = 0.0;  ///< over the aligned clips
   std::int64_t truncated = 0;
+
+  double mean_match_score() const { return aligned > 0 ? match_score_sum / aligned : 0.0; }
   std::map<std::string, std::int64_t> skipped;  ///< reason -> clips
   std::map<std::string, std::int64_t> unknown_symbols;
   std::vector<std::string> messages;  ///< one per skipped clip or fallback, naming it
@@ -70,6 +75,10 @@ struct CorpusReport {
       out += "\n  skipped:";
       for (const auto& [reason, count] : skipped) out += fmt::format(" {} {},", count, reason);
       out.pop_back();
+    }
+    if (aligned > 0) {
+      out += fmt::format("\n  aligned from TextGrids: {} clips, mean match score {:.3f}", aligned,
+                         mean_match_score());
     }
     if (uniform_durations > 0) {
       out +=
@@ -140,14 +149,16 @@ namespace detail::corpus {
 /// Everything that shapes the features, as text; its hash names the cache folder.
 inline std::string settings_text(const TtsConfig& config,
                                  const EnglishPhonemeProcessor& processor) {
-  std::string text = "kokoro-tts-features 1\n";
+  std::string text = "kokoro-tts-features 2\n";
   AudioSection::fields(config.audio,
                        [&](const char* key, const auto& value, const char*, const auto&...) {
                          text += fmt::format("audio.{}: {}\n", key, value);
                        });
   text += fmt::format(
-      "data.too_long: {}\ndata.missing_alignment: {}\ndata.alignment_mismatch: {}\n",
-      config.data.too_long, config.data.missing_alignment, config.data.alignment_mismatch);
+      "data.too_long: {}\ndata.missing_alignment: {}\ndata.alignment_mismatch: {}\n"
+      "data.alignment_min_match: {}\ndata.alignment_tolerance_ms: {}\n",
+      config.data.too_long, config.data.missing_alignment, config.data.alignment_mismatch,
+      config.data.alignment_min_match, config.data.alignment_tolerance_ms);
   text += "voice: " + processor.voice() + "\nvocabulary:";
   for (const auto& symbol : processor.vocabulary())
     text += " " + detail::phonemes::escape_symbol(symbol);
@@ -160,6 +171,12 @@ inline std::string file_identity(const std::filesystem::path& path) {
   if (ec) return path.string() + ":none";
   const auto time = std::filesystem::last_write_time(path, ec).time_since_epoch().count();
   return fmt::format("{}:{}:{}", path.string(), size, time);
+}
+
+inline std::string tier_names(const TextGrid& grid) {
+  std::string out;
+  for (const auto& t : grid.tiers) out += (out.empty() ? "\"" : ", \"") + t.name + "\"";
+  return out.empty() ? "none" : out;
 }
 
 /// The outcome of one clip.
@@ -241,19 +258,38 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
       std::string fallback;
       if (std::filesystem::exists(u.alignment)) {
         const auto grid = read_textgrid(u.alignment);
-        const Tier* phones = grid.tier("phones");
+        const Tier* phones = grid.aligner_tier("phones");
+        const double audio_seconds =
+            static_cast<double>(samples.size()) / static_cast<double>(audio.sample_rate);
+        const double grid_seconds = grid.xmax;
         if (!phones) {
-          fallback = fmt::format("{}: no `phones` tier", u.alignment.string());
+          fallback = fmt::format("{}: no `phones` tier (tiers: {})", u.alignment.string(),
+                                 detail::corpus::tier_names(grid));
+        } else if (std::abs(grid_seconds - audio_seconds) * 1000.0 > data.alignment_tolerance_ms) {
+          fallback = fmt::format(
+              "{}: the grid ends at {:.3f} s but the audio lasts {:.3f} s ({:+.0f} ms, over "
+              "data.alignment_tolerance_ms = {})",
+              u.alignment.string(), grid_seconds, audio_seconds,
+              (grid_seconds - audio_seconds) * 1000.0, data.alignment_tolerance_ms);
         } else {
           const auto frames_per_interval =
               frame_durations(*phones, static_cast<int>(audio.sample_rate),
                               static_cast<int>(audio.hop_length), frames);
-          const auto aligned = align_durations(tokens, *phones, frames_per_interval,
-                                               &EnglishPhonemeProcessor::is_pause_token);
-          if (aligned.ok) {
-            durations = aligned.durations;
+          const auto projected = project_durations(tokens, *phones, frames_per_interval,
+                                                   &EnglishPhonemeProcessor::is_pause_token);
+          if (!projected.ok) {
+            fallback = fmt::format("{}: {}", u.alignment.string(), projected.problem);
+          } else if (projected.match_score < data.alignment_min_match) {
+            fallback = fmt::format(
+                "{}: match score {:.2f} under data.alignment_min_match = {} ({} phones in {}, "
+                "{} phonemes: {} exact, {} similar, {} phones and {} phonemes unpaired)",
+                u.alignment.string(), projected.match_score, data.alignment_min_match,
+                projected.phones, phone_set_name(projected.grid_set), projected.phone_tokens,
+                projected.exact_pairs, projected.similar_pairs, projected.unpaired_phones,
+                projected.unpaired_tokens);
           } else {
-            fallback = fmt::format("{}: {}", u.alignment.string(), aligned.reason);
+            durations = projected.durations;
+            flags = with_match_score(flags | kProjected, projected.match_score);
           }
         }
         if (!fallback.empty() && data.alignment_mismatch == "skip") {
@@ -340,6 +376,10 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
     }
     ++(o.computed ? report.computed : report.from_cache);
     if (o.header.flags & kUniformDurations) ++report.uniform_durations;
+    if (o.header.flags & kProjected) {
+      ++report.aligned;
+      report.match_score_sum += match_score_of(o.header.flags);
+    }
     if (o.header.flags & kTruncated) ++report.truncated;
     report.audio_hours +=
         static_cast<double>(o.header.frames * audio.hop_length) / audio.sample_rate / 3600.0;

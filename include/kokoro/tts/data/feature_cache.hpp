@@ -12,6 +12,8 @@
 // i64 ids[tokens], i64 durations[tokens], u32 CRC-32 of all the bytes before.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -45,7 +47,15 @@ struct CacheHeader {
 enum CacheFlags : std::uint32_t {
   kUniformDurations = 1u << 0,  ///< durations spread evenly (no usable alignment)
   kTruncated = 1u << 1,         ///< the clip was cut to audio.max_frames
+  kProjected = 1u << 2,         ///< durations from a TextGrid (its match score in the top bits)
 };
+
+/// The match score (0..1) kept in a clip's flags, at 1/65535 steps.
+inline std::uint32_t with_match_score(std::uint32_t flags, double score) {
+  const auto q = static_cast<std::uint32_t>(std::lround(std::clamp(score, 0.0, 1.0) * 65535.0));
+  return (flags & 0xFFFFu) | (q << 16);
+}
+inline double match_score_of(std::uint32_t flags) { return (flags >> 16) / 65535.0; }
 
 namespace detail::feature_cache {
 inline constexpr char kMagic[8] = {'K', 'K', 'F', 'E', 'A', 'T', '0', '1'};

@@ -1,0 +1,324 @@
+// Durations for the model's tokens from an aligner's phone tier written in
+// any phone set: the phones are paired with the tokens by a monotonic
+// alignment (dynamic programming, costs from phone_table.hpp), so that a
+// grapheme-to-phoneme disagreement (a schwa for a full vowel, a glottal stop
+// for a t, a word pronounced otherwise) costs a few frames, not the clip.
+#pragma once
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kokoro/tts/align/phone_table.hpp"
+#include "kokoro/tts/align/textgrid.hpp"
+#include "kokoro/util/errors.hpp"
+
+namespace kokoro::tts {
+
+/// How the phones of a grid are paired with the tokens.
+struct ProjectionOptions {
+  PhoneSet token_set = PhoneSet::espeak;  ///< the front end's notation
+  std::optional<PhoneSet> grid_set{};     ///< the aligner's; nothing: guessed from the labels
+  double gap_cost = 0.55;                 ///< a phone or a token left unpaired
+  double spoken_noise_cost = 0.2;         ///< an `spn` interval taking a word's tokens
+  double good_pair = 0.5;                 ///< pairs cheaper than this count as matched
+};
+
+/// The outcome of project_durations.
+struct TokenProjection {
+  bool ok = false;
+  std::string problem;                  ///< why not ok
+  std::vector<std::int64_t> durations;  ///< per token; sums to the tier's frames
+  /// Matched units over the larger of (phones, phone tokens): 1 when every
+  /// phone pairs with a similar token and none is left over.
+  double match_score = 0.0;
+  PhoneSet grid_set = PhoneSet::espeak;
+  std::int64_t phones = 0;               ///< phone intervals (not silence)
+  std::int64_t phone_tokens = 0;         ///< tokens that are not pauses
+  std::int64_t exact_pairs = 0;          ///< paired with the same sound
+  std::int64_t similar_pairs = 0;        ///< paired with a close sound (cost < good_pair)
+  std::int64_t unpaired_phones = 0;      ///< frames given to a neighbouring token
+  std::int64_t unpaired_tokens = 0;      ///< frames shared with a neighbour
+  std::int64_t spoken_noise_tokens = 0;  ///< tokens whose frames came from an `spn` word
+  /// For each token, the tier interval (0-based) whose frames it took first,
+  /// or -1: for displays such as kokoro-text.
+  std::vector<std::int64_t> interval_of_token;
+};
+
+namespace detail::projection {
+
+enum class Step : std::uint8_t { none, pair, skip_phone, skip_token, noise_word };
+
+}  // namespace detail::projection
+
+/// Gives each token its frames from the aligned phone tier, where
+/// interval_frames[i] are the frames of phones.intervals[i] (frame_durations).
+/// `is_pause_token` says which tokens may stand for a pause (the word
+/// boundary, punctuation).
+///
+/// - Phone intervals and phone tokens are aligned monotonically at the least
+///   total cost: pairing costs phone_distance, leaving a phone or a token
+///   unpaired costs gap_cost, and an `spn` interval takes the tokens of the
+///   word it starts on for spoken_noise_cost.
+/// - A paired token takes its phone's frames; an unpaired phone's frames go
+///   to the token before it (after it at the start); an `spn` word's frames
+///   are spread over its tokens; a run of unpaired tokens shares the frames
+///   of the token before it (after it at the start), evenly.
+/// - A silence (sil, sp, "", <eps>) goes to the first pause token between
+///   the tokens of the phones around it; with none there, to the token before
+///   it (the first token at the start).
+///
+/// The durations sum to the sum of interval_frames. Not ok only when there
+/// are frames and no token to give them to. Throws kokoro::Error when
+/// interval_frames and the tier differ in size or is_pause_token is empty.
+inline TokenProjection project_durations(
+    const std::vector<std::string>& tokens, const Tier& tier,
+    const std::vector<std::int64_t>& interval_frames,
+    const std::function<bool(std::string_view)>& is_pause_token,
+    const ProjectionOptions& options = {}) {
+  using namespace detail::projection;
+  if (interval_frames.size() != tier.intervals.size()) {
+    throw Error(
+        fmt::format("project_durations: {} frame counts for the {} intervals of tier \"{}\"",
+                    interval_frames.size(), tier.intervals.size(), tier.name));
+  }
+  if (!is_pause_token) throw Error("project_durations: is_pause_token is empty");
+  TokenProjection out;
+  out.durations.assign(tokens.size(), 0);
+  out.interval_of_token.assign(tokens.size(), -1);
+
+  // The two sequences: phone intervals (spn included) and phone tokens.
+  std::vector<std::size_t> phone_at;  // tier index of each phone/spn interval
+  std::vector<std::string> phone_labels;
+  for (std::size_t i = 0; i < tier.intervals.size(); ++i) {
+    const auto kind = label_kind(tier.intervals[i].label);
+    if (kind == LabelKind::silence) continue;
+    phone_at.push_back(i);
+    if (kind == LabelKind::phone) phone_labels.push_back(tier.intervals[i].label);
+  }
+  out.grid_set = options.grid_set ? *options.grid_set : guess_phone_set(phone_labels);
+  std::vector<std::size_t> token_at;  // token index of each phone token
+  std::vector<std::size_t> word_end;  // for each phone token, one past its word's last
+  for (std::size_t t = 0; t < tokens.size(); ++t) {
+    if (!is_pause_token(tokens[t])) token_at.push_back(t);
+  }
+  for (std::size_t j = 0; j < token_at.size(); ++j) {
+    std::size_t k = j + 1;
+    while (k < token_at.size() && token_at[k] == token_at[k - 1] + 1) ++k;
+    word_end.push_back(k);
+  }
+  const std::size_t m = phone_at.size(), n = token_at.size();
+  out.phones = static_cast<std::int64_t>(m);
+  out.phone_tokens = static_cast<std::int64_t>(n);
+
+  std::int64_t total = 0;
+  for (const auto f : interval_frames) total += f;
+  if (tokens.empty()) {
+    if (total > 0) {
+      out.problem = fmt::format("{} has {} frames but there are no tokens", tier.name, total);
+      return out;
+    }
+    out.ok = true;
+    return out;
+  }
+
+  std::vector<std::optional<PhoneFeatures>> pf(m), tf(n);
+  std::vector<bool> noise(m);
+  for (std::size_t i = 0; i < m; ++i) {
+    const auto& label = tier.intervals[phone_at[i]].label;
+    noise[i] = label_kind(label) == LabelKind::spoken_noise;
+    if (!noise[i]) pf[i] = phone_features(label, out.grid_set);
+  }
+  for (std::size_t j = 0; j < n; ++j)
+    tf[j] = phone_features(tokens[token_at[j]], options.token_set);
+  auto distance = [&](std::size_t i, std::size_t j) {
+    if (tier.intervals[phone_at[i]].label == tokens[token_at[j]]) return 0.0;
+    return phone_distance(pf[i], tf[j]);
+  };
+
+  // Least cost to align phones [0, i) with tokens [0, j).
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  const std::size_t w = n + 1;
+  std::vector<double> cost((m + 1) * w, inf);
+  std::vector<Step> step((m + 1) * w, Step::none);
+  std::vector<std::uint32_t> from_j((m + 1) * w, 0);
+  cost[0] = 0.0;
+  auto relax = [&](std::size_t i, std::size_t j, double c, Step s, std::size_t pj) {
+    if (c < cost[i * w + j]) {
+      cost[i * w + j] = c;
+      step[i * w + j] = s;
+      from_j[i * w + j] = static_cast<std::uint32_t>(pj);
+    }
+  };
+  for (std::size_t i = 0; i <= m; ++i) {
+    for (std::size_t j = 0; j <= n; ++j) {
+      const double here = cost[i * w + j];
+      if (here == inf) continue;
+      if (i < m && j < n && !noise[i]) relax(i + 1, j + 1, here + distance(i, j), Step::pair, j);
+      if (i < m) relax(i + 1, j, here + options.gap_cost, Step::skip_phone, j);
+      if (j < n) relax(i, j + 1, here + options.gap_cost, Step::skip_token, j);
+      if (i < m && j < n && noise[i]) {
+        relax(i + 1, word_end[j], here + options.spoken_noise_cost, Step::noise_word, j);
+      }
+    }
+  }
+
+  // Walk back, then assign frames in order.
+  struct Move {
+    Step step;
+    std::size_t i, j, j_end;
+  };
+  std::vector<Move> moves;
+  for (std::size_t i = m, j = n; i > 0 || j > 0;) {
+    const Step s = step[i * w + j];
+    const std::size_t pj = from_j[i * w + j];
+    const std::size_t pi = (s == Step::skip_token) ? i : i - 1;
+    moves.push_back({s, pi, pj, j});
+    i = pi;
+    j = pj;
+  }
+  std::reverse(moves.begin(), moves.end());
+
+  std::vector<std::int64_t> token_of_phone(m, -1);
+  std::vector<bool> fed(n, false);  // the phone token took frames from a phone
+  std::int64_t pending = 0;         // unpaired phones before any token took frames
+  std::int64_t last = -1;           // the last token that took frames
+  std::int64_t matched_units = 0, phone_units = 0;
+  auto give = [&](std::int64_t token, std::int64_t frames, std::size_t interval) {
+    out.durations[token] += frames + pending;
+    pending = 0;
+    if (out.interval_of_token[token] < 0)
+      out.interval_of_token[token] = static_cast<std::int64_t>(interval);
+    last = token;
+  };
+  for (const auto& mv : moves) {
+    switch (mv.step) {
+      case Step::pair: {
+        const auto token = static_cast<std::int64_t>(token_at[mv.j]);
+        give(token, interval_frames[phone_at[mv.i]], phone_at[mv.i]);
+        fed[mv.j] = true;
+        token_of_phone[mv.i] = token;
+        ++phone_units;
+        const double d = distance(mv.i, mv.j);
+        if (d == 0.0) ++out.exact_pairs;
+        if (d < options.good_pair) ++matched_units;
+        if (d > 0.0 && d < options.good_pair) ++out.similar_pairs;
+        break;
+      }
+      case Step::noise_word: {
+        const std::int64_t frames = interval_frames[phone_at[mv.i]];
+        const auto count = static_cast<std::int64_t>(mv.j_end - mv.j);
+        for (std::size_t k = mv.j; k < mv.j_end; ++k) {
+          const auto share =
+              frames / count + (static_cast<std::int64_t>(k - mv.j) < frames % count);
+          give(static_cast<std::int64_t>(token_at[k]), share, phone_at[mv.i]);
+          fed[k] = true;
+        }
+        token_of_phone[mv.i] = static_cast<std::int64_t>(token_at[mv.j]);
+        phone_units += count;
+        matched_units += count;
+        out.spoken_noise_tokens += count;
+        break;
+      }
+      case Step::skip_phone: {
+        ++out.unpaired_phones;
+        ++phone_units;
+        const std::int64_t frames = interval_frames[phone_at[mv.i]];
+        if (last >= 0) {
+          out.durations[last] += frames;
+        } else {
+          pending += frames;
+        }
+        token_of_phone[mv.i] = last;
+        break;
+      }
+      case Step::skip_token:
+        ++out.unpaired_tokens;
+        break;
+      case Step::none:
+        break;
+    }
+  }
+  if (pending > 0) {  // phones but no token took frames from them
+    out.durations[token_at.empty() ? 0 : token_at.front()] += pending;
+    pending = 0;
+  }
+
+  // Unpaired phone tokens share the frames of the fed token before them
+  // (after them at the start).
+  for (std::size_t j = 0; j < n;) {
+    if (fed[j]) {
+      ++j;
+      continue;
+    }
+    std::size_t end = j;
+    while (end < n && !fed[end]) ++end;
+    std::int64_t donor = -1;
+    if (j > 0) {
+      donor = static_cast<std::int64_t>(j - 1);
+    } else if (end < n) {
+      donor = static_cast<std::int64_t>(end);
+    }
+    if (donor >= 0) {
+      const std::size_t d = static_cast<std::size_t>(donor);
+      const std::int64_t pool = out.durations[token_at[d]];
+      const auto members = static_cast<std::int64_t>(end - j + 1);
+      std::int64_t k = 0;
+      auto share = [&] { return pool / members + (k++ < pool % members); };
+      out.durations[token_at[d]] = share();
+      for (std::size_t t = j; t < end; ++t) out.durations[token_at[t]] = share();
+    }
+    j = end;
+  }
+
+  // Silences: to the first pause token between the tokens of the phones
+  // around them, else to the token before (the first token at the start).
+  std::size_t phone_index = 0;  // phone intervals seen so far
+  for (std::size_t i = 0; i < tier.intervals.size(); ++i) {
+    if (label_kind(tier.intervals[i].label) != LabelKind::silence) {
+      ++phone_index;
+      continue;
+    }
+    const std::int64_t frames = interval_frames[i];
+    std::int64_t before = -1;
+    for (std::size_t k = phone_index; k-- > 0;) {
+      if (token_of_phone[k] >= 0) {
+        before = token_of_phone[k];
+        break;
+      }
+    }
+    auto after = static_cast<std::int64_t>(tokens.size());
+    for (std::size_t k = phone_index; k < m; ++k) {
+      if (token_of_phone[k] >= 0) {
+        after = token_of_phone[k];
+        break;
+      }
+    }
+    std::int64_t target = -1;
+    for (std::int64_t t = before + 1; t < after; ++t) {
+      if (is_pause_token(tokens[static_cast<std::size_t>(t)])) {
+        target = t;
+        break;
+      }
+    }
+    if (target < 0) target = before >= 0 ? before : 0;
+    out.durations[static_cast<std::size_t>(target)] += frames;
+    if (out.interval_of_token[static_cast<std::size_t>(target)] < 0)
+      out.interval_of_token[static_cast<std::size_t>(target)] = static_cast<std::int64_t>(i);
+  }
+
+  const auto units = std::max<std::int64_t>(phone_units, static_cast<std::int64_t>(n));
+  out.match_score = units > 0 ? static_cast<double>(matched_units) / units : 1.0;
+  out.ok = true;
+  return out;
+}
+
+}  // namespace kokoro::tts
