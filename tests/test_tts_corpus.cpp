@@ -5,6 +5,7 @@
 
 #include <kokoro/tts/data/corpus.hpp>
 #include <kokoro/tts/data/tts_data.hpp>
+#include <kokoro/tts/text/arpabet.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -191,6 +192,65 @@ TEST_CASE("a TextGrid a little longer than its audio aligns; one far longer is a
     const auto item = TtsData::load(clip);
     CHECK(item.durations.sum().item<std::int64_t>() == clip.frames);
   }
+  fs::remove_all(root);
+  fs::remove_all(cache);
+}
+
+/// The demo corpus's grids rewritten as an MFA 1.x ARPAbet alignment would
+/// be: the words tier kept, each word's phones from the CMU lexicon (not
+/// espeak-ng) sharing its time evenly, "sil" at the edges and "sp" inside.
+void rewrite_grids_as_arpabet(const fs::path& root) {
+  for (const auto& entry : fs::directory_iterator(root / "TextGrid")) {
+    auto grid = read_textgrid(entry.path());
+    const Tier* words = grid.aligner_tier("words");
+    REQUIRE(words != nullptr);
+    Tier phones{.name = "phones", .intervals = {}};
+    for (std::size_t w = 0; w < words->intervals.size(); ++w) {
+      const auto& word = words->intervals[w];
+      const auto arpabet = arpabet_word(word.label);
+      if (arpabet.empty()) {
+        const bool edge = w == 0 || w + 1 == words->intervals.size();
+        phones.intervals.push_back(
+            {.start = word.start, .end = word.end, .label = edge ? "sil" : "sp"});
+        continue;
+      }
+      const double step = (word.end - word.start) / static_cast<double>(arpabet.size());
+      for (std::size_t p = 0; p < arpabet.size(); ++p) {
+        phones.intervals.push_back({.start = word.start + step * static_cast<double>(p),
+                                    .end = p + 1 == arpabet.size()
+                                               ? word.end
+                                               : word.start + step * static_cast<double>(p + 1),
+                                    .label = arpabet[p]});
+      }
+    }
+    grid.tiers = {*words, phones};
+    write_textgrid(grid, entry.path());
+  }
+}
+
+TEST_CASE("ARPAbet grids from the CMU lexicon align with espeak tokens, and exactly with arpabet") {
+  const auto root = test::scratch_dir("tts-arpabet-grids");
+  fs::copy(tiny_corpus(), root, fs::copy_options::recursive);
+  rewrite_grids_as_arpabet(root);
+  const auto cache = test::scratch_dir("tts-arpabet-cache");
+
+  // espeak-ng's phonemes against CMUdict's: another G2P, paired by similarity.
+  const EnglishPhonemeProcessor espeak;
+  const auto with_espeak = prepare_corpus(corpus_config(), espeak, root, cache).report;
+  MESSAGE(with_espeak.summary());
+  CHECK(with_espeak.usable == 8);
+  CHECK(with_espeak.aligned == 8);
+  CHECK(with_espeak.mean_match_score() > 0.8);
+  CHECK(with_espeak.mean_match_score() < 1.0);
+
+  // The same lexicon on both sides: every phone pairs with its own token.
+  auto config = corpus_config();
+  config.data.phoneme_set = "arpabet";
+  const auto arpabet = EnglishPhonemeProcessor::for_phoneme_set("arpabet");
+  const auto with_arpabet = prepare_corpus(config, arpabet, root, cache).report;
+  MESSAGE(with_arpabet.summary());
+  CHECK(with_arpabet.aligned == 8);
+  CHECK(with_arpabet.mean_match_score() >= 0.98);
   fs::remove_all(root);
   fs::remove_all(cache);
 }

@@ -525,6 +525,42 @@ TEST_CASE("a malformed vocabulary file is an error naming the file and line") {
 
 // ---------------------------------------------------------------- demo corpus
 
+// ---- the ARPAbet front end ---------------------------------------------------
+
+TEST_CASE("the ARPAbet front end gives CMUdict's phones with stress, schwa as AH0") {
+  CHECK(arpabet_word("cat") == std::vector<std::string>{"K", "AE1", "T"});
+  CHECK(arpabet_word("the") == std::vector<std::string>{"DH", "AH0"});
+  CHECK(arpabet_word("Hello,") == std::vector<std::string>{"HH", "AH0", "L", "OW1"});
+  CHECK(arpabet_word("").empty());
+  // A word outside the dictionary goes through flite's letter-to-sound rules.
+  const auto made_up = arpabet_word("zorblax");
+  REQUIRE_FALSE(made_up.empty());
+  CHECK(made_up.front() == "Z");
+  const auto vocabulary = arpabet_vocabulary();
+  for (const auto& phone : made_up) {
+    CHECK(std::find(vocabulary.begin(), vocabulary.end(), phone) != vocabulary.end());
+  }
+}
+
+TEST_CASE("ARPAbet tokens lay out words, boundaries and punctuation as espeak's do") {
+  CHECK(arpabet_tokens("The cat, sat.") == std::vector<std::string>{"DH", "AH0", " ", "K", "AE1",
+                                                                    "T", ",", " ", "S", "AE1", "T",
+                                                                    "."});
+  // A hyphen between letters parts the words without a token of its own.
+  CHECK(arpabet_tokens("well-known") ==
+        std::vector<std::string>{"W", "EH1", "L", " ", "N", "OW1", "N"});
+  auto processor = EnglishPhonemeProcessor::for_phoneme_set("arpabet");
+  CHECK(processor.phone_set() == PhoneSet::arpabet);
+  CHECK(processor.voice() == kArpabetVoice);
+  processor.reset_unknown();
+  const auto ids = processor.encode("Doctor Smith paid three dollars for it!");
+  CHECK(processor.unknown_count() == 0);
+  CHECK(processor.decode(ids).back() == "!");
+  CHECK(EnglishPhonemeProcessor::for_phoneme_set("espeak").phone_set() == PhoneSet::espeak);
+  CHECK_THROWS_WITH_AS(EnglishPhonemeProcessor::for_phoneme_set("ipa"),
+                       doctest::Contains("expected espeak or arpabet"), Error);
+}
+
 TEST_CASE("the demo corpus keeps clean prose sentences and drops the rest") {
   using english_tts::detail::demo::is_clean_sentence;
   CHECK(is_clean_sentence("You may charge a fee for this Package.", 4, 25));

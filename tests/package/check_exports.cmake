@@ -1,5 +1,5 @@
-# Fails when the installed kokoro::kokoro export mentions libsndfile, libsoxr
-# or espeak-ng: a consumer of the framework alone must not need them.
+# Fails when the installed kokoro::kokoro export mentions libsndfile, libsoxr,
+# espeak-ng or flite: a consumer of the framework alone must not need them.
 #   cmake -DPREFIX=<install prefix> -P check_exports.cmake
 file(GLOB_RECURSE exports "${PREFIX}/*/kokoroTargets*.cmake")
 if(NOT exports)
@@ -8,7 +8,7 @@ endif()
 foreach(file IN LISTS exports)
   file(READ "${file}" text)
   string(TOLOWER "${text}" text)
-  if(text MATCHES "sndfile|soxr|espeak")
+  if(text MATCHES "sndfile|soxr|espeak|flite")
     message(FATAL_ERROR "${file} names a TTS library")
   endif()
   message(STATUS "${file}: no TTS library")

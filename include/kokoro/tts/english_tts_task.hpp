@@ -69,6 +69,7 @@ class EnglishTtsTask {
   explicit EnglishTtsTask(const TtsConfig& config, const CorpusProgress& progress = {})
       : config_(config),
         output_dir_(config.logging.output_dir),
+        processor_(EnglishPhonemeProcessor::for_phoneme_set(config.data.phoneme_set)),
         data_(std::make_unique<TtsData>(prepare(config, progress), config, pin_batches(config))),
         model_(model_options(config.model, processor_.vocab_size(), config.audio.n_mels)),
         vocoder_(mel_options(config.audio)) {

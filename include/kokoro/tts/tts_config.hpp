@@ -31,6 +31,7 @@ struct DataSection {
   std::string too_long = "skip";
   std::string missing_alignment = "uniform";
   std::string alignment_mismatch = "skip";
+  std::string phoneme_set = "espeak";
   double alignment_min_match = 0.5;
   double alignment_tolerance_ms = 100.0;
   std::int64_t demo_clips = 300;
@@ -66,6 +67,10 @@ struct DataSection {
       "clips whose TextGrid matches the phonemes below alignment_min_match, or whose length "
       "differs from the audio's by more than alignment_tolerance_ms: skip | uniform",
       rule::OneOf{{"skip", "uniform"}});
+    v("phoneme_set", s.phoneme_set,
+      "the model's tokens: espeak (espeak-ng's en-us phonemes) | arpabet (CMUdict phones with "
+      "stress, as MFA's english_us_arpa and the LJSpeech alignments write them)",
+      rule::OneOf{{"espeak", "arpabet"}});
     v("alignment_min_match", s.alignment_min_match,
       "least share of phones and phonemes paired with a similar sound for a TextGrid to be used",
       rule::InRange{0.0, 1.0});

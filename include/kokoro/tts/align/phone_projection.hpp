@@ -17,8 +17,8 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/tts/align/phone_table.hpp"
 #include "kokoro/tts/align/textgrid.hpp"
+#include "kokoro/tts/text/phone_table.hpp"
 #include "kokoro/util/errors.hpp"
 
 namespace kokoro::tts {

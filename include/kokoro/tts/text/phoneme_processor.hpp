@@ -19,8 +19,10 @@
 
 #include <fmt/format.h>
 
+#include "kokoro/tts/text/arpabet.hpp"
 #include "kokoro/tts/text/espeak.hpp"
 #include "kokoro/tts/text/normalizer.hpp"
+#include "kokoro/tts/text/phone_table.hpp"
 #include "kokoro/util/atomic_file.hpp"
 #include "kokoro/util/errors.hpp"
 
@@ -174,9 +176,28 @@ class EnglishPhonemeProcessor {
     }
   }
 
-  /// The tokens of `text`: phonemize(normalize_english(text), voice()).
+  /// The processor of a phoneme set (`data.phoneme_set`): "espeak" (espeak-ng's
+  /// en-us mnemonics) or "arpabet" (CMUdict phones through flite), with its
+  /// built-in vocabulary. Throws kokoro::Error for another name.
+  static EnglishPhonemeProcessor for_phoneme_set(std::string_view set) {
+    if (set == "espeak") return EnglishPhonemeProcessor();
+    if (set == "arpabet")
+      return EnglishPhonemeProcessor(arpabet_vocabulary(), std::string(kArpabetVoice));
+    throw Error(fmt::format("phoneme set \"{}\": expected espeak or arpabet", set));
+  }
+
+  /// The notation of the tokens: ARPAbet for the voice kArpabetVoice, else
+  /// espeak-ng's mnemonics.
+  PhoneSet phone_set() const {
+    return voice_ == kArpabetVoice ? PhoneSet::arpabet : PhoneSet::espeak;
+  }
+
+  /// The tokens of `text`: its normalised form through the front end of
+  /// phone_set(): phonemize(..., voice()) or arpabet_tokens(...).
   std::vector<std::string> tokens(std::string_view text) const {
-    return phonemize(normalize_english(text), voice_);
+    const auto normalized = normalize_english(text);
+    if (phone_set() == PhoneSet::arpabet) return arpabet_tokens(normalized);
+    return phonemize(normalized, voice_);
   }
 
   /// The ids of tokens(text); unknown symbols become unk_id() and are counted.
