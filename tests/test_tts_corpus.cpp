@@ -196,42 +196,10 @@ TEST_CASE("a TextGrid a little longer than its audio aligns; one far longer is a
   fs::remove_all(cache);
 }
 
-/// The demo corpus's grids rewritten as an MFA 1.x ARPAbet alignment would
-/// be: the words tier kept, each word's phones from the CMU lexicon (not
-/// espeak-ng) sharing its time evenly, "sil" at the edges and "sp" inside.
-void rewrite_grids_as_arpabet(const fs::path& root) {
-  for (const auto& entry : fs::directory_iterator(root / "TextGrid")) {
-    auto grid = read_textgrid(entry.path());
-    const Tier* words = grid.aligner_tier("words");
-    REQUIRE(words != nullptr);
-    Tier phones{.name = "phones", .intervals = {}};
-    for (std::size_t w = 0; w < words->intervals.size(); ++w) {
-      const auto& word = words->intervals[w];
-      const auto arpabet = arpabet_word(word.label);
-      if (arpabet.empty()) {
-        const bool edge = w == 0 || w + 1 == words->intervals.size();
-        phones.intervals.push_back(
-            {.start = word.start, .end = word.end, .label = edge ? "sil" : "sp"});
-        continue;
-      }
-      const double step = (word.end - word.start) / static_cast<double>(arpabet.size());
-      for (std::size_t p = 0; p < arpabet.size(); ++p) {
-        phones.intervals.push_back({.start = word.start + step * static_cast<double>(p),
-                                    .end = p + 1 == arpabet.size()
-                                               ? word.end
-                                               : word.start + step * static_cast<double>(p + 1),
-                                    .label = arpabet[p]});
-      }
-    }
-    grid.tiers = {*words, phones};
-    write_textgrid(grid, entry.path());
-  }
-}
-
 TEST_CASE("ARPAbet grids from the CMU lexicon align with espeak tokens, and exactly with arpabet") {
   const auto root = test::scratch_dir("tts-arpabet-grids");
   fs::copy(tiny_corpus(), root, fs::copy_options::recursive);
-  rewrite_grids_as_arpabet(root);
+  CHECK(english_tts::rewrite_phone_tiers(root, english_tts::GridPhones::arpabet) == 8);
   const auto cache = test::scratch_dir("tts-arpabet-cache");
 
   // espeak-ng's phonemes against CMUdict's: another G2P, paired by similarity.
@@ -251,6 +219,22 @@ TEST_CASE("ARPAbet grids from the CMU lexicon align with espeak tokens, and exac
   MESSAGE(with_arpabet.summary());
   CHECK(with_arpabet.aligned == 8);
   CHECK(with_arpabet.mean_match_score() >= 0.98);
+  fs::remove_all(root);
+  fs::remove_all(cache);
+}
+
+TEST_CASE("MFA-style IPA grids (espeak-ng's own IPA) align with espeak tokens") {
+  // The IPA comes from espeak-ng, not from kokoro's phone table: a check that
+  // the table reads espeak-ng's mnemonics as espeak-ng itself writes them.
+  const auto root = test::scratch_dir("tts-ipa-grids");
+  fs::copy(tiny_corpus(), root, fs::copy_options::recursive);
+  CHECK(english_tts::rewrite_phone_tiers(root, english_tts::GridPhones::ipa) == 8);
+  const auto cache = test::scratch_dir("tts-ipa-cache");
+  const EnglishPhonemeProcessor espeak;
+  const auto report = prepare_corpus(corpus_config(), espeak, root, cache).report;
+  MESSAGE(report.summary());
+  CHECK(report.aligned == 8);
+  CHECK(report.mean_match_score() >= 0.95);
   fs::remove_all(root);
   fs::remove_all(cache);
 }

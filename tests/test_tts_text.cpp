@@ -763,6 +763,20 @@ TEST_CASE("spn gives its frames to the tokens of its word") {
   CHECK(a.match_score == 1.0);
 }
 
+TEST_CASE("espeak-ng's break between spelled letters is no phone; its glottal stop is one") {
+  // "G N" spelled by espeak-ng: ";#" between the letters, in its grid and tokens.
+  const auto tier = phones_of({"dZ", ",i:", ";#", ",E", "n", "?#"});
+  const auto a = tts::project_durations({"dZ", ",i:", ";#", ",E", "n", "?#"}, tier,
+                                        {2, 3, 1, 4, 5, 2}, is_pause);
+  REQUIRE_MESSAGE(a.ok, a.problem);
+  CHECK(a.grid_set == tts::PhoneSet::espeak);
+  CHECK(a.phones == 5);
+  CHECK(a.phone_tokens == 5);
+  CHECK(a.exact_pairs == 5);
+  CHECK(a.match_score == 1.0);
+  CHECK(a.durations == std::vector<std::int64_t>{2, 3, 1, 4, 5, 2});
+}
+
 TEST_CASE("silence frames with no tokens at all are a problem, and no frames are not") {
   const auto tier = phones_of({""});
   CHECK_FALSE(project({}, tier, {4}).ok);

@@ -33,6 +33,7 @@
 
 #include "kokoro/core/media.hpp"
 #include "kokoro/tts/align/textgrid.hpp"
+#include "kokoro/tts/text/arpabet.hpp"
 #include "kokoro/tts/text/espeak.hpp"
 #include "kokoro/tts/text/normalizer.hpp"
 #include "kokoro/util/atomic_file.hpp"
@@ -413,6 +414,75 @@ inline void remove_stale_staging(const std::filesystem::path& parent, const std:
 /// spoken in that order until options.clips clips fall inside the duration
 /// bounds. Ids are DEMO-0001, DEMO-0002, ... The corpus is written to a
 /// temporary sibling folder and renamed into place; an existing options.out is
+/// The notations a corpus's phone tiers can be rewritten in, as aligners
+/// other than espeak-ng would have written them.
+enum class GridPhones {
+  arpabet,  ///< MFA 1.x LJSpeech style: CMU lexicon phones, upper case, sil/sp
+  ipa,      ///< MFA 2.x english_mfa style: IPA, aj aw ej ow ɔj, "" silences
+};
+
+namespace detail {
+/// MFA's IPA spellings of espeak-ng's diphthongs.
+inline std::string mfa_ipa(std::string phone) {
+  static const std::pair<std::string_view, std::string_view> respelled[] = {
+      {"a\u026A", "aj"},
+      {"a\u028A", "aw"},
+      {"e\u026A", "ej"},
+      {"o\u028A", "ow"},
+      {"\u0254\u026A", "\u0254j"}};
+  for (const auto& [from, to] : respelled) {
+    if (phone == from) return std::string(to);
+  }
+  return phone;
+}
+}  // namespace detail
+
+/// Rewrites the phone tier of every TextGrid under `corpus`/TextGrid in
+/// `notation`: each word of the words tier gets its phones from the CMU
+/// lexicon (arpabet) or from espeak-ng's IPA transcription (ipa), sharing the
+/// word's time evenly; the stretches between words become silences. The
+/// durations then come from another G2P than the tokens', as with real
+/// alignments. Returns the number of grids rewritten.
+inline int rewrite_phone_tiers(const std::filesystem::path& corpus, GridPhones notation,
+                               const std::string& voice = "en-us") {
+  int rewritten = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(corpus / "TextGrid")) {
+    auto grid = kokoro::tts::read_textgrid(entry.path());
+    const kokoro::tts::Tier* words = grid.aligner_tier("words");
+    if (words == nullptr) continue;
+    kokoro::tts::Tier phones{.name = "phones", .intervals = {}};
+    for (std::size_t w = 0; w < words->intervals.size(); ++w) {
+      const auto& word = words->intervals[w];
+      std::vector<std::string> labels;
+      if (!word.label.empty()) {
+        if (notation == GridPhones::arpabet) {
+          labels = kokoro::tts::arpabet_word(word.label);
+        } else {
+          for (auto& phone : kokoro::tts::ipa_phones(word.label, voice))
+            labels.push_back(detail::mfa_ipa(std::move(phone)));
+        }
+      }
+      if (labels.empty()) {
+        const bool edge = w == 0 || w + 1 == words->intervals.size();
+        const std::string silence = notation == GridPhones::ipa ? "" : edge ? "sil" : "sp";
+        phones.intervals.push_back({.start = word.start, .end = word.end, .label = silence});
+        continue;
+      }
+      const double step = (word.end - word.start) / static_cast<double>(labels.size());
+      for (std::size_t p = 0; p < labels.size(); ++p) {
+        const double end =
+            p + 1 == labels.size() ? word.end : word.start + step * static_cast<double>(p + 1);
+        phones.intervals.push_back(
+            {.start = word.start + step * static_cast<double>(p), .end = end, .label = labels[p]});
+      }
+    }
+    grid.tiers = {*words, std::move(phones)};
+    kokoro::tts::write_textgrid(grid, entry.path());
+    ++rewritten;
+  }
+  return rewritten;
+}
+
 /// replaced only if it is empty or a demo corpus, otherwise kokoro::Error.
 inline DemoCorpusReport build_demo_corpus(const DemoCorpusOptions& options) {
   namespace fs = std::filesystem;

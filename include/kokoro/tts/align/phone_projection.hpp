@@ -55,6 +55,21 @@ struct TokenProjection {
 
 namespace detail::projection {
 
+/// A label of ASCII punctuation only that names no phone of `set`, such as
+/// espeak-ng's ";#" (a break between spelled letters; its "?#" is a glottal
+/// stop and stays a phone): on either side, no phone.
+inline bool is_break_label(std::string_view label, PhoneSet set) {
+  return !label.empty() &&
+         std::all_of(label.begin(), label.end(),
+                     [](char c) { return std::ispunct(static_cast<unsigned char>(c)) != 0; }) &&
+         !phone_features(label, set);
+}
+
+/// label_kind, with break labels counted as silence.
+inline LabelKind interval_kind(std::string_view label, PhoneSet set) {
+  return is_break_label(label, set) ? LabelKind::silence : label_kind(label);
+}
+
 enum class Step : std::uint8_t { none, pair, skip_phone, skip_token, noise_word };
 
 }  // namespace detail::projection
@@ -96,19 +111,25 @@ inline TokenProjection project_durations(
   out.interval_of_token.assign(tokens.size(), -1);
 
   // The two sequences: phone intervals (spn included) and phone tokens.
-  std::vector<std::size_t> phone_at;  // tier index of each phone/spn interval
   std::vector<std::string> phone_labels;
-  for (std::size_t i = 0; i < tier.intervals.size(); ++i) {
-    const auto kind = label_kind(tier.intervals[i].label);
-    if (kind == LabelKind::silence) continue;
-    phone_at.push_back(i);
-    if (kind == LabelKind::phone) phone_labels.push_back(tier.intervals[i].label);
+  for (const auto& interval : tier.intervals) {
+    if (label_kind(interval.label) == LabelKind::phone) phone_labels.push_back(interval.label);
   }
   out.grid_set = options.grid_set ? *options.grid_set : guess_phone_set(phone_labels);
+  const auto kind_of = [&](std::string_view label) { return interval_kind(label, out.grid_set); };
+  std::vector<std::size_t> phone_at;  // tier index of each phone/spn interval
+  for (std::size_t i = 0; i < tier.intervals.size(); ++i) {
+    if (kind_of(tier.intervals[i].label) != LabelKind::silence) phone_at.push_back(i);
+  }
   std::vector<std::size_t> token_at;  // token index of each phone token
   std::vector<std::size_t> word_end;  // for each phone token, one past its word's last
+  // Tokens like espeak-ng's ";#" (a break between spelled letters) are no
+  // phone: like pauses they take silence or nothing, and are not scored.
+  const auto is_break = [&](const std::string& token) {
+    return is_pause_token(token) || is_break_label(token, options.token_set);
+  };
   for (std::size_t t = 0; t < tokens.size(); ++t) {
-    if (!is_pause_token(tokens[t])) token_at.push_back(t);
+    if (!is_break(tokens[t])) token_at.push_back(t);
   }
   for (std::size_t j = 0; j < token_at.size(); ++j) {
     std::size_t k = j + 1;
@@ -134,7 +155,7 @@ inline TokenProjection project_durations(
   std::vector<bool> noise(m);
   for (std::size_t i = 0; i < m; ++i) {
     const auto& label = tier.intervals[phone_at[i]].label;
-    noise[i] = label_kind(label) == LabelKind::spoken_noise;
+    noise[i] = kind_of(label) == LabelKind::spoken_noise;
     if (!noise[i]) pf[i] = phone_features(label, out.grid_set);
   }
   for (std::size_t j = 0; j < n; ++j)
@@ -283,7 +304,7 @@ inline TokenProjection project_durations(
   // around them, else to the token before (the first token at the start).
   std::size_t phone_index = 0;  // phone intervals seen so far
   for (std::size_t i = 0; i < tier.intervals.size(); ++i) {
-    if (label_kind(tier.intervals[i].label) != LabelKind::silence) {
+    if (kind_of(tier.intervals[i].label) != LabelKind::silence) {
       ++phone_index;
       continue;
     }
@@ -304,7 +325,7 @@ inline TokenProjection project_durations(
     }
     std::int64_t target = -1;
     for (std::int64_t t = before + 1; t < after; ++t) {
-      if (is_pause_token(tokens[static_cast<std::size_t>(t)])) {
+      if (is_break(tokens[static_cast<std::size_t>(t)])) {
         target = t;
         break;
       }

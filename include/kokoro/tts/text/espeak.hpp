@@ -299,6 +299,38 @@ class Engine {
     return out;
   }
 
+  /// espeak-ng's own IPA transcription of `text`: its phones in order, stress
+  /// marks (ˈ ˌ) left out, the length mark kept ("ɑː"). Words are not told apart.
+  std::vector<std::string> ipa_phones(std::string_view text, const std::string& voice) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    prepare(voice);
+    const std::string input(text);
+    std::vector<std::string> out;
+    const void* cursor = input.c_str();
+    for (std::size_t guard = 0; cursor != nullptr && guard <= input.size() + 1; ++guard) {
+      const char* clause =
+          espeak_TextToPhonemes(&cursor, espeakCHARS_UTF8, espeakPHONEMES_IPA | ('_' << 8));
+      if (clause == nullptr) break;
+      std::string phone;
+      auto flush = [&] {
+        if (!phone.empty()) out.push_back(std::move(phone));
+        phone.clear();
+      };
+      for (std::size_t i = 0; clause[i] != '\0'; ++i) {
+        const std::string_view rest(clause + i);
+        if (clause[i] == '_' || clause[i] == ' ') {
+          flush();
+        } else if (rest.starts_with("\u02C8") || rest.starts_with("\u02CC")) {
+          ++i;  // ˈ ˌ: two bytes
+        } else {
+          phone += clause[i];
+        }
+      }
+      flush();
+    }
+    return out;
+  }
+
  private:
   Engine() = default;
 
@@ -543,6 +575,13 @@ inline std::vector<std::string> tokens_from_synthesis(const Synthesis& synthesis
   }
   if (word != -2) detail::espeak::append_punctuation(text, word_offset, text.size(), tokens);
   return tokens;
+}
+
+/// espeak-ng's IPA transcription of `text` (Engine::ipa_phones): an
+/// independent notation of the same phones, for fixtures in MFA's IPA style.
+inline std::vector<std::string> ipa_phones(std::string_view text,
+                                           const std::string& voice = "en-us") {
+  return detail::espeak::Engine::instance().ipa_phones(text, voice);
 }
 
 /// Grapheme-to-phoneme tokens of `text` (normalise it first): phone tokens
