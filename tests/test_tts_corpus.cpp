@@ -235,6 +235,15 @@ TEST_CASE("MFA-style IPA grids (espeak-ng's own IPA) align with espeak tokens") 
   MESSAGE(report.summary());
   CHECK(report.aligned == 8);
   CHECK(report.mean_match_score() >= 0.95);
+  // ARPAbet tokens against IPA grids: no label is shared, only the sounds.
+  auto config = corpus_config();
+  config.data.phoneme_set = "arpabet";
+  const auto arpabet = EnglishPhonemeProcessor::for_phoneme_set("arpabet");
+  const auto across = prepare_corpus(config, arpabet, root, cache).report;
+  MESSAGE(across.summary());
+  CHECK(across.aligned == 8);
+  CHECK(across.mean_match_score() > 0.85);
+  CHECK(across.unknown_symbols.empty());
   fs::remove_all(root);
   fs::remove_all(cache);
 }

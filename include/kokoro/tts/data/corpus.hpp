@@ -275,8 +275,10 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
           const auto frames_per_interval =
               frame_durations(*phones, static_cast<int>(audio.sample_rate),
                               static_cast<int>(audio.hop_length), frames);
-          const auto projected = project_durations(tokens, *phones, frames_per_interval,
-                                                   &EnglishPhonemeProcessor::is_pause_token);
+          const auto projected =
+              project_durations(tokens, *phones, frames_per_interval,
+                                &EnglishPhonemeProcessor::is_pause_token,
+                                {.token_set = processor.phone_set()});
           if (!projected.ok) {
             fallback = fmt::format("{}: {}", u.alignment.string(), projected.problem);
           } else if (projected.match_score < data.alignment_min_match) {

@@ -5,6 +5,7 @@
 // their TextGrids pair with these tokens phone for phone.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <mutex>
@@ -48,7 +49,8 @@ inline const cst_lexicon* lexicon() {
 
 /// The CMUdict phones of one word (letters and apostrophes; anything else is
 /// dropped), in upper case with stress digits on vowels. flite writes the
-/// unstressed mid-central vowel as "ax"; it becomes CMUdict's "AH0".
+/// unstressed mid-central vowel as "ax"; it becomes CMUdict's "AH0", and a
+/// vowel without a stress digit gets 0.
 inline std::vector<std::string> arpabet_word(std::string_view word) {
   std::string clean;
   for (const char c : word) {
@@ -64,7 +66,10 @@ inline std::vector<std::string> arpabet_word(std::string_view word) {
     for (const char c : std::string_view(val_string(val_car(v))))
       phone += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     if (phone.starts_with("AX")) phone = "AH" + phone.substr(2);
-    if (phone == "AH") phone = "AH0";
+    // A vowel flite leaves without stress (rare, from its letter-to-sound
+    // rules) is unstressed, as CMUdict would write it.
+    if (std::find(kArpabetVowels.begin(), kArpabetVowels.end(), phone) != kArpabetVowels.end())
+      phone += '0';
     phones.push_back(std::move(phone));
   }
   delete_val(found);
