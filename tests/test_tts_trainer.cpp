@@ -209,6 +209,29 @@ TEST_CASE("a kokoro-minimal checkpoint from before the split by layer loads and 
   fs::remove_all(dir);
 }
 
+TEST_CASE("an arpabet task refuses an espeak checkpoint and sends its corpus report once") {
+  const auto dir = test::scratch_dir("tts-arpabet-task");
+  const auto espeak_state = tts::EnglishTtsTask(tiny_tts_config(dir)).state_dict();
+  auto config = tiny_tts_config(dir);
+  config.data.phoneme_set = "arpabet";
+  tts::EnglishTtsTask task(config);
+  CHECK(task.processor().phone_set() == tts::PhoneSet::arpabet);
+  CHECK(task.data().corpus().report.aligned == 8);  // espeak-ng's grids, ARPAbet tokens
+  CHECK_THROWS_WITH_AS(task.load_state_dict(espeak_state), doctest::Contains("phoneme vocabulary"),
+                       Error);
+  const auto report_of = [&](std::int64_t epoch) {
+    Media media;
+    task.media(media, epoch);
+    for (const auto& text : media.texts) {
+      if (text.tag == "corpus/report") return text.text;
+    }
+    return std::string();
+  };
+  CHECK(report_of(0).find("aligned from TextGrids: 8 clips") != std::string::npos);
+  CHECK(report_of(1).empty());
+  fs::remove_all(dir);
+}
+
 TEST_CASE("the TTS task without a corpus says which setting to give") {
   auto config = tiny_tts_config(test::scratch_dir("tts-no-corpus"));
   config.data.data_dir.clear();

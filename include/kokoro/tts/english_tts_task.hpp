@@ -92,8 +92,13 @@ class EnglishTtsTask {
   /// The first validation clip (or training clip, without validation data):
   /// its target mel, the teacher-forced prediction, and free-running
   /// synthesis from its phonemes, as images and Griffin-Lim audio, and its
-  /// text, all tagged "samples/...".
+  /// text, all tagged "samples/..."; the first time also the corpus report
+  /// ("corpus/report"), so the run's TensorBoard says what it trained on.
   void media(Media& media, std::int64_t /*epoch*/) {
+    if (!report_sent_) {
+      media.texts.push_back(Text{.tag = "corpus/report", .text = data_->corpus().report.summary()});
+      report_sent_ = true;
+    }
     const auto& clips =
         data_->corpus().validation.empty() ? data_->corpus().train : data_->corpus().validation;
     if (clips.empty()) return;
@@ -163,6 +168,7 @@ class EnglishTtsTask {
   std::filesystem::path output_dir_;
   EnglishPhonemeProcessor processor_;
   std::unique_ptr<TtsData> data_;
+  bool report_sent_ = false;
   KokoroModel model_;
   audio::GriffinLim vocoder_;
 };
