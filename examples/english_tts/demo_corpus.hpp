@@ -446,6 +446,17 @@ inline std::string mfa_ipa(std::string phone) {
 inline int rewrite_phone_tiers(const std::filesystem::path& corpus, GridPhones notation,
                                const std::string& voice = "en-us") {
   int rewritten = 0;
+  {
+    // The corpus says what its phone tiers now hold.
+    std::ofstream readme(corpus / "README.txt", std::ios::app);
+    readme << (notation == GridPhones::arpabet
+                   ? "\nThe phone tiers were rewritten MFA 1.x style: ARPAbet phones of each word "
+                     "from the CMU lexicon (flite), sharing the word's time evenly; sil/sp "
+                     "between words.\n"
+                   : "\nThe phone tiers were rewritten MFA 2.x (english_mfa) style: espeak-ng's "
+                     "IPA phones of each word in MFA's spellings (aj aw ej ow), sharing the "
+                     "word's time evenly; empty labels between words.\n");
+  }
   for (const auto& entry : std::filesystem::directory_iterator(corpus / "TextGrid")) {
     auto grid = kokoro::tts::read_textgrid(entry.path());
     const kokoro::tts::Tier* words = grid.aligner_tier("words");
