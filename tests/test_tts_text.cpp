@@ -777,6 +777,23 @@ TEST_CASE("espeak-ng's break between spelled letters is no phone; its glottal st
   CHECK(a.durations == std::vector<std::int64_t>{2, 3, 1, 4, 5, 2});
 }
 
+TEST_CASE("a grid that stops short of its audio on a phone gets a silence, not a longer phone") {
+  const auto tier = tier_of({{0.0, 0.1, "K"}, {0.1, 0.2, "AE1"}});
+  const auto filled = tts::with_trailing_silence(tier, 0.25);
+  REQUIRE(filled.intervals.size() == 3);
+  CHECK(filled.intervals[2].start == 0.2);
+  CHECK(filled.intervals[2].end == 0.25);
+  CHECK(tts::label_kind(filled.intervals[2].label) == tts::LabelKind::silence);
+  // 0.25 s at 22050 Hz, hop 256: 22 frames; the phones keep their own.
+  const auto frames = tts::frame_durations(filled, 22050, 256, 22);
+  CHECK(frames == std::vector<std::int64_t>{9, 8, 5});
+  const auto a = project({"K", "AE", "."}, filled, frames);
+  CHECK(a.durations == std::vector<std::int64_t>{9, 8, 5});
+  // Ending on a silence, or reaching the end: left as it is.
+  CHECK(tts::with_trailing_silence(tier, 0.2).intervals.size() == 2);
+  CHECK(tts::with_trailing_silence(phones_of({"K", ""}), 9.0).intervals.size() == 2);
+}
+
 TEST_CASE("silence frames with no tokens at all are a problem, and no frames are not") {
   const auto tier = phones_of({""});
   CHECK_FALSE(project({}, tier, {4}).ok);

@@ -530,6 +530,18 @@ inline std::int64_t time_to_frame(double seconds, int sample_rate, int hop_lengt
       detail::textgrid::round_half_even(seconds * sample_rate / hop_length));
 }
 
+/// `tier`, reaching `end` seconds: when it stops earlier on a phone (a grid a
+/// little shorter than its audio, no trailing silence), a silence interval
+/// fills the rest, so that the audio's extra frames go to silence and never
+/// into the last phone. Otherwise the tier as it is.
+inline Tier with_trailing_silence(Tier tier, double end) {
+  if (!tier.intervals.empty() && tier.intervals.back().end < end &&
+      label_kind(tier.intervals.back().label) != LabelKind::silence) {
+    tier.intervals.push_back({.start = tier.intervals.back().end, .end = end, .label = ""});
+  }
+  return tier;
+}
+
 /// Frames per interval of `tier`, summing to exactly `n_frames`.
 ///
 /// Boundaries are rounded, not lengths: duration_i = time_to_frame(end_i) -

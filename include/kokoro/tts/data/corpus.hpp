@@ -272,13 +272,13 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
               u.alignment.string(), grid_seconds, audio_seconds,
               (grid_seconds - audio_seconds) * 1000.0, data.alignment_tolerance_ms);
         } else {
+          const auto tier = with_trailing_silence(*phones, audio_seconds);
           const auto frames_per_interval =
-              frame_durations(*phones, static_cast<int>(audio.sample_rate),
+              frame_durations(tier, static_cast<int>(audio.sample_rate),
                               static_cast<int>(audio.hop_length), frames);
-          const auto projected =
-              project_durations(tokens, *phones, frames_per_interval,
-                                &EnglishPhonemeProcessor::is_pause_token,
-                                {.token_set = processor.phone_set()});
+          const auto projected = project_durations(tokens, tier, frames_per_interval,
+                                                   &EnglishPhonemeProcessor::is_pause_token,
+                                                   {.token_set = processor.phone_set()});
           if (!projected.ok) {
             fallback = fmt::format("{}: {}", u.alignment.string(), projected.problem);
           } else if (projected.match_score < data.alignment_min_match) {
