@@ -170,14 +170,20 @@ TEST_CASE("the length regulator repeats each phoneme by its duration, then pads 
   CHECK(out.states[2].equal(clip2));
 }
 
-TEST_CASE("durations map to log(d + 1) and back, at least one frame per real phoneme") {
+TEST_CASE("durations map to log(d + 1) and back, zero frames kept where training had them") {
   const auto durations = torch::tensor({0, 1, 2, 7, 3}, torch::kLong);
   const auto logs = duration_to_log(durations);
   CHECK(logs[0].item<double>() == 0.0);
   CHECK(logs[3].item<double>() == doctest::Approx(std::log(8.0)));
   const auto mask = torch::tensor({1, 1, 1, 1, 0}, torch::kLong).to(torch::kBool);
   const auto back = log_to_duration(logs.unsqueeze(0), mask.unsqueeze(0), 6)[0];
-  CHECK(back.equal(torch::tensor({1, 1, 2, 6, 0}, torch::kLong)));  // 0 → 1; 7 → cap 6; pad → 0
+  // A zero-frame token (a word boundary) stays 0: no frame the decoder never
+  // saw; 7 → cap 6; pad → 0.
+  CHECK(back.equal(torch::tensor({0, 1, 2, 6, 0}, torch::kLong)));
+  // A row predicted all zero gets one frame, on its longest-predicted token.
+  const auto zeros = torch::tensor({{-0.5f, 0.2f, -1.0f, 3.0f}}, torch::kFloat);
+  const auto row_mask = torch::tensor({{1, 1, 1, 0}}, torch::kLong).to(torch::kBool);
+  CHECK(log_to_duration(zeros, row_mask, 6).equal(torch::tensor({{0, 1, 0, 0}}, torch::kLong)));
 }
 
 TEST_CASE("more padding in a batch changes no loss") {
@@ -234,7 +240,9 @@ TEST_CASE("generation stops at the frame cap or when the stop token fires") {
   CHECK(capped.mel_before.sizes().vec() == Shape({7, kMels}));
   CHECK(capped.durations.sizes().vec() == Shape({4}));
   CHECK(capped.durations[2].item<std::int64_t>() == 0);
-  CHECK(capped.durations.masked_select(phonemes.ne(0)).min().item<std::int64_t>() >= 1);
+  // An untrained predictor may give tokens 0 frames; the utterance keeps at least one.
+  CHECK(capped.durations.min().item<std::int64_t>() >= 0);
+  CHECK(capped.durations.sum().item<std::int64_t>() >= 1);
   CHECK(model->is_training());  // generate() restores the mode it found
 
   const auto at_once = model->generate(phonemes.unsqueeze(0), /*stop_threshold=*/0.0, 50);

@@ -237,8 +237,8 @@ class KokoroModelImpl : public torch::nn::Module {
   }
 
   /// Autoregressive synthesis of one utterance, `phonemes` [T] or [1, T]
-  /// (id 0 is <pad>, ignored). Durations are predicted (round(exp(x) − 1),
-  /// at least 1 per phoneme), then frames are generated one per step, each
+  /// (id 0 is <pad>, ignored). Durations are predicted (round(exp(x) − 1):
+  /// 0 where training taught 0, see log_to_duration), then frames are generated one per step, each
   /// fed back before the PostNet, until sigmoid(stop) > `stop_threshold`
   /// (that frame included) or `max_frames` frames. Runs without gradients
   /// and in eval mode, restoring the module's mode afterwards.

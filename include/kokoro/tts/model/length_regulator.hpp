@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 
 #include <torch/types.h>
 
@@ -56,15 +57,25 @@ inline torch::Tensor duration_to_log(const torch::Tensor& durations) {
   return torch::log1p(durations.to(torch::kFloat));
 }
 
-/// The inverse used at inference: round(exp(x) − 1), at least 1 frame (so no
-/// phoneme is skipped) and at most `max_frames`, and 0 where `mask` is false.
+/// The inverse used at inference: round(exp(x) − 1), within [0, max_frames],
+/// and 0 where `mask` is false. A token may get 0 frames, as word boundaries
+/// and punctuation without a pause do in training: a floor of one frame would
+/// add frames the decoder never saw there. Only a row that would get no
+/// frame at all gets one, on its longest-predicted token.
 inline torch::Tensor log_to_duration(const torch::Tensor& log_durations, const torch::Tensor& mask,
                                      std::int64_t max_frames) {
-  auto frames = torch::expm1(log_durations.to(torch::kFloat))
-                    .round()
-                    .clamp(1, static_cast<double>(max_frames))
-                    .to(torch::kLong);
-  return frames.masked_fill(mask.logical_not(), 0);
+  const auto logs = log_durations.to(torch::kFloat);
+  auto frames =
+      torch::expm1(logs).round().clamp(0, static_cast<double>(max_frames)).to(torch::kLong);
+  frames = frames.masked_fill(mask.logical_not(), 0);
+  const auto empty = frames.sum(-1).eq(0).logical_and(mask.any(-1));
+  if (empty.any().item<bool>()) {
+    const auto longest =
+        logs.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity()).argmax(-1);
+    const auto one = torch::zeros_like(frames).scatter_(-1, longest.unsqueeze(-1), 1);
+    frames = torch::where(empty.unsqueeze(-1), one, frames);
+  }
+  return frames;
 }
 
 }  // namespace kokoro::tts
