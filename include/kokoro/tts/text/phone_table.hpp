@@ -50,8 +50,6 @@ struct PhoneFeatures {
   bool rhotic = false;    ///< r-coloured vowel (ɚ ɝ ɑɹ ...)
   bool syllabic = false;  ///< syllabic consonant (n̩ l̩ m̩)
   std::string canonical;  ///< the IPA spelling the table uses for it
-
-  bool operator==(const PhoneFeatures& other) const { return canonical == other.canonical; }
 };
 
 namespace detail::phones {
