@@ -196,56 +196,50 @@ TEST_CASE("a TextGrid a little longer than its audio aligns; one far longer is a
   fs::remove_all(cache);
 }
 
-TEST_CASE("ARPAbet grids from the CMU lexicon align with espeak tokens, and exactly with arpabet") {
-  const auto root = test::scratch_dir("tts-arpabet-grids");
+/// The tiny corpus with its phone tiers rewritten in `notation`, prepared
+/// with both phoneme sets: {espeak report, arpabet report}.
+std::pair<CorpusReport, CorpusReport> reports_with_grids(english_tts::GridPhones notation,
+                                                         const std::string& name) {
+  const auto root = test::scratch_dir("tts-" + name + "-grids");
   fs::copy(tiny_corpus(), root, fs::copy_options::recursive);
-  CHECK(english_tts::rewrite_phone_tiers(root, english_tts::GridPhones::arpabet) == 8);
-  const auto cache = test::scratch_dir("tts-arpabet-cache");
-
-  // espeak-ng's phonemes against CMUdict's: another G2P, paired by similarity.
+  CHECK(english_tts::rewrite_phone_tiers(root, notation) == 8);
+  const auto cache = test::scratch_dir("tts-" + name + "-cache");
   const EnglishPhonemeProcessor espeak;
-  const auto with_espeak = prepare_corpus(corpus_config(), espeak, root, cache).report;
+  auto with_espeak = prepare_corpus(corpus_config(), espeak, root, cache).report;
+  auto config = corpus_config();
+  config.data.phoneme_set = "arpabet";
+  const auto arpabet = EnglishPhonemeProcessor::for_phoneme_set("arpabet");
+  auto with_arpabet = prepare_corpus(config, arpabet, root, cache).report;
   MESSAGE(with_espeak.summary());
+  MESSAGE(with_arpabet.summary());
+  fs::remove_all(root);
+  fs::remove_all(cache);
+  return {std::move(with_espeak), std::move(with_arpabet)};
+}
+
+TEST_CASE("ARPAbet grids from the CMU lexicon align with espeak tokens, and exactly with arpabet") {
+  const auto [with_espeak, with_arpabet] =
+      reports_with_grids(english_tts::GridPhones::arpabet, "arpabet");
+  // espeak-ng's phonemes against CMUdict's: another G2P, paired by similarity.
   CHECK(with_espeak.usable == 8);
   CHECK(with_espeak.aligned == 8);
   CHECK(with_espeak.mean_match_score() > 0.8);
   CHECK(with_espeak.mean_match_score() < 1.0);
-
   // The same lexicon on both sides: every phone pairs with its own token.
-  auto config = corpus_config();
-  config.data.phoneme_set = "arpabet";
-  const auto arpabet = EnglishPhonemeProcessor::for_phoneme_set("arpabet");
-  const auto with_arpabet = prepare_corpus(config, arpabet, root, cache).report;
-  MESSAGE(with_arpabet.summary());
   CHECK(with_arpabet.aligned == 8);
   CHECK(with_arpabet.mean_match_score() >= 0.98);
-  fs::remove_all(root);
-  fs::remove_all(cache);
 }
 
-TEST_CASE("MFA-style IPA grids (espeak-ng's own IPA) align with espeak tokens") {
+TEST_CASE("MFA-style IPA grids (espeak-ng's own IPA) align with both phoneme sets") {
   // The IPA comes from espeak-ng, not from kokoro's phone table: a check that
   // the table reads espeak-ng's mnemonics as espeak-ng itself writes them.
-  const auto root = test::scratch_dir("tts-ipa-grids");
-  fs::copy(tiny_corpus(), root, fs::copy_options::recursive);
-  CHECK(english_tts::rewrite_phone_tiers(root, english_tts::GridPhones::ipa) == 8);
-  const auto cache = test::scratch_dir("tts-ipa-cache");
-  const EnglishPhonemeProcessor espeak;
-  const auto report = prepare_corpus(corpus_config(), espeak, root, cache).report;
-  MESSAGE(report.summary());
-  CHECK(report.aligned == 8);
-  CHECK(report.mean_match_score() >= 0.95);
+  const auto [with_espeak, with_arpabet] = reports_with_grids(english_tts::GridPhones::ipa, "ipa");
+  CHECK(with_espeak.aligned == 8);
+  CHECK(with_espeak.mean_match_score() >= 0.95);
   // ARPAbet tokens against IPA grids: no label is shared, only the sounds.
-  auto config = corpus_config();
-  config.data.phoneme_set = "arpabet";
-  const auto arpabet = EnglishPhonemeProcessor::for_phoneme_set("arpabet");
-  const auto across = prepare_corpus(config, arpabet, root, cache).report;
-  MESSAGE(across.summary());
-  CHECK(across.aligned == 8);
-  CHECK(across.mean_match_score() > 0.85);
-  CHECK(across.unknown_symbols.empty());
-  fs::remove_all(root);
-  fs::remove_all(cache);
+  CHECK(with_arpabet.aligned == 8);
+  CHECK(with_arpabet.mean_match_score() > 0.85);
+  CHECK(with_arpabet.unknown_symbols.empty());
 }
 
 TEST_CASE("TtsData serves every training clip each epoch and the validation clips once") {
