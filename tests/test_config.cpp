@@ -132,6 +132,14 @@ TEST_CASE("an unknown section names the nearest section") {
   CHECK(msg == "run.yaml:1: unknown section 'trainig' (did you mean 'training'?)");
 }
 
+TEST_CASE("a key or a section given twice is an error naming both lines") {
+  // YAML would keep both and one would silently win.
+  CHECK(load_error("training:\n  batch_size: 4\n  epochs: 2\n  batch_size: 8\n") ==
+        "run.yaml:4: training.batch_size is given twice (first at run.yaml:2)");
+  CHECK(load_error("training:\n  epochs: 2\nlogging:\n  log_every: 3\ntraining:\n  seed: 1\n") ==
+        "run.yaml:5: section 'training' appears twice (first at run.yaml:1)");
+}
+
 TEST_CASE("a value of the wrong type names the field and the expected type") {
   CHECK(load_error("training:\n  batch_size: sixteen\n") ==
         "run.yaml:2: training.batch_size: expected an integer, got 'sixteen'");

@@ -239,9 +239,16 @@ void apply_yaml(Config& config, std::string_view text, const std::string& source
   std::vector<std::string> errors;
   std::map<std::string, std::string> where;
   const auto sections = detail::section_names<Config>();
+  std::map<std::string, std::string> section_at;
   for (const auto& entry : root) {
     const auto section = entry.first.as<std::string>();
     const YAML::Node& body = entry.second;
+    // YAML keeps both of two equal keys; one would silently win.
+    if (const auto [it, first] = section_at.emplace(section, at(entry.first)); !first) {
+      errors.push_back(fmt::format("{}: section '{}' appears twice (first at {})", at(entry.first),
+                                   section, it->second));
+      continue;
+    }
     if (!detail::known_section<Config>(section)) {
       errors.push_back(fmt::format("{}: unknown section '{}' (did you mean '{}'?)", at(entry.first),
                                    section, nearest_word(section, sections)));
@@ -256,6 +263,11 @@ void apply_yaml(Config& config, std::string_view text, const std::string& source
     for (const auto& field : body) {
       const auto key = field.first.as<std::string>();
       const YAML::Node& value = field.second;
+      if (const auto it = where.find(fmt::format("{}.{}", section, key)); it != where.end()) {
+        errors.push_back(fmt::format("{}: {}.{} is given twice (first at {})", at(field.first),
+                                     section, key, it->second));
+        continue;
+      }
       if (!value.IsScalar()) {
         errors.push_back(fmt::format("{}: {}.{}: expected a single value, got a {}", at(value),
                                      section, key, value.IsSequence() ? "list" : "mapping"));
