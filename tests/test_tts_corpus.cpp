@@ -39,6 +39,16 @@ std::string read_all(const fs::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+/// Copies the tiny corpus to `root` (to be damaged by a test) and returns
+/// its clip ids in metadata order.
+std::vector<std::string> copy_of_tiny_corpus(const fs::path& root) {
+  fs::copy(tiny_corpus(), root, fs::copy_options::recursive);
+  std::vector<std::string> ids;
+  std::ifstream in(root / "metadata.csv");
+  for (std::string line; std::getline(in, line);) ids.push_back(line.substr(0, line.find('|')));
+  return ids;
+}
+
 }  // namespace
 
 TEST_CASE("the demo corpus gives features whose durations come from its alignments") {
@@ -89,13 +99,7 @@ TEST_CASE("the demo corpus gives features whose durations come from its alignmen
 
 TEST_CASE("bad clips are skipped, named and counted; the rest of the corpus trains") {
   const auto root = test::scratch_dir("tts-bad-corpus");
-  fs::copy(tiny_corpus(), root, fs::copy_options::recursive);
-  const auto ids = [&] {
-    std::vector<std::string> out;
-    std::ifstream in(root / "metadata.csv");
-    for (std::string line; std::getline(in, line);) out.push_back(line.substr(0, line.find('|')));
-    return out;
-  }();
+  const auto ids = copy_of_tiny_corpus(root);
   // Clip 0: truncated audio. Clip 1: stereo at 44.1 kHz (usable). Clip 2: its
   // TextGrid removed (uniform durations). Clip 3: a TextGrid of another clip
   // (mismatch: skipped). A malformed metadata line.
@@ -156,13 +160,7 @@ TEST_CASE("bad clips are skipped, named and counted; the rest of the corpus trai
 
 TEST_CASE("a TextGrid a little longer than its audio aligns; one far longer is a mismatch") {
   const auto root = test::scratch_dir("tts-long-grids");
-  fs::copy(tiny_corpus(), root, fs::copy_options::recursive);
-  const auto ids = [&] {
-    std::vector<std::string> out;
-    std::ifstream in(root / "metadata.csv");
-    for (std::string line; std::getline(in, line);) out.push_back(line.substr(0, line.find('|')));
-    return out;
-  }();
+  const auto ids = copy_of_tiny_corpus(root);
   // Clip 0's grid ends 40 ms after its audio, clip 1's 2 s after: the last
   // interval of each tier (silence) and the grid are stretched.
   const auto stretch = [&](const std::string& id, double seconds) {

@@ -8,10 +8,11 @@
 #include <kokoro/tts/text/normalizer.hpp>
 #include <kokoro/tts/text/phoneme_processor.hpp>
 
-#include <cstdio>
+#include <cstdint>
 #include <exception>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,8 +42,8 @@ struct Alignment {
   std::vector<std::string> phone_of_token;  ///< the paired interval's label, or ""
 };
 
-std::optional<Alignment> align(const std::string& path, const std::vector<std::string>& tokens,
-                               tts::PhoneSet token_set, int sample_rate, int hop_length) {
+Alignment align(const std::string& path, const std::vector<std::string>& tokens,
+                tts::PhoneSet token_set, int sample_rate, int hop_length) {
   Alignment a;
   a.file = path;
   const auto grid = tts::read_textgrid(path);

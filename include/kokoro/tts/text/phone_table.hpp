@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -266,11 +265,28 @@ inline const std::map<std::string, std::string, std::less<>>& arpabet_names() {
 /// MFA's IPA spellings that differ from the table's.
 inline const std::map<std::string, std::string, std::less<>>& ipa_aliases() {
   static const std::map<std::string, std::string, std::less<>> t = {
-      {"aj", "aɪ"}, {"aw", "aʊ"}, {"ej", "eɪ"}, {"ow", "oʊ"}, {"ɔj", "ɔɪ"}, {"oj", "ɔɪ"},
-      {"ɫ", "l"},   {"r", "ɹ"},   {"ʧ", "tʃ"},  {"ʤ", "dʒ"},  {"ɵ", "o"},   {"ɘ", "ə"},
+      {"aj", "aɪ"},
+      {"aw", "aʊ"},
+      {"ej", "eɪ"},
+      {"ow", "oʊ"},
+      {"ɔj", "ɔɪ"},
+      {"oj", "ɔɪ"},
+      {"ɫ", "l"},
+      {"r", "ɹ"},
+      {"ʧ", "tʃ"},
+      {"ʤ", "dʒ"},
+      {"ɵ", "o"},
+      {"ɘ", "ə"},
       // espeak-ng's own IPA (its en-us voice), where it differs from MFA's.
-      {"aɪə", "aɪ"}, {"aɪɚ", "aɪ"}, {"aʊɚ", "aʊ"}, {"iə", "ɪɹ"}, {"oɹ", "ɔɹ"},
-      {"əl", "l\u0329"}, {"ən", "n\u0329"}, {"əm", "m\u0329"}, {"ᵻ", "ɪ"}};
+      {"aɪə", "aɪ"},
+      {"aɪɚ", "aɪ"},
+      {"aʊɚ", "aʊ"},
+      {"iə", "ɪɹ"},
+      {"oɹ", "ɔɹ"},
+      {"əl", "l\u0329"},
+      {"ən", "n\u0329"},
+      {"əm", "m\u0329"},
+      {"ᵻ", "ɪ"}};
   return t;
 }
 
