@@ -86,6 +86,7 @@ TEST_CASE("the demo corpus gives features whose durations come from its alignmen
   CHECK(again.report.computed == 0);
   CHECK(again.report.aligned == 8);  // the cache keeps each clip's match score
   CHECK(again.report.mean_match_score() == 1.0);
+  CHECK(again.report.mean_exact_share() == 1.0);
   CHECK(again.cache_dir == corpus.cache_dir);
   // Other audio settings: another folder, everything computed afresh.
   auto other = config;
@@ -170,10 +171,12 @@ TEST_CASE("a TextGrid a little longer than its audio aligns; one far longer is a
     for (auto& tier : grid.tiers) tier.intervals.back().end += seconds;
     write_textgrid(grid, path);
   };
+  const EnglishPhonemeProcessor processor;
+  const auto before_cache = test::scratch_dir("tts-long-grids-before");
+  const auto before = prepare_corpus(corpus_config(), processor, root, before_cache);
   stretch(ids[0], 0.040);
   stretch(ids[1], 2.0);
   const auto cache = test::scratch_dir("tts-long-grids-cache");
-  const EnglishPhonemeProcessor processor;
   const auto corpus = prepare_corpus(corpus_config(), processor, root, cache);
   const auto& r = corpus.report;
   CHECK(r.usable == 7);
@@ -185,13 +188,26 @@ TEST_CASE("a TextGrid a little longer than its audio aligns; one far longer is a
   REQUIRE(message != r.messages.end());
   CHECK(message->find("but the audio lasts") != std::string::npos);
   CHECK(message->find("(+2000 ms, over data.alignment_tolerance_ms = 100)") != std::string::npos);
-  // The 40 ms clip's durations still sum to its frames.
+  // The 40 ms clip's extra time was its final silence's: every token keeps
+  // the frames it had before the stretch, and they still sum to the mel's.
+  const auto durations_of = [&](const PreparedCorpus& c, const std::string& id) {
+    for (const auto* split : {&c.train, &c.validation}) {
+      for (const auto& clip : *split) {
+        if (clip.id == id) return TtsData::load(clip).durations;
+      }
+    }
+    FAIL("clip " << id << " not prepared");
+    return torch::Tensor();
+  };
+  const auto stretched = durations_of(corpus, ids[0]);
+  CHECK(torch::equal(stretched, durations_of(before, ids[0])));
   for (const auto& clip : corpus.train) {
     const auto item = TtsData::load(clip);
     CHECK(item.durations.sum().item<std::int64_t>() == clip.frames);
   }
   fs::remove_all(root);
   fs::remove_all(cache);
+  fs::remove_all(before_cache);
 }
 
 /// The tiny corpus with its phone tiers rewritten in `notation`, prepared
@@ -208,6 +224,10 @@ std::pair<CorpusReport, CorpusReport> reports_with_grids(english_tts::GridPhones
   config.data.phoneme_set = "arpabet";
   const auto arpabet = EnglishPhonemeProcessor::for_phoneme_set("arpabet");
   auto with_arpabet = prepare_corpus(config, arpabet, root, cache).report;
+  // Read back from the cache, the report says the same past its first line.
+  const auto past_first_line = [](const std::string& text) { return text.substr(text.find('\n')); };
+  CHECK(past_first_line(prepare_corpus(config, arpabet, root, cache).report.summary()) ==
+        past_first_line(with_arpabet.summary()));
   MESSAGE(with_espeak.summary());
   MESSAGE(with_arpabet.summary());
   fs::remove_all(root);
@@ -226,6 +246,10 @@ TEST_CASE("ARPAbet grids from the CMU lexicon align with espeak tokens, and exac
   // The same lexicon on both sides: every phone pairs with its own token.
   CHECK(with_arpabet.aligned == 8);
   CHECK(with_arpabet.mean_match_score() >= 0.98);
+  CHECK(with_arpabet.mean_exact_share() >= 0.98);
+  CHECK(with_espeak.mean_exact_share() < with_arpabet.mean_exact_share());
+  CHECK(with_arpabet.summary().find("% of phones paired with the same sound") !=
+        std::string::npos);
 }
 
 TEST_CASE("MFA-style IPA grids (espeak-ng's own IPA) align with both phoneme sets") {

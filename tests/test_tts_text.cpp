@@ -752,6 +752,58 @@ TEST_CASE("an extra word in the G2P costs a few frames, not the clip") {
   CHECK(a.match_score == doctest::Approx(5.0 / 6.0));
 }
 
+/// A words tier over phones_of's 0.1 s intervals: each word covers `count`
+/// phones ("" for a silence).
+tts::Tier words_of(const std::vector<std::pair<std::string, int>>& words) {
+  tts::Tier tier{"words", {}};
+  double t = 0;
+  for (const auto& [word, count] : words) {
+    tier.intervals.push_back({t, t + 0.1 * count, word});
+    t += 0.1 * count;
+  }
+  return tier;
+}
+
+TEST_CASE("the words tier decides which word a token the aligner merged belongs to") {
+  // The phonemizer has "an" + "knee" with two n's; the aligner heard one,
+  // and its words tier says whose it is. Either way costs the same without
+  // the words tier; with it, the n's frames stay in the aligner's word, and
+  // the unpaired n shares frames within its own word.
+  const std::vector<std::string> tokens = {"AH", "N", " ", "N", "IY", "."};
+  const auto tier = phones_of({"AH0", "N", "IY1"});
+  const std::vector<std::int64_t> frames = {2, 4, 6};
+  const auto first_words = words_of({{"an", 2}, {"e", 1}});
+  const auto second_words = words_of({{"a", 1}, {"knee", 2}});
+  const auto a = tts::project_durations(tokens, tier, frames, is_pause, kArpabetTokens, &first_words);
+  const auto b =
+      tts::project_durations(tokens, tier, frames, is_pause, kArpabetTokens, &second_words);
+  REQUIRE_MESSAGE(a.ok, a.problem);
+  REQUIRE_MESSAGE(b.ok, b.problem);
+  CHECK(a.durations == std::vector<std::int64_t>{2, 4, 0, 3, 3, 0});
+  CHECK(b.durations == std::vector<std::int64_t>{1, 1, 0, 4, 6, 0});
+  CHECK(a.unpaired_tokens == 1);
+  CHECK(b.unpaired_tokens == 1);
+  CHECK(a.match_score == b.match_score);
+  // Without the words tier both grids give one of the two.
+  const auto plain = project(tokens, tier, frames).durations;
+  CHECK((plain == a.durations) != (plain == b.durations));
+}
+
+TEST_CASE("with a words tier, a phone the tokens lack keeps its frames in its word") {
+  // "cat sat" where the phonemizer dropped the s: its frames go to the "a" of
+  // "sat", not to the "t" of "cat" (which is where they go without words).
+  const std::vector<std::string> tokens = {"K", "AE", "T", " ", "AE", "T", "."};
+  const auto tier = phones_of({"K", "AE1", "T", "S", "AE1", "T"});
+  const std::vector<std::int64_t> frames = {1, 2, 3, 4, 5, 6};
+  const auto words = words_of({{"cat", 3}, {"sat", 3}});
+  const auto with_words =
+      tts::project_durations(tokens, tier, frames, is_pause, kArpabetTokens, &words);
+  REQUIRE_MESSAGE(with_words.ok, with_words.problem);
+  CHECK(with_words.durations == std::vector<std::int64_t>{1, 2, 3, 0, 9, 6, 0});
+  CHECK(project(tokens, tier, frames).durations ==
+        std::vector<std::int64_t>{1, 2, 7, 0, 5, 6, 0});
+}
+
 TEST_CASE("spn gives its frames to the tokens of its word") {
   // MFA 1.x: an out-of-dictionary word is one `spn` interval.
   const auto tier = phones_of({"sil", "DH", "AH0", "spn", "sil"});

@@ -54,7 +54,7 @@ Alignment align(const std::string& path, const std::vector<std::string>& tokens,
   const auto per_interval = tts::frame_durations(*phones, sample_rate, hop_length, a.frames);
   a.projection = tts::project_durations(tokens, *phones, per_interval,
                                         &tts::EnglishPhonemeProcessor::is_pause_token,
-                                        {.token_set = token_set});
+                                        {.token_set = token_set}, grid.aligner_tier("words"));
   if (!a.projection.ok) throw kokoro::Error(fmt::format("{}: {}", path, a.projection.problem));
   for (const auto index : a.projection.interval_of_token) {
     a.phone_of_token.push_back(

@@ -3,6 +3,9 @@
 // alignment (dynamic programming, costs from phone_table.hpp), so that a
 // grapheme-to-phoneme disagreement (a schwa for a full vowel, a glottal stop
 // for a t, a word pronounced otherwise) costs a few frames, not the clip.
+// With the aligner's words tier, pairs that keep the grid's word boundaries
+// on the tokens' are preferred, and unpaired phones and tokens keep to their
+// own word.
 #pragma once
 
 #include <algorithm>
@@ -30,6 +33,11 @@ struct ProjectionOptions {
   double gap_cost = 0.55;                 ///< a phone or a token left unpaired
   double spoken_noise_cost = 0.2;         ///< an `spn` interval taking a word's tokens
   double good_pair = 0.5;                 ///< pairs cheaper than this count as matched
+  /// Added to a pair where one side starts a word and the other does not
+  /// (only with a words tier). Below any real phone difference, it decides
+  /// between alignments that cost the same, such as which of two words an
+  /// unpaired token belongs to.
+  double word_boundary_cost = 0.1;
 };
 
 /// The outcome of project_durations.
@@ -72,6 +80,27 @@ inline LabelKind interval_kind(std::string_view label, PhoneSet set) {
 
 enum class Step : std::uint8_t { none, pair, skip_phone, skip_token, noise_word };
 
+/// For each of `intervals` (indices into `phones`), the index of the words
+/// interval holding its midpoint, or -1 outside any word (a silence in the
+/// words tier, or no words tier).
+inline std::vector<std::int64_t> grid_words(const Tier& phones,
+                                            const std::vector<std::size_t>& intervals,
+                                            const Tier* words) {
+  std::vector<std::int64_t> out(intervals.size(), -1);
+  if (words == nullptr) return out;
+  std::size_t w = 0;
+  for (std::size_t k = 0; k < intervals.size(); ++k) {
+    const auto& iv = phones.intervals[intervals[k]];
+    const double mid = 0.5 * (iv.start + iv.end);
+    while (w < words->intervals.size() && words->intervals[w].end <= mid) ++w;
+    if (w < words->intervals.size() && words->intervals[w].start <= mid &&
+        label_kind(words->intervals[w].label) != LabelKind::silence) {
+      out[k] = static_cast<std::int64_t>(w);
+    }
+  }
+  return out;
+}
+
 }  // namespace detail::projection
 
 /// Gives each token its frames from the aligned phone tier, where
@@ -82,11 +111,15 @@ enum class Step : std::uint8_t { none, pair, skip_phone, skip_token, noise_word 
 /// - Phone intervals and phone tokens are aligned monotonically at the least
 ///   total cost: pairing costs phone_distance, leaving a phone or a token
 ///   unpaired costs gap_cost, and an `spn` interval takes the tokens of the
-///   word it starts on for spoken_noise_cost.
-/// - A paired token takes its phone's frames; an unpaired phone's frames go
-///   to the token before it (after it at the start); an `spn` word's frames
-///   are spread over its tokens; a run of unpaired tokens shares the frames
-///   of the token before it (after it at the start), evenly.
+///   word it starts on for spoken_noise_cost. With `words` (the grid's words
+///   tier), a pair where only one side starts a word costs
+///   word_boundary_cost more.
+/// - A paired token takes its phone's frames; an `spn` word's frames are
+///   spread over its tokens. An unpaired phone's frames go to the token
+///   before it, or with `words` to the token after it when the phone begins
+///   its word (and at the start). A run of unpaired tokens shares, evenly,
+///   the frames of the token before it, or of the token after it when the
+///   run begins a word (and at the start).
 /// - A silence (sil, sp, "", <eps>) goes to the first pause token between
 ///   the tokens of the phones around it; with none there, to the token before
 ///   it (the first token at the start).
@@ -98,7 +131,7 @@ inline TokenProjection project_durations(
     const std::vector<std::string>& tokens, const Tier& tier,
     const std::vector<std::int64_t>& interval_frames,
     const std::function<bool(std::string_view)>& is_pause_token,
-    const ProjectionOptions& options = {}) {
+    const ProjectionOptions& options = {}, const Tier* words = nullptr) {
   using namespace detail::projection;
   if (interval_frames.size() != tier.intervals.size()) {
     throw Error(
@@ -123,6 +156,7 @@ inline TokenProjection project_durations(
   }
   std::vector<std::size_t> token_at;  // token index of each phone token
   std::vector<std::size_t> word_end;  // for each phone token, one past its word's last
+  std::vector<bool> token_starts_word;
   // Tokens like espeak-ng's ";#" (a break between spelled letters) are no
   // phone: like pauses they take silence or nothing, and are not scored.
   const auto is_break = [&](const std::string& token) {
@@ -132,6 +166,7 @@ inline TokenProjection project_durations(
     if (!is_break(tokens[t])) token_at.push_back(t);
   }
   for (std::size_t j = 0; j < token_at.size(); ++j) {
+    token_starts_word.push_back(j == 0 || token_at[j] != token_at[j - 1] + 1);
     std::size_t k = j + 1;
     while (k < token_at.size() && token_at[k] == token_at[k - 1] + 1) ++k;
     word_end.push_back(k);
@@ -164,6 +199,15 @@ inline TokenProjection project_durations(
     if (tier.intervals[phone_at[i]].label == tokens[token_at[j]]) return 0.0;
     return phone_distance(pf[i], tf[j]);
   };
+  const std::vector<std::int64_t> word_of_phone = grid_words(tier, phone_at, words);
+  std::vector<bool> phone_starts_word(m);
+  for (std::size_t i = 0; i < m; ++i)
+    phone_starts_word[i] = i == 0 || word_of_phone[i] != word_of_phone[i - 1];
+  auto pair_cost = [&](std::size_t i, std::size_t j) {
+    const bool boundary_differs =
+        words != nullptr && phone_starts_word[i] != token_starts_word[j];
+    return distance(i, j) + (boundary_differs ? options.word_boundary_cost : 0.0);
+  };
 
   // Least cost to align phones [0, i) with tokens [0, j).
   constexpr double inf = std::numeric_limits<double>::infinity();
@@ -183,7 +227,7 @@ inline TokenProjection project_durations(
     for (std::size_t j = 0; j <= n; ++j) {
       const double here = cost[i * w + j];
       if (here == inf) continue;
-      if (i < m && j < n && !noise[i]) relax(i + 1, j + 1, here + distance(i, j), Step::pair, j);
+      if (i < m && j < n && !noise[i]) relax(i + 1, j + 1, here + pair_cost(i, j), Step::pair, j);
       if (i < m) relax(i + 1, j, here + options.gap_cost, Step::skip_phone, j);
       if (j < n) relax(i, j + 1, here + options.gap_cost, Step::skip_token, j);
       if (i < m && j < n && noise[i]) {
@@ -210,7 +254,7 @@ inline TokenProjection project_durations(
 
   std::vector<std::int64_t> token_of_phone(m, -1);
   std::vector<bool> fed(n, false);  // the phone token took frames from a phone
-  std::int64_t pending = 0;         // unpaired phones before any token took frames
+  std::int64_t pending = 0;         // unpaired phones' frames for the next token
   std::int64_t last = -1;           // the last token that took frames
   std::int64_t matched_units = 0, phone_units = 0;
   auto give = [&](std::int64_t token, std::int64_t frames, std::size_t interval) {
@@ -253,12 +297,16 @@ inline TokenProjection project_durations(
         ++out.unpaired_phones;
         ++phone_units;
         const std::int64_t frames = interval_frames[phone_at[mv.i]];
-        if (last >= 0) {
-          out.durations[last] += frames;
-        } else {
+        // Forward when nothing came before, and within a word that began
+        // with unpaired phones (their frames are already waiting).
+        const bool forward =
+            last < 0 || pending > 0 || (words != nullptr && phone_starts_word[mv.i]);
+        if (forward) {
           pending += frames;
+        } else {
+          out.durations[last] += frames;
         }
-        token_of_phone[mv.i] = last;
+        token_of_phone[mv.i] = forward ? -1 : last;
         break;
       }
       case Step::skip_token:
@@ -268,13 +316,14 @@ inline TokenProjection project_durations(
         break;
     }
   }
-  if (pending > 0) {  // phones but no token took frames from them
-    out.durations[token_at.empty() ? 0 : token_at.front()] += pending;
+  if (pending > 0) {  // unpaired phones with no token after them
+    out.durations[last >= 0 ? static_cast<std::size_t>(last)
+                            : (token_at.empty() ? 0 : token_at.front())] += pending;
     pending = 0;
   }
 
-  // Unpaired phone tokens share the frames of the fed token before them
-  // (after them at the start).
+  // Unpaired phone tokens share the frames of the fed token before them,
+  // or after them where the run begins a word (and at the start).
   for (std::size_t j = 0; j < n;) {
     if (fed[j]) {
       ++j;
@@ -283,7 +332,9 @@ inline TokenProjection project_durations(
     std::size_t end = j;
     while (end < n && !fed[end]) ++end;
     std::int64_t donor = -1;
-    if (j > 0) {
+    const bool forward_first = words != nullptr && token_starts_word[j] && end < n &&
+                               !token_starts_word[end];
+    if (j > 0 && !forward_first) {
       donor = static_cast<std::int64_t>(j - 1);
     } else if (end < n) {
       donor = static_cast<std::int64_t>(end);

@@ -50,9 +50,11 @@ struct CorpusReport {
   std::int64_t uniform_durations = 0;
   std::int64_t aligned = 0;      ///< durations from their TextGrids
   double match_score_sum = 0.0;  ///< over the aligned clips
+  double exact_share_sum = 0.0;  ///< each clip's share of phones paired with the same sound
   std::int64_t truncated = 0;
 
   double mean_match_score() const { return aligned > 0 ? match_score_sum / aligned : 0.0; }
+  double mean_exact_share() const { return aligned > 0 ? exact_share_sum / aligned : 0.0; }
   std::map<std::string, std::int64_t> skipped;  ///< reason -> clips
   std::map<std::string, std::int64_t> unknown_symbols;
   std::vector<std::string> messages;  ///< one per skipped clip or fallback, naming it
@@ -77,8 +79,10 @@ struct CorpusReport {
       out.pop_back();
     }
     if (aligned > 0) {
-      out += fmt::format("\n  aligned from TextGrids: {} clips, mean match score {:.3f}", aligned,
-                         mean_match_score());
+      out += fmt::format(
+          "\n  aligned from TextGrids: {} clips, mean match score {:.3f}, {:.1f}% of phones "
+          "paired with the same sound",
+          aligned, mean_match_score(), 100.0 * mean_exact_share());
     }
     if (uniform_durations > 0) {
       out +=
@@ -149,7 +153,7 @@ namespace detail::corpus {
 /// Everything that shapes the features, as text; its hash names the cache folder.
 inline std::string settings_text(const TtsConfig& config,
                                  const EnglishPhonemeProcessor& processor) {
-  std::string text = "kokoro-tts-features 2\n";
+  std::string text = "kokoro-tts-features 3\n";
   AudioSection::fields(config.audio,
                        [&](const char* key, const auto& value, const char*, const auto&...) {
                          text += fmt::format("audio.{}: {}\n", key, value);
@@ -259,6 +263,7 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
       if (std::filesystem::exists(u.alignment)) {
         const auto grid = read_textgrid(u.alignment);
         const Tier* phones = grid.aligner_tier("phones");
+        const Tier* words = grid.aligner_tier("words");
         const double audio_seconds =
             static_cast<double>(samples.size()) / static_cast<double>(audio.sample_rate);
         const double grid_seconds = grid.xmax;
@@ -278,7 +283,7 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
                               static_cast<int>(audio.hop_length), frames);
           const auto projected = project_durations(tokens, tier, frames_per_interval,
                                                    &EnglishPhonemeProcessor::is_pause_token,
-                                                   {.token_set = processor.phone_set()});
+                                                   {.token_set = processor.phone_set()}, words);
           if (!projected.ok) {
             fallback = fmt::format("{}: {}", u.alignment.string(), projected.problem);
           } else if (projected.match_score < data.alignment_min_match) {
@@ -292,6 +297,10 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
           } else {
             durations = projected.durations;
             flags = with_match_score(flags | kProjected, projected.match_score);
+            flags = with_exact_share(flags, projected.phones > 0
+                                                ? static_cast<double>(projected.exact_pairs) /
+                                                      static_cast<double>(projected.phones)
+                                                : 1.0);
           }
         }
         if (!fallback.empty() && data.alignment_mismatch == "skip") {
@@ -381,6 +390,7 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
     if (o.header.flags & kProjected) {
       ++report.aligned;
       report.match_score_sum += match_score_of(o.header.flags);
+      report.exact_share_sum += exact_share_of(o.header.flags);
     }
     if (o.header.flags & kTruncated) ++report.truncated;
     report.audio_hours +=

@@ -47,15 +47,22 @@ struct CacheHeader {
 enum CacheFlags : std::uint32_t {
   kUniformDurations = 1u << 0,  ///< durations spread evenly (no usable alignment)
   kTruncated = 1u << 1,         ///< the clip was cut to audio.max_frames
-  kProjected = 1u << 2,         ///< durations from a TextGrid (its match score in the top bits)
+  kProjected = 1u << 2,         ///< durations from a TextGrid (scores in the upper bits)
 };
 
-/// The match score (0..1) kept in a clip's flags, at 1/65535 steps.
+/// A projected clip's scores, kept in its flags: the match score (0..1) in
+/// bits 16-31 at 1/65535 steps, the share of its phones paired with the very
+/// same sound in bits 8-15 at 1/255 steps. Bits 3-7 are free for flags.
 inline std::uint32_t with_match_score(std::uint32_t flags, double score) {
   const auto q = static_cast<std::uint32_t>(std::lround(std::clamp(score, 0.0, 1.0) * 65535.0));
   return (flags & 0xFFFFu) | (q << 16);
 }
 inline double match_score_of(std::uint32_t flags) { return (flags >> 16) / 65535.0; }
+inline std::uint32_t with_exact_share(std::uint32_t flags, double share) {
+  const auto q = static_cast<std::uint32_t>(std::lround(std::clamp(share, 0.0, 1.0) * 255.0));
+  return (flags & 0xFFFF00FFu) | (q << 8);
+}
+inline double exact_share_of(std::uint32_t flags) { return ((flags >> 8) & 0xFFu) / 255.0; }
 
 namespace detail::feature_cache {
 inline constexpr char kMagic[8] = {'K', 'K', 'F', 'E', 'A', 'T', '0', '1'};
