@@ -7,6 +7,8 @@
 
 #include <kokoro/tts/align/phone_projection.hpp>
 #include <kokoro/tts/align/textgrid.hpp>
+#include <kokoro/tts/text/arpabet.hpp>
+#include <kokoro/tts/text/ascii_fold.hpp>
 #include <kokoro/tts/text/normalizer.hpp>
 
 #include <unistd.h>
@@ -151,6 +153,16 @@ TEST_CASE("standalone four-digit numbers in year ranges are read as years") {
   CHECK(normalize_english("in 1905,") == "in nineteen oh five,");
   CHECK(normalize_english("1900") == "nineteen hundred");
   CHECK(normalize_english("1100") == "eleven hundred");
+  CHECK(normalize_english("275 B.C.") == "two seventy-five B.C.");
+  CHECK(normalize_english("about 2250 B.C.,") == "about twenty-two fifty B.C.,");
+  CHECK(normalize_english("in 484 BC") == "in four eighty-four BC");
+  CHECK(normalize_english("A.D. 79 and 410 A.D.") == "A.D. seventy-nine and four ten A.D.");
+  // Three digits where a year goes, unless a plural noun says they count.
+  CHECK(normalize_english("In 606, Nineveh fell") == "In six oh six, Nineveh fell");
+  CHECK(normalize_english("in the year 562, after") == "in the year five sixty-two, after");
+  CHECK(normalize_english("In 529 Cyrus died.") == "In five twenty-nine Cyrus died.");
+  CHECK(normalize_english("in 300 cases") == "in three hundred cases");
+  CHECK(normalize_english("in 600") == "in six hundred");
   CHECK(normalize_english("2000") == "two thousand");
   CHECK(normalize_english("2005") == "two thousand five");
   CHECK(normalize_english("2010") == "twenty ten");
@@ -162,11 +174,12 @@ TEST_CASE("standalone four-digit numbers in year ranges are read as years") {
 
 TEST_CASE("numbers that are not years are read as cardinals") {
   CHECK(normalize_english("1099") == "one thousand ninety-nine");
-  CHECK(normalize_english("2100") == "two thousand one hundred");
+  CHECK(normalize_english("2100") == "twenty-one hundred");
+  CHECK(normalize_english("2101") == "two thousand one hundred one");
   CHECK(normalize_english("1,984") == "one thousand nine hundred eighty-four");
   CHECK(normalize_english("-1984") == "minus one thousand nine hundred eighty-four");
   CHECK(normalize_english("1984.5") == "one thousand nine hundred eighty-four point five");
-  CHECK(normalize_english("B1984") == "B one thousand nine hundred eighty-four");
+  CHECK(normalize_english("B1984") == "B one nine eight four");
 }
 
 TEST_CASE("money is read with its unit, and cents after a comma") {
@@ -178,7 +191,8 @@ TEST_CASE("money is read with its unit, and cents after a comma") {
   CHECK(normalize_english("$.25") == "twenty-five cents");
   CHECK(normalize_english("$0") == "zero dollars");
   CHECK(normalize_english("$3.00") == "three dollars");
-  CHECK(normalize_english("$1,500") == "one thousand five hundred dollars");
+  CHECK(normalize_english("$1,500") == "fifteen hundred dollars");
+  CHECK(normalize_english("$1,501") == "one thousand five hundred one dollars");
   CHECK(normalize_english("$1984") == "one thousand nine hundred eighty-four dollars");
   CHECK(normalize_english("£5") == "five pounds");
   CHECK(normalize_english("£1") == "one pound");
@@ -221,6 +235,8 @@ TEST_CASE("numbers glued to letters are separated from them") {
   CHECK(normalize_english("B52") == "B fifty-two");
   CHECK(normalize_english("10am") == "ten am");
   CHECK(normalize_english("3D") == "three D");
+  // Three digits and more after letters are a serial number.
+  CHECK(normalize_english("rifle C2766") == "rifle C two seven six six");
 }
 
 TEST_CASE("titles before names are expanded and lose their period") {
@@ -282,8 +298,7 @@ TEST_CASE("whitespace collapses, and case and punctuation otherwise stay") {
                           "b") == "a b");
   CHECK(normalize_english("\"Why?\" she asked; (quietly) - then left...") ==
         "\"Why?\" she asked; (quietly) - then left...");
-  CHECK(normalize_english("caf\xC3\xA9 \xE2\x80\x9Cquoted\xE2\x80\x9D") ==
-        "caf\xC3\xA9 \xE2\x80\x9Cquoted\xE2\x80\x9D");
+  CHECK(normalize_english("caf\xC3\xA9 \"quoted\"") == "caf\xC3\xA9 \"quoted\"");
   CHECK(normalize_english("") == "");
   CHECK(normalize_english("   ") == "");
 }
@@ -292,6 +307,85 @@ TEST_CASE("a sentence mixing the rules") {
   CHECK(normalize_english("On May 3rd, 1984, Dr. Jones paid $2.50 for 25% of No. 7 & left.") ==
         "On May third, nineteen eighty-four, Doctor Jones paid two dollars, fifty cents for "
         "twenty-five percent of Number seven and left.");
+}
+
+TEST_CASE("round hundreds from 1100 to 9900 are read in hundreds") {
+  CHECK(normalize_english("\xC2\xA3"
+                          "1400") == "fourteen hundred pounds");
+  CHECK(normalize_english("1,300 persons") == "thirteen hundred persons");
+  CHECK(normalize_english("4500") == "forty-five hundred");
+  CHECK(normalize_english("9,900") == "ninety-nine hundred");
+  CHECK(normalize_english("10,000") == "ten thousand");
+  CHECK(normalize_english("3000") == "three thousand");
+  CHECK(normalize_english("1,050") == "one thousand fifty");
+  CHECK(normalize_english("1,500th") == "fifteen hundredth");
+}
+
+TEST_CASE("Roman numerals: regnal after a name, counts after a counting word, initials stay") {
+  CHECK(normalize_english("George III.") == "George the third.");
+  CHECK(normalize_english("of George III., as many") == "of George the third, as many");
+  CHECK(normalize_english("by Charles I. in the sixth year") ==
+        "by Charles the first in the sixth year");
+  CHECK(normalize_english("in the 16th Charles I.") == "in the sixteenth Charles the first.");
+  CHECK(normalize_english("the reign of James I.,") == "the reign of James the first,");
+  CHECK(normalize_english("Henry VIII. a new") == "Henry the eighth a new");
+  CHECK(normalize_english("Louis XIV") == "Louis the fourteenth");
+  CHECK(normalize_english("the 4 George IV cap. 64") == "the four George the fourth cap. sixty-four");
+  // A multi-letter numeral after a capitalised word not at a sentence's start.
+  CHECK(normalize_english("King Tut II.") == "King Tut the second.");
+  CHECK(normalize_english("chapter IV") == "chapter four");
+  CHECK(normalize_english("Chapter XLII.") == "Chapter forty-two.");
+  CHECK(normalize_english("World War II") == "World War two");
+  CHECK(normalize_english("Part I") == "Part one");
+  // Initials, the pronoun, and words that only look like numerals.
+  CHECK(normalize_english("Robert I. Bouck") == "Robert I. Bouck");
+  CHECK(normalize_english("Robert I Bouck") == "Robert I Bouck");
+  CHECK(normalize_english("Forrest V. Sorrels") == "Forrest V. Sorrels");
+  CHECK(normalize_english("letters to V. T. Lee,") == "letters to V. T. Lee,");
+  CHECK(normalize_english("It was I. I did it.") == "It was I. I did it.");
+  CHECK(normalize_english("Then I went") == "Then I went");
+  CHECK(normalize_english("Franklin D. Roosevelt") == "Franklin D. Roosevelt");
+  CHECK(normalize_english("Washington DC") == "Washington DC");
+  CHECK(normalize_english("a colonel in the MVD") == "a colonel in the MVD");
+  CHECK(normalize_english("IV drip") == "IV drip");
+  CHECK(normalize_english("George IIII") == "George IIII");
+  CHECK(normalize_english("George III's") == "George III's");
+}
+
+TEST_CASE("numbers that name things are read digit by digit") {
+  CHECK(normalize_english("Post Office Box 2915, Dallas") == "Post Office Box two nine one five, Dallas");
+  CHECK(normalize_english("rented box 2915") == "rented box two nine one five");
+}
+
+TEST_CASE("a bore written as a decimal is read as a whole number") {
+  CHECK(normalize_english("a .22 caliber rifle") == "a twenty-two caliber rifle");
+  CHECK(normalize_english("the .22 rifle and the .22 pistol") ==
+        "the twenty-two rifle and the twenty-two pistol");
+  CHECK(normalize_english("a .38-caliber pistol") == "a thirty-eight-caliber pistol");
+  CHECK(normalize_english(".357 magnum") == "three fifty-seven magnum");
+  CHECK(normalize_english("a .22 lead") == "a point two two lead");
+}
+
+TEST_CASE("typographic quotes become ASCII; other letters stay for the front end") {
+  CHECK(normalize_english("a \xE2\x80\x9Csponge,\xE2\x80\x9D M\xC3\xBCller\xE2\x80\x99s") ==
+        "a \"sponge,\" M\xC3\xBCller's");
+  CHECK(normalize_english("\xE2\x80\x98Victoria\xE2\x80\x99") == "'Victoria'");
+  CHECK(normalize_english("bric-\xC3\xA0-brac") == "bric-\xC3\xA0-brac");
+}
+
+TEST_CASE("normalize_english's options leave numbers or abbreviations as written") {
+  const std::string text = "Mr. Smith paid $5 to George III.";
+  CHECK(normalize_english(text, {.numbers = false}) == "Mister Smith paid $5 to George III.");
+  CHECK(normalize_english(text, {.abbreviations = false}) ==
+        "Mr. Smith paid five dollars to George the third.");
+}
+
+TEST_CASE("the ARPAbet front end reads Latin letters outside ASCII as their ASCII forms") {
+  CHECK(tts::ascii_folded("M\xC3\xBCller c\xC3\xA9l\xC3\xA8" "bre Stra\xC3\x9F" "e \xC3\x86sir") ==
+        "Muller celebre Strasse AEsir");
+  CHECK(tts::ascii_folded("plain") == "plain");
+  CHECK(tts::arpabet_tokens("M\xC3\xBCller") == tts::arpabet_tokens("Muller"));
+  CHECK(tts::arpabet_tokens("d'\xC3\xAAtre") == tts::arpabet_tokens("d'etre"));
 }
 
 // ---- TextGrid parsing -------------------------------------------------------------

@@ -1,5 +1,5 @@
 # Fails when the installed kokoro::kokoro export mentions libsndfile, libsoxr,
-# espeak-ng or flite: a consumer of the framework alone must not need them.
+# espeak-ng, flite or ICU: a consumer of the framework alone must not need them.
 #   cmake -DPREFIX=<install prefix> -P check_exports.cmake
 file(GLOB_RECURSE exports "${PREFIX}/*/kokoroTargets*.cmake")
 if(NOT exports)
@@ -8,7 +8,7 @@ endif()
 foreach(file IN LISTS exports)
   file(READ "${file}" text)
   string(TOLOWER "${text}" text)
-  if(text MATCHES "sndfile|soxr|espeak|flite")
+  if(text MATCHES "sndfile|soxr|espeak|flite|pkgconfig::icu")
     message(FATAL_ERROR "${file} names a TTS library")
   endif()
   message(STATUS "${file}: no TTS library")

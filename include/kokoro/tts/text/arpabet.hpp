@@ -15,6 +15,7 @@
 
 #include <flite/flite.h>
 
+#include "kokoro/tts/text/ascii_fold.hpp"
 #include "kokoro/tts/text/espeak.hpp"
 
 extern "C" cst_lexicon* cmu_lex_init(void);
@@ -79,7 +80,11 @@ inline std::vector<std::string> arpabet_word(std::string_view word) {
 /// The tokens of normalised English text: each word's phones, kWordBoundary
 /// between words, and a punctuation token (kPunctuationTokens) after a word
 /// the text follows with one: the same layout as the espeak-ng front end's.
-inline std::vector<std::string> arpabet_tokens(std::string_view text) {
+/// Latin letters outside ASCII are read as their ASCII forms ("Müller" as
+/// "Muller").
+inline std::vector<std::string> arpabet_tokens(std::string_view input) {
+  // The lexicon and its letter-to-sound rules read ASCII only.
+  const std::string text = ascii_folded(input);
   std::vector<std::string> tokens;
   bool in_word = false;
   std::string word;

@@ -61,6 +61,48 @@ inline bool starts_word(std::string_view s, std::size_t i) {
          static_cast<unsigned char>(p) >= 0x80;
 }
 
+/// The word that ends just before s[i] (one space between), or "".
+inline std::string_view word_before(std::string_view s, std::size_t i) {
+  if (i < 2 || s[i - 1] != ' ') return {};
+  std::size_t start = i - 1;
+  while (start > 0 && alpha_at(s, start - 1)) --start;
+  return s.substr(start, i - 1 - start);
+}
+
+/// Whether s[i] begins a sentence: the text's start, or after ". ", "! ", "? ".
+inline bool sentence_start(std::string_view s, std::size_t i) {
+  std::size_t k = i;
+  while (k > 0 && (s[k - 1] == ' ' || s[k - 1] == '"' || s[k - 1] == '(')) --k;
+  return k == 0 || s[k - 1] == '.' || s[k - 1] == '!' || s[k - 1] == '?';
+}
+
+inline bool equals_lower(std::string_view word, std::string_view lower) {
+  if (word.size() != lower.size()) return false;
+  for (std::size_t k = 0; k < word.size(); ++k) {
+    if (to_lower(word[k]) != lower[k]) return false;
+  }
+  return true;
+}
+
+/// Typographic quotes as ASCII ones: U+201C-U+201F become '"', U+2018-U+201B
+/// become "'", so that "Müller’s" has the apostrophe a front end knows.
+inline std::string ascii_quotes(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\xE2' && at(s, i + 1, '\x80') && i + 2 < s.size()) {
+      const auto c = static_cast<unsigned char>(s[i + 2]);
+      if (c >= 0x98 && c <= 0x9F) {
+        out += c >= 0x9C ? '"' : '\'';
+        i += 2;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
 /// Every run of whitespace (ASCII or U+00A0 no-break space) becomes one space;
 /// leading and trailing whitespace is dropped.
 inline std::string collapse_whitespace(std::string_view s) {
@@ -136,13 +178,41 @@ inline std::string digit_by_digit(std::string_view digits) {
 
 /// A digit string as words; one with a leading zero ("007") or too long for a
 /// cardinal is read digit by digit, as people read codes and serial numbers.
+/// Round hundreds from 1100 to 9900 are read in hundreds, as people say
+/// them: "1,500" -> "fifteen hundred", "4500" -> "forty-five hundred".
 inline std::string integer_words(std::string_view digits) {
   if ((digits.size() > 1 && digits[0] == '0') || digits.size() > kMaxCardinalDigits) {
     return digit_by_digit(digits);
   }
   std::uint64_t n = 0;
   for (const char d : digits) n = n * 10 + static_cast<std::uint64_t>(d - '0');
+  if (n >= 1100 && n <= 9900 && n % 100 == 0 && n % 1000 != 0) return cardinal(n / 100) + " hundred";
   return cardinal(n);
+}
+
+/// Words after which a number names something rather than counting it, and
+/// is read digit by digit: "Box 2915" -> "Box two nine one five".
+inline constexpr std::array<std::string_view, 1> kDigitByDigitAfter = {"box"};
+
+/// Words that follow a bore written as a decimal (".22 caliber", ".38
+/// revolver"), which is read as a whole number: "twenty-two caliber".
+inline constexpr std::array<std::string_view, 14> kBoreWords = {
+    "ammunition", "automatic", "bullet", "bullets", "caliber", "calibre", "cartridge",
+    "cartridges", "gun",       "magnum", "pistol",  "revolver", "rifle",  "special"};
+
+/// Whether the word after s[i] (one space or hyphen between) is one of
+/// `words`.
+template <std::size_t N>
+inline bool word_after_is(std::string_view s, std::size_t i,
+                          const std::array<std::string_view, N>& words) {
+  if (!at(s, i, ' ') && !at(s, i, '-')) return false;
+  std::size_t end = i + 1;
+  while (alpha_at(s, end)) ++end;
+  const std::string_view next = s.substr(i + 1, end - i - 1);
+  for (const auto w : words) {
+    if (equals_lower(next, w)) return true;
+  }
+  return false;
 }
 
 inline std::size_t last_word_start(const std::string& words) {
@@ -188,6 +258,27 @@ inline std::string year_words(unsigned year) {
   if (low == 0) return out + " hundred";
   if (low < 10) return out + " oh " + std::string(kOnes[low]);
   return out + " " + cardinal(low);
+}
+
+/// "B.C.", "A.D.", "BC" or "AD" after a number (one optional space between).
+inline bool era_at(std::string_view s, std::size_t i) {
+  if (at(s, i, ' ')) ++i;
+  for (const std::string_view era : {"B.C.", "A.D.", "BC", "AD", "B.C", "A.D"}) {
+    if (s.substr(i, era.size()) == era && !alpha_at(s, i + era.size())) return true;
+  }
+  return false;
+}
+
+/// Whether a three-digit number at s[start, end) is a year by its context:
+/// after "in" or "year" ("in 606,", "in the year 562"), unless a plural noun
+/// follows ("in 300 cases"), which the lowercase word ending in "s" stands for.
+inline bool three_digit_year_context(std::string_view s, std::size_t start, std::size_t end) {
+  const std::string_view before = word_before(s, start);
+  if (!equals_lower(before, "in") && !equals_lower(before, "year")) return false;
+  if (!at(s, end, ' ') || !alpha_at(s, end + 1) || is_upper(s[end + 1])) return true;
+  std::size_t k = end + 1;
+  while (alpha_at(s, k)) ++k;
+  return s[k - 1] != 's';
 }
 
 /// A number as written: the integer digits without thousands separators, and
@@ -284,6 +375,11 @@ inline std::optional<Reading> read_number(std::string_view s, std::size_t i) {
     }
   }
   if (at(s, e, '%')) return Reading{sign + number_words(n) + " percent", e + 1};
+  if (!negative && n.integer.empty() && (n.fraction.size() == 2 || n.fraction.size() == 3) &&
+      word_after_is(s, e, kBoreWords)) {
+    const auto bore = static_cast<unsigned>(std::stoul(n.fraction));
+    return Reading{n.fraction.size() == 3 ? year_words(bore) : integer_words(n.fraction), e};
+  }
   if (!integer_only) return Reading{sign + number_words(n), e};
 
   if (e + 1 < s.size() && !alnum_at(s, e + 2)) {
@@ -293,10 +389,24 @@ inline std::optional<Reading> read_number(std::string_view s, std::size_t i) {
     }
   }
   const bool glued_before = start > 0 && is_alpha(s[start - 1]);
-  const bool year = !negative && !n.grouped && n.integer.size() == 4 && !glued_before &&
-                    reads_as_year(static_cast<unsigned>(std::stoul(n.integer)));
+  // Serial numbers ("C2766") and numbers that name things ("Box 2915").
+  bool names_something = glued_before && n.integer.size() >= 3;
+  for (const auto w : kDigitByDigitAfter) {
+    names_something = names_something || equals_lower(word_before(s, start), w);
+  }
+  if (!negative && !n.grouped && names_something) {
+    return Reading{digit_by_digit(n.integer), e};
+  }
+  const auto value = n.integer.size() <= 4 ? std::stoul(n.integer) : 0ul;
+  // Years: four digits in the usual range, or three or four before an era
+  // ("275 B.C." -> "two seventy-five B.C.") or in a year's place ("in 606").
+  const bool year =
+      !negative && !n.grouped && !glued_before && !at(s, start, '0') &&
+      ((n.integer.size() == 4 && reads_as_year(static_cast<unsigned>(value))) ||
+       (n.integer.size() >= 3 && n.integer.size() <= 4 && era_at(s, e)) ||
+       (n.integer.size() == 3 && three_digit_year_context(s, start, e)));
   const std::string words =
-      year ? year_words(static_cast<unsigned>(std::stoul(n.integer))) : integer_words(n.integer);
+      year ? year_words(static_cast<unsigned>(value)) : integer_words(n.integer);
   if (at(s, e, 's') && !alnum_at(s, e + 1)) return Reading{sign + plural(words), e + 1};
   return Reading{sign + words, e};
 }
@@ -457,7 +567,101 @@ inline std::optional<Reading> read_abbreviation(std::string_view s, std::size_t 
   return Reading{std::move(words), after};
 }
 
+/// The value (1-3999) of a Roman numeral written in capitals in canonical
+/// form ("IV", "XIX", "MCMXC"; not "IIII" or "IC"), or 0.
+inline unsigned roman_value(std::string_view word) {
+  static constexpr std::array<std::pair<std::string_view, unsigned>, 13> kParts = {{
+      {"M", 1000}, {"CM", 900}, {"D", 500}, {"CD", 400}, {"C", 100}, {"XC", 90}, {"L", 50},
+      {"XL", 40}, {"X", 10}, {"IX", 9}, {"V", 5}, {"IV", 4}, {"I", 1}}};
+  if (word.empty() || word.size() > 15) return 0;
+  // Read greedily, then accept only if writing the value back gives the word.
+  unsigned value = 0;
+  std::size_t at_char = 0;
+  for (const auto& [part, worth] : kParts) {
+    while (word.substr(at_char, part.size()) == part) {
+      value += worth;
+      at_char += part.size();
+    }
+  }
+  if (at_char != word.size() || value == 0 || value > 3999) return 0;
+  std::string canonical;
+  unsigned rest = value;
+  for (const auto& [part, worth] : kParts) {
+    while (rest >= worth) {
+      canonical += part;
+      rest -= worth;
+    }
+  }
+  return canonical == word ? value : 0;
+}
+
+/// Words after which a Roman numeral counts: "chapter IV" -> "chapter four",
+/// "World War II" -> "World War two".
+inline constexpr std::array<std::string_view, 22> kCountingWords = {
+    "act",     "appendix", "article", "book",  "chap",   "chapter", "class",   "exhibit",
+    "figure",  "grade",    "level",   "no",    "number", "part",    "phase",   "plate",
+    "schedule", "scene",   "section", "title", "volume", "war"};
+
+/// Names that take a regnal number: "George III." -> "George the third".
+/// A single-letter numeral (I, V, X) is read so only after one of these,
+/// since after other words it is more often an initial or the pronoun.
+inline constexpr std::array<std::string_view, 62> kRegnalNames = {
+    "Alexander", "Alfonso",   "Amenhotep",      "Anne",       "Antiochus",    "Artaxerxes",
+    "Benedict",  "Boniface",  "Cambyses",       "Casimir",    "Catherine",    "Charles",
+    "Christian", "Clement",   "Constantine",    "Cyrus",      "Darius",       "David",
+    "Edward",    "Elizabeth", "Esarhaddon",     "Ferdinand",  "Francis",      "Frederick",
+    "George",    "Gregory",   "Gustavus",       "Henry",      "Innocent",     "Isabella",
+    "Ivan",      "James",     "John",           "Joseph",     "Julius",       "Leo",
+    "Leopold",   "Louis",     "Ludwig",         "Malcolm",    "Mary",         "Napoleon",
+    "Nebuchadnezzar", "Nicholas", "Otto",       "Paul",       "Peter",        "Philip",
+    "Pius",      "Ptolemy",   "Rameses",        "Ramesses",   "Richard",      "Robert",
+    "Sargon",    "Seleucus",  "Sennacherib",    "Shalmaneser", "Thothmes",    "Victoria",
+    "Wilhelm",   "William"};
+
+/// A Roman numeral at s[i], read by the word before it: a count after a
+/// counting word ("chapter IV" -> "chapter four"), a regnal number after a
+/// name ("George III." -> "George the third"). A single letter followed by a
+/// capitalised word is an initial and stays ("Robert I. Bouck"). The period
+/// after a regnal number is dropped unless it also ends a sentence (the end
+/// of the text, or a capitalised word after it).
+inline std::optional<Reading> read_roman(std::string_view s, std::size_t i) {
+  if (!is_upper(s[i]) || (i > 0 && (is_alnum(s[i - 1]) || s[i - 1] == '.'))) return std::nullopt;
+  std::size_t j = i;
+  while (j < s.size() && std::string_view("IVXLCDM").find(s[j]) != std::string_view::npos) ++j;
+  if (j == i || alnum_at(s, j) || at(s, j, '\'')) return std::nullopt;
+  const unsigned value = roman_value(s.substr(i, j - i));
+  if (value == 0) return std::nullopt;
+  const std::string_view before = word_before(s, i);
+  if (before.empty()) return std::nullopt;
+
+  const bool dot = at(s, j, '.');
+  const std::size_t after = dot ? j + 1 : j;
+  const bool capital_follows = at(s, after, ' ') && after + 1 < s.size() && is_upper(s[after + 1]);
+  const bool single = j - i == 1;
+  bool counting = false;
+  for (const auto w : kCountingWords) counting = counting || equals_lower(before, w);
+  if (counting) {
+    if (single && s[i] != 'I' && s[i] != 'V' && s[i] != 'X') return std::nullopt;
+    return Reading{cardinal(value), j};  // the period, if any, stays
+  }
+  if (value > 39 || !is_upper(before[0])) return std::nullopt;
+  bool name = false;
+  for (const auto n : kRegnalNames) name = name || before == n;
+  if (single && (!name || capital_follows)) return std::nullopt;
+  if (!single && !name && sentence_start(s, i - 1 - before.size())) return std::nullopt;
+  std::string words = "the " + ordinal(cardinal(value));
+  if (dot && (after == s.size() || capital_follows)) words += '.';
+  return Reading{std::move(words), after};
+}
+
 }  // namespace detail::normalize
+
+/// Which readings normalize_english applies; whitespace is always collapsed
+/// and "&" always read.
+struct NormalizeOptions {
+  bool numbers = true;        ///< digits, money, percentages, Roman numerals
+  bool abbreviations = true;  ///< "Mr." -> "Mister" and the rest of the table
+};
 
 /// English text ready for grapheme-to-phoneme conversion. What changes:
 ///
@@ -507,16 +711,18 @@ inline std::optional<Reading> read_abbreviation(std::string_view s, std::size_t 
 /// Not handled, left as written: Roman numerals, ranges ("1990-1995" reads as
 /// two years joined by a hyphen), fractions ("1/2"), units, URLs, other
 /// currencies, abbreviations without their period.
-inline std::string normalize_english(std::string_view text) {
+inline std::string normalize_english(std::string_view text, const NormalizeOptions& options = {}) {
   using namespace detail::normalize;
-  const std::string s = collapse_whitespace(text);
+  const std::string s = ascii_quotes(collapse_whitespace(text));
   std::string out;
   out.reserve(s.size() + s.size() / 2);
   std::size_t i = 0;
   while (i < s.size()) {
-    std::optional<Reading> r = read_currency(s, i);
-    if (!r) r = read_number(s, i);
-    if (!r) r = read_abbreviation(s, i);
+    std::optional<Reading> r;
+    if (options.numbers) r = read_currency(s, i);
+    if (!r && options.numbers) r = read_number(s, i);
+    if (!r && options.abbreviations) r = read_abbreviation(s, i);
+    if (!r && options.numbers) r = read_roman(s, i);
     if (r) {
       // Words never stick to neighbouring letters or digits ("B52", "10am").
       if (i > 0 && is_alnum(s[i - 1])) out += ' ';
