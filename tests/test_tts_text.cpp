@@ -14,10 +14,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <numeric>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -34,6 +36,7 @@ namespace tts = kokoro::tts;
 namespace {
 
 const fs::path kGrids = fs::path(KOKORO_TEST_DATA) / "textgrid";
+const fs::path kLjSpeech = fs::path(KOKORO_TEST_DATA) / "ljspeech";
 
 fs::path scratch_file(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / "kokoro_tts_text_tests";
@@ -352,9 +355,34 @@ TEST_CASE("Roman numerals: regnal after a name, counts after a counting word, in
   CHECK(normalize_english("George III's") == "George III's");
 }
 
-TEST_CASE("numbers that name things are read digit by digit") {
-  CHECK(normalize_english("Post Office Box 2915, Dallas") == "Post Office Box two nine one five, Dallas");
+TEST_CASE("numbers that name things are read as LJSpeech's reader reads them") {
+  CHECK(normalize_english("Post Office Box 2915, Dallas") ==
+        "Post Office Box two nine one five, Dallas");
   CHECK(normalize_english("rented box 2915") == "rented box two nine one five");
+  // Labels: three or four digits in pairs, five and more one by one.
+  CHECK(normalize_english("Exhibit No. 133-B,") == "Exhibit Number one thirty-three-B,");
+  CHECK(normalize_english("Commission Exhibit No. 150 (the shirt)") ==
+        "Commission Exhibit Number one fifty (the shirt)");
+  CHECK(normalize_english("chapter 6, page 249.") == "chapter six, page two forty-nine.");
+  CHECK(normalize_english("at frame 343, 30 frames") == "at frame three forty-three, thirty frames");
+  CHECK(normalize_english("enrolled in P.S. 117") == "enrolled in P.S. one seventeen");
+  CHECK(normalize_english("page 300") == "page three hundred");
+  CHECK(normalize_english("No. 2,202,130,462") == "Number two two zero two one three zero four six two");
+  CHECK(normalize_english("Route No. 77") == "Route Number seventy-seven");
+  // House numbers before a street name.
+  CHECK(normalize_english("544 Camp Street New Orleans") == "five four four Camp Street New Orleans");
+  CHECK(normalize_english("at 602 Elsbeth Street in Dallas") ==
+        "at six oh two Elsbeth Street in Dallas");
+  CHECK(normalize_english("found it to be 411 Elm Street. End quote.") ==
+        "found it to be four one one Elm Street. End quote.");
+  CHECK(normalize_english("at 1026 North Beckley Avenue") == "at ten twenty-six North Beckley Avenue");
+  CHECK(normalize_english("500 North Beckley") == "five hundred North Beckley");
+  CHECK(normalize_english("No. 1, Newgate Street") == "Number one, Newgate Street");
+  CHECK(normalize_english("544 camels") == "five hundred forty-four camels");
+  // Serial numbers: capitals glued to three digits or more.
+  CHECK(normalize_english("control number VC836,") == "control number V C eight three six,");
+  CHECK(normalize_english("serial No. C2766, which") == "serial Number C two seven six six, which");
+  CHECK(normalize_english("ABCD1234") == "ABCD one thousand two hundred thirty-four");
 }
 
 TEST_CASE("a bore written as a decimal is read as a whole number") {
@@ -386,6 +414,64 @@ TEST_CASE("the ARPAbet front end reads Latin letters outside ASCII as their ASCI
   CHECK(tts::ascii_folded("plain") == "plain");
   CHECK(tts::arpabet_tokens("M\xC3\xBCller") == tts::arpabet_tokens("Muller"));
   CHECK(tts::arpabet_tokens("d'\xC3\xAAtre") == tts::arpabet_tokens("d'etre"));
+}
+
+/// The words of a text as they are said: lower case, punctuation and case
+/// dropped, hyphens splitting words, dots inside a word dropped ("I.Q." is
+/// "iq"), typographic apostrophes as ASCII ones, other letters kept.
+std::vector<std::string> spoken_words(std::string_view text) {
+  std::string plain;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (text.substr(i, 3) == "\xE2\x80\x99" || text.substr(i, 3) == "\xE2\x80\x98") {
+      plain += '\'';
+      i += 2;
+    } else if (c >= 0x80 || std::isalnum(c) || c == '\'') {
+      plain += static_cast<char>(c >= 0x80 ? c : std::tolower(c));
+    } else if (c != '.') {
+      plain += ' ';
+    }
+  }
+  std::vector<std::string> words;
+  std::istringstream in(plain);
+  for (std::string w; in >> w;) {
+    while (!w.empty() && w.front() == '\'') w.erase(0, 1);
+    while (!w.empty() && w.back() == '\'') w.pop_back();
+    if (!w.empty()) words.push_back(w);
+  }
+  return words;
+}
+
+TEST_CASE("the normaliser says LJSpeech's lines as its own normalized column does") {
+  // Every line of LJSpeech 1.1's metadata.csv whose two text columns differ
+  // or that holds something the normaliser reads (see its README): words of
+  // normalize_english(text) against the normalized column's, where the
+  // abbreviations LJSpeech leaves written ("Mr.") are expanded on both sides.
+  std::ifstream in(kLjSpeech / "metadata_excerpt.csv");
+  REQUIRE(in);
+  std::int64_t lines = 0;
+  std::vector<std::string> differing;
+  for (std::string line; std::getline(in, line);) {
+    const auto a = line.find('|'), b = line.find('|', a + 1);
+    REQUIRE_MESSAGE(b != std::string::npos, line);
+    const std::string id = line.substr(0, a), raw = line.substr(a + 1, b - a - 1),
+                      theirs = line.substr(b + 1);
+    ++lines;
+    const auto ours = normalize_english(raw);
+    if (spoken_words(ours) != spoken_words(normalize_english(theirs, {.numbers = false}))) {
+      differing.push_back(id);
+      MESSAGE(id << "\n  ours:      " << ours << "\n  LJSpeech:  " << theirs);
+    }
+  }
+  // The rest of the 13,100 lines have raw == normalized and nothing a
+  // reading applies to, so they agree whatever the readings do.
+  constexpr std::int64_t kLjSpeechLines = 13100;
+  CHECK(lines > 1000);
+  const double agreement =
+      1.0 - static_cast<double>(differing.size()) / static_cast<double>(kLjSpeechLines);
+  MESSAGE(differing.size() << " of " << lines << " excerpt lines differ: agreement "
+                           << agreement * 100.0 << "% of LJSpeech's lines");
+  CHECK(agreement >= 0.995);
 }
 
 // ---- TextGrid parsing -------------------------------------------------------------
