@@ -203,13 +203,15 @@ TEST_CASE("auto-resume in a trainer skips damaged checkpoints; a missing path is
   config.logging.checkpoint_every_steps = 2;
   config.logging.keep_checkpoints = 0;
   config.training.max_steps = 4;
+  fs::path run;
   {
     ResumeTrainer t(config);
     give_data(t);
     t.fit();
+    run = t.run_directory();
   }
-  const CheckpointManager manager(dir / "checkpoints");
-  corrupt_middle(manager.periodic_path(4));
+  const CheckpointManager manager(run / "checkpoints");
+  truncate_half(manager.periodic_path(4));
   config.training.resume = "auto";
   ResumeTrainer resumed(config);
   CHECK(resumed.global_step() == 2);
@@ -308,10 +310,11 @@ TEST_CASE("the best loss survives a resume and best.pt holds it") {
   first.fit();
   const double best = first.best_loss();
   CHECK(std::isfinite(best));
-  const auto saved = load_checkpoint_file(dir / "checkpoints" / "best.pt");
+  const auto checkpoints = first.run_directory() / "checkpoints";
+  const auto saved = load_checkpoint_file(checkpoints / "best.pt");
   CHECK(saved.at("best_loss").toDouble() == best);
-  CHECK(load_checkpoint_file(dir / "checkpoints" / "final.pt").at("epoch").toInt() == 3);
-  CHECK(fs::exists(dir / "checkpoints" / "model_weights.pt"));
+  CHECK(load_checkpoint_file(checkpoints / "final.pt").at("epoch").toInt() == 3);
+  CHECK(fs::exists(checkpoints / "model_weights.pt"));
 
   config.training.resume = "auto";
   config.training.epochs = 4;

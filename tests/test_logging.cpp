@@ -513,11 +513,13 @@ TEST_CASE("the default loggers write metrics.jsonl and TensorBoard files for a r
   Trainer<test::LinearTask, Policies> trainer(config);
   trainer.task().train = test::split(test::linear_data(8), {2, 2, 2, 2});
   trainer.fit();
-  std::ifstream in(dir / "metrics.jsonl");
+  const auto run = trainer.run_directory();
+  CHECK(run.parent_path() == dir);  // the run's own folder
+  std::ifstream in(run / "metrics.jsonl");
   int lines = 0;
   for (std::string line; std::getline(in, line);) ++lines;
   CHECK(lines == 2 * (2 + 1));  // per epoch: steps 2 and 4, then the epoch row
-  std::vector<fs::path> files(fs::directory_iterator(dir / "tensorboard"),
+  std::vector<fs::path> files(fs::directory_iterator(run / "tensorboard"),
                               fs::directory_iterator{});
   REQUIRE(files.size() == 1);
   const auto events = read_events(files[0]);
@@ -603,7 +605,7 @@ TEST_CASE("the profiler's phases add up to the time the steps took") {
   CHECK(summary.step_ms == doctest::Approx(1e3 * recorded / 24).epsilon(1e-9));
 
   // The Chrome trace is JSON with one complete ("X") event per phase interval.
-  const auto trace = YAML::LoadFile((dir / "profile_trace.json").string());
+  const auto trace = YAML::LoadFile((trainer.run_directory() / "profile_trace.json").string());
   const auto events = trace["traceEvents"];
   REQUIRE(events.size() > 24 * 5);
   for (const auto& e : events) {
@@ -642,8 +644,9 @@ TEST_CASE("the profiler's report reaches the run summary and names the trace") {
   const auto summary = trainer.fit();
   CHECK(summary.profile_report.find("profile over 2 steps") != std::string::npos);
   CHECK(summary.profile_report.find("verdict: ") != std::string::npos);
-  CHECK(summary.profile_report.find((dir / "profile_trace.json").string()) != std::string::npos);
-  CHECK(fs::exists(dir / "profile_trace.json"));
+  const auto trace = trainer.run_directory() / "profile_trace.json";
+  CHECK(summary.profile_report.find(trace.string()) != std::string::npos);
+  CHECK(fs::exists(trace));
   fs::remove_all(dir);
 }
 
@@ -707,11 +710,16 @@ TEST_CASE("a task whose samples fail is reported and its run trains on and saves
   trainer.task().train = test::split(test::linear_data(8), {4, 4});
   const auto summary = trainer.fit();
   CHECK(summary.epochs_completed == 3);
-  CHECK(fs::exists(dir / "checkpoints" / "final.pt"));
-  const auto& messages = trainer.logger().messages;
-  REQUIRE(messages.size() == 3);  // one per media epoch
-  CHECK(messages[0].level == Message::Level::warning);
-  CHECK(messages[0].text == "epoch 1: the samples were not made: the vocoder fell over");
+  CHECK(fs::exists(trainer.run_directory() / "checkpoints" / "final.pt"));
+  std::vector<std::string> warnings;
+  for (const auto& m : trainer.logger().messages) {
+    if (m.level == Message::Level::warning) warnings.push_back(m.text);
+  }
+  // Reported once with its cause, counted every time.
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0] == "epoch 1's samples failed and training goes on: the vocoder fell over");
+  CHECK(summary.side_task_failures == 3);
+  CHECK(trainer.side_task_failures() == 3);
   fs::remove_all(dir);
 }
 
@@ -726,21 +734,29 @@ TEST_CASE("resumes and fresh starts are told to the loggers, the console shows t
   };
   {
     Trainer<test::LinearTask, Policies> fresh(config);
-    REQUIRE(fresh.logger().messages.size() == 1);
-    CHECK(fresh.logger().messages[0].text ==
-          fmt::format("no valid checkpoint to resume from in {}; starting fresh", dir.string()));
+    const auto& messages = fresh.logger().messages;
+    REQUIRE(messages.size() == 2);
+    CHECK(messages[0].text == fmt::format("no earlier run in {}; starting a new run {}",
+                                          dir.string(), fresh.config().logging.run_name));
+    CHECK(messages[1].text ==
+          fmt::format("no valid checkpoint to resume from in {}; starting fresh",
+                      fresh.run_directory().string()));
   }
   config.logging.checkpoint_every_steps = 1;
+  fs::path first_run;
   {
     Trainer<test::LinearTask, Policies> first(config);
     first.task().train = test::split(test::linear_data(4), {4});
     first.fit();
+    first_run = first.run_directory();
   }
   Trainer<test::LinearTask, Policies> resumed(config);
-  REQUIRE(resumed.logger().messages.size() == 1);
-  CHECK(resumed.logger().messages[0].level == Message::Level::info);
-  CHECK(resumed.logger().messages[0].text.starts_with("resumed from " +
-                                                      (dir / "checkpoints").string()));
+  const auto& messages = resumed.logger().messages;
+  REQUIRE(messages.size() == 2);
+  CHECK(messages[0].text == fmt::format("resuming the latest run in {}: {}", dir.string(),
+                                        first_run.filename().string()));
+  CHECK(messages[1].level == Message::Level::info);
+  CHECK(messages[1].text.starts_with("resumed from " + (first_run / "checkpoints").string()));
 
   std::ostringstream out;
   ConsoleLogger console(out);

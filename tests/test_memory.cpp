@@ -253,7 +253,8 @@ TEST_CASE("out of memory with one sample per piece stops with a clear error and 
                        doctest::Contains("out of memory at step 1 even with one sample per piece; "
                                          "checkpoint saved to"),
                        Error);
-  CHECK(std::filesystem::exists(dir / "checkpoints" / "checkpoint_step000000000.pt"));
+  CHECK(std::filesystem::exists(trainer.run_directory() / "checkpoints" /
+                                "checkpoint_step000000000.pt"));
   std::filesystem::remove_all(dir);
 }
 

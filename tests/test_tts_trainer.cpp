@@ -80,7 +80,7 @@ TEST_CASE("a short run on the tiny corpus lowers every loss and writes a sample"
   }
   // The samples of the last epoch: mel images, audio and the text, on disk.
   const auto& written = trainer.logger().get<SampleFileLogger>().last_written();
-  const auto sample = dir / "samples" / "epoch_0012_";
+  const auto sample = trainer.run_directory() / "samples" / "epoch_0012_";
   for (const char* name : {"synthesized_mel.png", "target_mel.png", "teacher_forced_mel.png",
                            "target_griffin_lim.wav", "text.txt"}) {
     CAPTURE(name);
@@ -88,7 +88,8 @@ TEST_CASE("a short run on the tiny corpus lowers every loss and writes a sample"
   }
   CHECK(fs::file_size(sample.string() + "synthesized_mel.png") > 100);
   CHECK(fs::file_size(sample.string() + "target_griffin_lim.wav") > 44);
-  CHECK(fs::exists(dir / "phonemes.txt"));
+  CHECK(fs::exists(trainer.run_directory() / "phonemes.txt"));
+  CHECK(trainer.run_directory().parent_path() == dir);
   fs::remove_all(dir);
 }
 

@@ -124,21 +124,31 @@ int main(int argc, char** argv) {
   app.add_option_function<std::string>("--data-dir", as_override("data.data_dir"),
                                        "LJSpeech-format corpus (metadata.csv, wavs/, TextGrid/)")
       ->option_text("DIR");
-  app.add_option_function<std::string>("--output-dir", as_override("logging.output_dir"),
-                                       "checkpoints, logs and samples go here")
+  app.add_option_function<std::string>(
+         "--output-dir", as_override("logging.output_dir"),
+         "folder of the runs; each run writes in DIR/<run name> (default runs/english_tts)")
       ->option_text("DIR");
+  app.add_option_function<std::string>("--run-name", as_override("logging.run_name"),
+                                       "the run's folder name (default: the date and time)")
+      ->option_text("NAME");
   app.add_option_function<std::string>(
          "--resume", as_override("training.resume"),
-         "continue from the newest valid checkpoint of the run (auto), or a file")
+         "auto: continue the run named by --run-name, else the latest run, from its newest valid "
+         "checkpoint; PATH: start from that checkpoint file")
       ->option_text("auto|PATH");
+  app.add_flag_callback(
+      "--overwrite", [&] { flags.emplace_back("logging.overwrite=true"); },
+      "a new run named like an existing one deletes that run's folder first");
   app.add_flag_callback(
       "--no-mixed-precision", [&] { flags.emplace_back("hardware.mixed_precision=false"); },
       "train in float32");
   app.add_option_function<std::string>("--device", as_override("hardware.device"), "where to train")
       ->check(CLI::IsMember({"auto", "cuda", "mps", "cpu"}))
       ->option_text("auto|cuda|mps|cpu");
-  app.add_option_function<std::string>("--max-steps", as_override("training.max_steps"),
-                                       "stop after N optimizer steps")
+  app.add_option_function<std::string>(
+         "--max-steps", as_override("training.max_steps"),
+         "stop when the run has taken N optimizer steps in all (a resumed run counts its earlier "
+         "steps; training.max_minutes counts this invocation only)")
       ->check(examples::whole_number_above_0)
       ->option_text("N");
   app.add_flag("--print-config", print_config,
@@ -165,6 +175,11 @@ int main(int argc, char** argv) {
     }
 
     if (config.data.data_dir.empty()) config.data.data_dir = demo_corpus(config);
+    // The run's folder first: the task writes its vocabulary there.
+    for (const auto& note : kokoro::resolve_run_folder(config).notes) {
+      std::printf("kokoro-train: %s\n", note.c_str());
+    }
+    std::fflush(stdout);
 
     // The task is built here, after seeding as the Trainer would, so that
     // feature preparation can show its progress.
@@ -173,8 +188,8 @@ int main(int argc, char** argv) {
     print_corpus(task.data().corpus());
     EnglishTrainer trainer(config, std::move(task));
     const auto summary = trainer.fit();
-    const auto out = std::filesystem::path(config.logging.output_dir);
-    std::printf("\nkokoro-train: what this run left behind\n");
+    const auto out = trainer.run_directory();
+    std::printf("\nkokoro-train: what this run left behind (in %s)\n", out.c_str());
     if (!summary.checkpoint.empty()) std::printf("  checkpoint   %s\n", summary.checkpoint.c_str());
     if (config.logging.tensorboard) {
       std::printf("  TensorBoard  tensorboard --logdir %s\n", (out / "tensorboard").c_str());
@@ -184,6 +199,12 @@ int main(int argc, char** argv) {
       std::printf("  sample       %s\n", file.c_str());
     }
     std::printf("  phonemes     %s\n", (out / "phonemes.txt").c_str());
+    std::printf("  continue it  kokoro-train --output-dir %s --resume auto\n",
+                config.logging.output_dir.c_str());
+    if (!summary.checkpoint_error.empty()) {
+      std::fprintf(stderr, "kokoro-train: %s\n", summary.checkpoint_error.c_str());
+      return 1;
+    }
     return 0;
   } catch (const kokoro::ConfigError& e) {
     std::fprintf(stderr, "kokoro-train: configuration error: %s\n", e.what());

@@ -39,8 +39,9 @@ minimal::Config example_defaults() {
 
 int main(int argc, char** argv) {
   CLI::App app(
-      "Trains a small MLP on synthetic data with a custom LR schedule. Checkpoints go to\n"
-      "<logging.output_dir>/checkpoints; SIGINT/SIGTERM save one and exit 0.",
+      "Trains a small MLP on synthetic data with a custom LR schedule. Each run writes to\n"
+      "<logging.output_dir>/<run name>/ (checkpoints/, metrics.jsonl, ...); every stop leaves a\n"
+      "checkpoint that --resume auto continues; SIGINT/SIGTERM save one and exit 0.",
       "kokoro-minimal");
   std::string config_file;
   bool print_config = false;
@@ -54,7 +55,8 @@ int main(int argc, char** argv) {
   app.add_flag("--no-mixed-precision", no_mixed_precision,
                "train in float32 (same as hardware.mixed_precision=false)");
   app.add_option("--resume", resume,
-                 "continue from the newest valid checkpoint of the run (auto), or a file")
+                 "auto: continue the latest run (or logging.run_name) from its newest valid "
+                 "checkpoint; PATH: start from that file")
       ->option_text("auto|PATH");
   examples::add_overrides(app, overrides);
   if (const auto exit_code = examples::parse_command_line(app, argc, argv, overrides)) {
@@ -75,6 +77,10 @@ int main(int argc, char** argv) {
     MinimalTrainer trainer(config);
     const double before = trainer.validate().get("loss").value_or(0.0);
     const auto summary = trainer.fit();
+    if (!summary.checkpoint_error.empty()) {
+      std::fprintf(stderr, "kokoro-minimal: %s\n", summary.checkpoint_error.c_str());
+      return 1;
+    }
     if (summary.stop_signal != 0) return 0;  // stopped on request, checkpoint saved
     const double after = summary.last_validation.get("loss").value_or(before);
     std::printf("validation loss: %.4f before training, %.4f after (%.1fx lower)\n", before, after,

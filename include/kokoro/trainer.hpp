@@ -32,8 +32,8 @@ namespace kokoro {
 /// schedule `training.scheduler` names (with `training.warmup_steps` of
 /// warmup), console output plus metrics.jsonl, TensorBoard files and W&B
 /// streaming (switched by `logging.jsonl`, `logging.tensorboard` and
-/// `logging.wandb`), the task's samples as files under <output_dir>/samples, checkpoints under
-/// <logging.output_dir>/checkpoints, and the interbatch profiler (recording only with
+/// `logging.wandb`), the task's samples as files under <run directory>/samples, checkpoints under
+/// <run directory>/checkpoints, and the interbatch profiler (recording only with
 /// `logging.profile: true`).
 struct DefaultPolicies {
   using device = AutoDevice;

@@ -17,6 +17,7 @@
 
 #include "kokoro/checkpoint/checkpoint_file.hpp"
 #include "kokoro/core/checkpoint_policy.hpp"
+#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/training_config.hpp"
 #include "kokoro/util/errors.hpp"
 
@@ -26,10 +27,10 @@ class CheckpointManager {
  public:
   explicit CheckpointManager(std::filesystem::path dir, std::int64_t keep_last = 5)
       : dir_(std::move(dir)), keep_last_(keep_last) {}
-  /// <logging.output_dir>/checkpoints, keeping `logging.keep_checkpoints`.
+  /// <run directory>/checkpoints (core/run_folder.hpp), keeping
+  /// `logging.keep_checkpoints`: a run's own files only.
   explicit CheckpointManager(const TrainingConfig& config)
-      : CheckpointManager(std::filesystem::path(config.logging.output_dir) / "checkpoints",
-                          config.logging.keep_checkpoints) {}
+      : CheckpointManager(run_directory(config) / "checkpoints", config.logging.keep_checkpoints) {}
 
   const std::filesystem::path& directory() const { return dir_; }
 

@@ -24,6 +24,8 @@ struct RunContext {
   std::int64_t start_epoch = 0;  ///< 0-based epoch the run starts (or resumes) at
   std::int64_t epochs = 0;       ///< epochs the run ends after
   std::int64_t max_steps = 0;    ///< optimizer-step limit, 0 when none
+  std::int64_t start_step = 0;   ///< optimizer steps taken before (a resumed run's), else 0
+  std::string run_directory{};   ///< where the run writes (<output_dir>/<run_name>)
 };
 
 /// After every optimizer step (memory policy: `metrics` is empty), and every
@@ -61,6 +63,15 @@ struct RunSummary {
   Metrics last_validation{};           ///< means of the last validation; empty when none
   bool stopped_by_time_limit = false;  ///< training.max_minutes ran out
   std::string profile_report{};        ///< the profiler's summary, when it recorded
+  std::int64_t nonfinite_steps = 0;    ///< steps not applied: non-finite loss or gradient
+  std::int64_t rollbacks = 0;          ///< returns to the last good checkpoint after those
+  std::int64_t checkpoint_failures = 0;  ///< saves that failed (the last good file kept)
+  std::int64_t logger_failures = 0;      ///< logger calls that threw (training went on)
+  std::int64_t side_task_failures = 0;   ///< samples, reports or traces that failed
+  /// Non-empty when the run's last state could not be saved: what failed and
+  /// which checkpoint is the last good one. A program should exit non-zero.
+  std::string checkpoint_error{};
+  std::string run_directory{};  ///< where the run wrote (<output_dir>/<run_name>)
 };
 
 /// Something the Trainer has to say outside the metrics: a resume, a stop, a

@@ -69,6 +69,12 @@ class LossMeter {
 
   [[nodiscard]] std::int64_t samples() const { return samples_; }
 
+  /// The sample-weighted sum of the total loss, on the device (a 0-dim
+  /// tensor; 0 before anything was added): read it without a sync.
+  [[nodiscard]] torch::Tensor total_sum() const {
+    return sums_.defined() ? sums_[0] : torch::zeros({});
+  }
+
   void reset() {
     names_.clear();
     sums_ = torch::Tensor();

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -33,6 +34,7 @@
 #include <new>
 #include <optional>
 #include <ranges>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -50,6 +52,8 @@
 #include "kokoro/core/media.hpp"
 #include "kokoro/core/metrics.hpp"
 #include "kokoro/core/policy_bundle.hpp"
+#include "kokoro/core/rng_guard.hpp"
+#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/state_io.hpp"
 #include "kokoro/core/stop_signal.hpp"
 #include "kokoro/core/task.hpp"
@@ -142,21 +146,32 @@ class Trainer {
   /// Validates the configuration, seeds, sets threads, then builds the task
   /// from the configuration and every policy.
   explicit Trainer(Config config) requires std::constructible_from<T, const Config&>
-      : config_(std::move(config)), setup_(config_), task_(config_) {
+      : config_(with_run_folder(std::move(config), run_notes_)), setup_(config_), task_(config_) {
     init();
   }
 
   /// As above with a task built by the caller (seed before building it:
   /// kokoro::seed_everything).
   Trainer(Config config, T task)
-      : config_(std::move(config)), setup_(config_), task_(std::move(task)) {
+      : config_(with_run_folder(std::move(config), run_notes_)),
+        setup_(config_),
+        task_(std::move(task)) {
     init();
   }
 
-  /// Trains until `training.epochs` epochs or `training.max_steps` steps,
-  /// or until SIGINT/SIGTERM (then it saves a checkpoint and returns).
+  /// Trains until `training.epochs` epochs, `training.max_steps` steps in
+  /// all, `training.max_minutes` of this call, or SIGINT/SIGTERM. Every stop
+  /// leaves a checkpoint that `training.resume: auto` continues from (and,
+  /// unless stopped by a signal, final.pt and the weights).
   RunSummary fit() {
     const auto run_start = detail::Clock::now();
+    const std::int64_t start_step = global_step_;
+    rolled_back_ = false;
+    try {
+      mark_run_started(config_.logging, to_yaml(config_));
+    } catch (const std::exception& e) {
+      side_task_failed("the run's folder", e);
+    }
     deadline_.reset();
     if (config_.training.max_minutes > 0) {
       deadline_ =
@@ -173,8 +188,16 @@ class Trainer {
                          .threads = setup_.threads,
                          .start_epoch = epoch_,
                          .epochs = tc.epochs,
-                         .max_steps = tc.max_steps};
-    notify_train_begin(logger_, run);
+                         .max_steps = tc.max_steps,
+                         .start_step = global_step_,
+                         .run_directory = run_directory().string()};
+    guard_logger("on_train_begin", [&] { notify_train_begin(logger_, run); });
+    if (epoch_ >= tc.epochs || reached_stop_condition()) {
+      say(Message::Level::info,
+          fmt::format("nothing to train: the run is at epoch {} of {}, step {} (training.max_steps "
+                      "= {})",
+                      epoch_, tc.epochs, global_step_, tc.max_steps));
+    }
     relay_logger_notices();
     window_meter_.reset();
     window_steps_ = 0;
@@ -188,12 +211,20 @@ class Trainer {
       steps_per_epoch_ = 0;
       split_factor_ = 1;
       const Metrics none;
-      notify_epoch_begin(
-          logger_,
-          EpochContext{
-              .epoch = epoch_, .global_step = global_step_, .train = none, .validation = none});
+      guard_logger("on_epoch_begin", [&] {
+        notify_epoch_begin(logger_, EpochContext{.epoch = epoch_,
+                                                 .global_step = global_step_,
+                                                 .train = none,
+                                                 .validation = none});
+      });
 
       const bool complete = train_epoch();
+      if (rolled_back_) {  // the epoch starts again from the checkpoint's position
+        rolled_back_ = false;
+        window_meter_.reset();
+        window_steps_ = 0;
+        continue;
+      }
       flush_step_log();
       if (stop_requested()) break;
 
@@ -202,18 +233,24 @@ class Trainer {
       train.set("lr", current_lr());
       if (seconds > 0) train.set("samples_per_sec", epoch_meter_.samples() / seconds);
       Metrics validation;
-      if (tc.validate_every > 0 && (epoch_ + 1) % tc.validate_every == 0) validation = validate();
+      if (tc.validate_every > 0 && (epoch_ + 1) % tc.validate_every == 0) {
+        // Validation draws no random numbers from the training's generator.
+        const RngStateGuard rng;
+        validation = validate();
+      }
 
       if (complete) {
         scheduler_.on_epoch_end(clock());
         apply_learning_rates();
       }
       send_media();
-      logger_.on_epoch_end(EpochContext{.epoch = epoch_,
-                                        .global_step = global_step_,
-                                        .train = train,
-                                        .validation = validation,
-                                        .seconds = seconds});
+      guard_logger("on_epoch_end", [&] {
+        logger_.on_epoch_end(EpochContext{.epoch = epoch_,
+                                          .global_step = global_step_,
+                                          .train = train,
+                                          .validation = validation,
+                                          .seconds = seconds});
+      });
       relay_logger_notices();
       if (complete) {
         ++epoch_;
@@ -230,20 +267,22 @@ class Trainer {
         config_.training.max_steps > 0 && global_step_ >= config_.training.max_steps;
     summary.stopped_by_time_limit = !summary.stopped_by_max_steps && reached_stop_condition();
     summary.stop_signal = stop_requested();
-    if (summary.stop_signal != 0) {
-      summary.checkpoint = checkpoints_.save_periodic(global_step_, checkpoint()).string();
-      say(Message::Level::info, fmt::format("stopped by {} after step {}; checkpoint saved to {}",
-                                            summary.stop_signal == SIGINT ? "SIGINT" : "SIGTERM",
-                                            global_step_, summary.checkpoint));
-    } else if (config_.logging.checkpoints) {
-      summary.checkpoint =
-          checkpoints_.save_final(checkpoint(), module_state_dict(task_.model())).string();
-    }
+    save_at_stop(summary, global_step_ > start_step);
     summary.seconds = detail::seconds_since(run_start);
     if constexpr (requires(const std::filesystem::path& dir) { profiler_.finish(dir); }) {
-      summary.profile_report = profiler_.finish(config_.logging.output_dir);
+      try {
+        summary.profile_report = profiler_.finish(run_directory());
+      } catch (const std::exception& e) {
+        side_task_failed("the profile", e);
+      }
     }
-    notify_train_end(logger_, summary);
+    summary.nonfinite_steps = nonfinite_steps_;
+    summary.rollbacks = rollbacks_;
+    summary.checkpoint_failures = checkpoint_failures_;
+    summary.logger_failures = logger_failures_;
+    summary.side_task_failures = side_task_failures_;
+    summary.run_directory = run_directory().string();
+    guard_logger("on_train_end", [&] { notify_train_end(logger_, summary); });
     relay_logger_notices();
     return summary;
   }
@@ -258,13 +297,22 @@ class Trainer {
     for (const auto& b : micro_batches) total += static_cast<std::int64_t>(b.size());
     if (total <= 0) throw Error("Trainer::step: the batches hold no samples");
 
-    accumulate_with_recovery(micro_batches, total);
+    const torch::Tensor loss_sum = accumulate_with_recovery(micro_batches, total);
     phase_start(Phase::optimizer);
     scaler_.unscale(*optimizer_);
     StepResult result;
     result.samples = total;
     result.grad_norm = clip_grad_norm(parameters_, config_.training.grad_clip_norm);
-    result.taken = scaler_.step(*optimizer_);
+    // A non-finite loss or gradient is never applied, whatever the scaler:
+    // without loss scaling one overflow would turn every weight into NaN.
+    const bool finite = torch::isfinite(loss_sum).logical_and(torch::isfinite(result.grad_norm))
+                            .item<bool>();
+    if (finite) {
+      result.taken = scaler_.step(*optimizer_);
+    } else {
+      for (auto& p : parameters_) p.mutable_grad().reset();
+      result.taken = false;
+    }
     scaler_.update();
 
     ++global_step_;
@@ -276,6 +324,17 @@ class Trainer {
       apply_learning_rates();
     } else {
       ++skipped_steps_;
+    }
+    if (finite) {
+      nonfinite_run_ = 0;
+    } else {
+      ++nonfinite_steps_;
+      ++nonfinite_run_;
+      if (nonfinite_steps_ == 1 || nonfinite_run_ == 1) {
+        warn(fmt::format("step {}: the loss or the gradients are not finite; the step is not "
+                         "applied ({} such steps so far)",
+                         global_step_, nonfinite_steps_));
+      }
     }
     phase_stop(Phase::optimizer);
     const Metrics none;
@@ -290,14 +349,16 @@ class Trainer {
     last_step_taken_ = result.taken;
     last_step_samples_ = total;
     phase_start(Phase::logging);
-    notify_step_end(logger_, ctx);
+    guard_logger("on_step_end", [&] { notify_step_end(logger_, ctx); });
     if (global_step_ % config_.logging.log_every == 0) flush_step_log();
     const auto every = config_.logging.checkpoint_every_steps;
-    if (config_.logging.checkpoints && every > 0 && global_step_ % every == 0) {
-      checkpoints_.save_periodic(global_step_, checkpoint());
+    if (config_.logging.checkpoints && every > 0 && global_step_ % every == 0 && finite) {
+      save_periodic();
     }
     phase_stop(Phase::logging);
     profiler_.end_step();
+    const auto limit = config_.training.max_nonfinite_steps;
+    if (limit > 0 && nonfinite_run_ >= limit) roll_back();
     return result;
   }
 
@@ -328,6 +389,9 @@ class Trainer {
     if (every <= 0 || (epoch_ + 1) % every != 0) return;
     constexpr bool task_media = requires(Media & m) { task_.media(m, std::int64_t{}); };
     if constexpr (MediaLogger<Logger> || task_media) {
+      // Samples draw no random numbers from the training's generator, so that
+      // making them changes nothing about the training.
+      const RngStateGuard rng;
       Media media;
       try {
         if constexpr (MediaLogger<Logger>) add_parameter_histograms(media, task_.model());
@@ -337,17 +401,13 @@ class Trainer {
           task_.media(media, epoch_);
         }
       } catch (const std::exception& e) {
-        warn(fmt::format("epoch {}: the samples were not made: {}", epoch_ + 1,
-                         detail::first_line(e.what())));
+        side_task_failed(fmt::format("epoch {}'s samples", epoch_ + 1), e, "samples");
       }
       if constexpr (MediaLogger<Logger>) {
-        try {
+        guard_logger("on_media", [&] {
           logger_.on_media(
               MediaContext{.epoch = epoch_, .global_step = global_step_, .media = media});
-        } catch (const std::exception& e) {
-          warn(fmt::format("epoch {}: a logger failed on the samples: {}", epoch_ + 1,
-                           detail::first_line(e.what())));
-        }
+        });
       }
     }
   }
@@ -365,6 +425,8 @@ class Trainer {
     d.insert("global_step", global_step_);
     d.insert("step_in_epoch", step_in_epoch_);
     d.insert("skipped_steps", skipped_steps_);
+    d.insert("nonfinite_steps", nonfinite_steps_);
+    d.insert("rollbacks", rollbacks_);
     d.insert("model_state_dict", module_state_dict(task_.model()));
     d.insert("optimizer_state_dict", optimizer_state_dict(*optimizer_));
     StateDict schedule;
@@ -413,6 +475,9 @@ class Trainer {
     global_step_ = dict_at(d, "global_step", source).toInt();
     step_in_epoch_ = dict_at(d, "step_in_epoch", source).toInt();
     skipped_steps_ = dict_at(d, "skipped_steps", source).toInt();
+    // Absent from checkpoints written before these were kept.
+    nonfinite_steps_ = d.contains("nonfinite_steps") ? d.at("nonfinite_steps").toInt() : 0;
+    rollbacks_ = d.contains("rollbacks") ? d.at("rollbacks").toInt() : 0;
     last_loss_ = dict_at(d, "loss", source).toDouble();
     best_loss_ = dict_at(d, "best_loss", source).toDouble();
     at::Generator generator = at::detail::getDefaultCPUGenerator();
@@ -437,7 +502,7 @@ class Trainer {
       if (!path) {
         say(Message::Level::info,
             fmt::format("no valid checkpoint to resume from in {}; starting fresh",
-                        config_.logging.output_dir));
+                        run_directory().string()));
         return std::nullopt;
       }
     } else {
@@ -449,8 +514,10 @@ class Trainer {
     return path;
   }
 
-  /// Where checkpoints go (by default `<logging.output_dir>/checkpoints`).
+  /// Where checkpoints go (by default `<run directory>/checkpoints`).
   const Checkpoints& checkpoints() const { return checkpoints_; }
+  /// Where the run writes: <logging.output_dir>/<logging.run_name>.
+  std::filesystem::path run_directory() const { return kokoro::run_directory(config_); }
   /// The lowest epoch loss seen (validation, else training); survives resume.
   double best_loss() const { return best_loss_; }
 
@@ -467,6 +534,14 @@ class Trainer {
   std::int64_t epoch() const { return epoch_; }              ///< 0-based epoch to run next
   std::int64_t global_step() const { return global_step_; }  ///< optimizer steps so far
   std::int64_t skipped_steps() const { return skipped_steps_; }
+  /// Steps not applied because their loss or gradients were not finite.
+  std::int64_t nonfinite_steps() const { return nonfinite_steps_; }
+  /// Returns to the last good checkpoint after training.max_nonfinite_steps such steps.
+  std::int64_t rollbacks() const { return rollbacks_; }
+  /// Checkpoint saves that failed; logger calls and side tasks that threw.
+  std::int64_t checkpoint_failures() const { return checkpoint_failures_; }
+  std::int64_t logger_failures() const { return logger_failures_; }
+  std::int64_t side_task_failures() const { return side_task_failures_; }
   /// Out-of-memory errors recovered from by splitting a batch.
   std::int64_t oom_recoveries() const { return oom_recoveries_; }
   int threads() const { return setup_.threads; }
@@ -515,7 +590,9 @@ class Trainer {
   /// one's share of `total` samples. On an out-of-memory error: clean up,
   /// then run every piece again in halves (recursively), so that no sample
   /// is dropped; at one sample per piece, save a checkpoint and give up.
-  void accumulate_with_recovery(std::span<const Batch> micro_batches, std::int64_t total) {
+  /// Returns the step's sample-weighted loss sum (a device tensor), for the
+  /// finiteness check.
+  torch::Tensor accumulate_with_recovery(std::span<const Batch> micro_batches, std::int64_t total) {
     std::vector<Batch> pieces(micro_batches.begin(), micro_batches.end());
     if constexpr (SliceableBatch<Batch>) {
       for (std::int64_t k = 1; k < split_factor_; k *= 2) pieces = halve(pieces);
@@ -549,6 +626,7 @@ class Trainer {
       }
     }
     window_meter_.add(step_meter);
+    return step_meter.total_sum();
   }
 
   void accumulate(const std::vector<Batch>& pieces, std::int64_t total, LossMeter& meter) {
@@ -592,8 +670,9 @@ class Trainer {
     std::string saved;
     if (config_.logging.checkpoints) {
       for (auto& p : parameters_) p.mutable_grad().reset();
-      saved = fmt::format("; checkpoint saved to {}",
-                          checkpoints_.save_periodic(global_step_, checkpoint()).string());
+      if (const auto path = save_periodic()) {
+        saved = fmt::format("; checkpoint saved to {}", path->string());
+      }
     }
     throw Error(
         fmt::format("out of memory at step {} even with one sample per piece{} (reduce "
@@ -619,10 +698,15 @@ class Trainer {
     const bool improved = judged && *judged < best_loss_;
     if (improved) best_loss_ = *judged;
     if (!config_.logging.checkpoints) return;
-    if (improved) checkpoints_.save_best(checkpoint());
+    if (improved) {
+      guarded_save("best", [&] {
+        checkpoints_.save_best(checkpoint());
+        return std::filesystem::path();
+      });
+    }
     const auto every = config_.logging.checkpoint_every_epochs;
     if (every > 0 && epoch_ % every == 0) {
-      summary.checkpoint = checkpoints_.save_periodic(global_step_, checkpoint()).string();
+      if (const auto path = save_periodic()) summary.checkpoint = path->string();
     }
   }
 
@@ -657,6 +741,7 @@ class Trainer {
         if (static_cast<std::int64_t>(group.size()) == accumulation) {
           step(group);
           group.clear();
+          if (rolled_back_) return false;
         }
       }
       phase_start(Phase::data);
@@ -665,6 +750,7 @@ class Trainer {
     if (!group.empty()) {
       if (reached_stop_condition()) return false;
       step(group);
+      if (rolled_back_) return false;
     }
     return true;
   }
@@ -699,6 +785,8 @@ class Trainer {
       for (const auto& p : group.params()) parameters_.push_back(p);
     }
     apply_learning_rates();
+    for (auto& note : run_notes_) say(Message::Level::info, std::move(note));
+    run_notes_.clear();
     resume(config_.training.resume);
   }
 
@@ -709,7 +797,14 @@ class Trainer {
   void say(Message::Level level, std::string text) {
     const Message message{.level = level, .text = std::move(text)};
     if constexpr (MessageLogger<Logger>) {
-      logger_.on_message(message);
+      try {
+        logger_.on_message(message);
+      } catch (const std::exception&) {
+        // The logger that prints is failing: stderr still gets the message.
+        ++logger_failures_;
+        std::fprintf(stderr, "kokoro: %s%s\n",
+                     level == Message::Level::warning ? "warning: " : "", message.text.c_str());
+      }
     } else {
       std::fprintf(stderr, "kokoro: %s%s\n", level == Message::Level::warning ? "warning: " : "",
                    message.text.c_str());
@@ -720,7 +815,9 @@ class Trainer {
   /// loggers that print, like the Trainer's messages.
   void relay_logger_notices() {
     if constexpr (SpeakingLogger<Logger>) {
-      for (auto& message : logger_.take_messages()) say(message.level, std::move(message.text));
+      std::vector<Message> notices;
+      guard_logger("take_messages", [&] { notices = logger_.take_messages(); });
+      for (auto& message : notices) say(message.level, std::move(message.text));
     }
   }
 
@@ -752,23 +849,172 @@ class Trainer {
     metrics.set("grad_norm", last_grad_norm_.item<double>());
     metrics.set("grad_scale", scaler_.scale_factor());
     metrics.set("skipped_steps", static_cast<double>(skipped_steps_));
+    metrics.set("nonfinite_steps", static_cast<double>(nonfinite_steps_));
     metrics.set("oom_recoveries", static_cast<double>(oom_recoveries_));
+    metrics.set("checkpoint_failures", static_cast<double>(checkpoint_failures_));
+    metrics.set("logger_failures", static_cast<double>(logger_failures_));
+    metrics.set("side_task_failures", static_cast<double>(side_task_failures_));
     const double seconds = detail::seconds_since(window_start_);
     if (seconds > 0) metrics.set("samples_per_sec", window_meter_.samples() / seconds);
     if constexpr (requires { memory_.metrics(metrics); }) memory_.metrics(metrics);
-    logger_.on_step(StepContext{.epoch = epoch_,
-                                .global_step = global_step_,
-                                .step_in_epoch = step_in_epoch_,
-                                .steps_per_epoch = steps_per_epoch_,
-                                .samples = last_step_samples_,
-                                .step_taken = last_step_taken_,
-                                .metrics = metrics});
+    guard_logger("on_step", [&] {
+      logger_.on_step(StepContext{.epoch = epoch_,
+                                  .global_step = global_step_,
+                                  .step_in_epoch = step_in_epoch_,
+                                  .steps_per_epoch = steps_per_epoch_,
+                                  .samples = last_step_samples_,
+                                  .step_taken = last_step_taken_,
+                                  .metrics = metrics});
+    });
     epoch_meter_.add(window_meter_);
     window_meter_.reset();
     window_steps_ = 0;
     window_start_ = detail::Clock::now();
   }
 
+  /// The configuration with its run folder resolved (resolve_run_folder);
+  /// what was decided goes to `notes`, said once the loggers exist.
+  static Config with_run_folder(Config config, std::vector<std::string>& notes) {
+    auto folder = resolve_run_folder(config);
+    notes = std::move(folder.notes);
+    return config;
+  }
+
+  /// Runs `save` (which returns the path written, or an empty one). A
+  /// failure (a full disk, a folder without permission) is reported with its
+  /// cause and counted; the store keeps the last good file, and training
+  /// goes on to try again at the next interval.
+  template <class Save>
+  std::optional<std::filesystem::path> guarded_save(const char* what, Save&& save) {
+    try {
+      std::filesystem::path path = save();
+      if (!path.empty()) last_good_checkpoint_ = path;
+      return path;
+    } catch (const std::exception& e) {
+      ++checkpoint_failures_;
+      warn(fmt::format("could not save the {} checkpoint at step {}: {}; {}", what, global_step_,
+                       detail::first_line(e.what()),
+                       last_good_checkpoint_.empty()
+                           ? std::string("no checkpoint of this call has been saved yet")
+                           : "the last good one is " + last_good_checkpoint_.string()));
+      return std::nullopt;
+    }
+  }
+
+  /// A periodic checkpoint of now (once per step), guarded.
+  std::optional<std::filesystem::path> save_periodic() {
+    if (last_periodic_step_ == global_step_ && !last_good_checkpoint_.empty()) {
+      return last_good_checkpoint_;
+    }
+    auto path = guarded_save("periodic", [&] {
+      return std::filesystem::path(checkpoints_.save_periodic(global_step_, checkpoint()));
+    });
+    if (path) last_periodic_step_ = global_step_;
+    return path;
+  }
+
+  /// Every stop leaves a state to resume from: a periodic checkpoint (the
+  /// one `resume: auto` takes), and, unless a signal asked for a quick exit,
+  /// final.pt and the weights. `trained`: whether this call took a step.
+  void save_at_stop(RunSummary& summary, bool trained) {
+    if (!config_.logging.checkpoints) return;
+    if (summary.stop_signal != 0) {
+      const auto path = save_periodic();
+      if (path) summary.checkpoint = path->string();
+      say(Message::Level::info,
+          fmt::format("stopped by {} after step {}; {}",
+                      summary.stop_signal == SIGINT ? "SIGINT" : "SIGTERM", global_step_,
+                      path ? "checkpoint saved to " + path->string()
+                           : std::string("the checkpoint could not be saved")));
+      if (!path) summary.checkpoint_error = final_state_lost();
+      return;
+    }
+    if (!trained) return;  // nothing new to save
+    const auto periodic = save_periodic();
+    const auto final_path = guarded_save("final", [&] {
+      return std::filesystem::path(
+          checkpoints_.save_final(checkpoint(), module_state_dict(task_.model())));
+    });
+    if (final_path) summary.checkpoint = final_path->string();
+    if (!periodic || !final_path) summary.checkpoint_error = final_state_lost();
+  }
+
+  std::string final_state_lost() const {
+    return fmt::format("the state at step {} could not be saved; {}", global_step_,
+                       last_good_checkpoint_.empty()
+                           ? std::string("no checkpoint of this call was saved")
+                           : "the last good checkpoint is " + last_good_checkpoint_.string());
+  }
+
+  /// Calls the logger; a throw is counted and reported once per cause, and
+  /// training goes on.
+  template <class Call>
+  void guard_logger(const char* hook, Call&& call) {
+    try {
+      call();
+    } catch (const std::exception& e) {
+      ++logger_failures_;
+      auto cause = detail::first_line(e.what());
+      if (reported_failures_.insert(std::string(hook) + ": " + cause).second) {
+        warn(fmt::format("a logger failed in {} and training goes on (further failures of this "
+                         "kind are counted in logger_failures): {}",
+                         hook, cause));
+      }
+    }
+  }
+
+  /// A side task that failed: reported once per kind of task and cause
+  /// (`what` says which, `kind` groups them: the samples of every epoch),
+  /// counted every time.
+  void side_task_failed(const std::string& what, const std::exception& e,
+                        const std::string& kind = {}) {
+    ++side_task_failures_;
+    auto cause = detail::first_line(e.what());
+    if (reported_failures_.insert((kind.empty() ? what : kind) + ": " + cause).second) {
+      warn(fmt::format("{} failed and training goes on: {}", what, cause));
+    }
+  }
+
+  /// After training.max_nonfinite_steps non-finite steps in a row: back to
+  /// the newest valid checkpoint with every learning rate times
+  /// training.rollback_lr_factor, the epoch restarted from its position.
+  /// Throws kokoro::Error when training.max_rollbacks is used up or there is
+  /// no checkpoint to go back to.
+  void roll_back() {
+    const auto& tc = config_.training;
+    const auto run = nonfinite_run_;
+    if (rollbacks_ >= tc.max_rollbacks) {
+      throw Error(fmt::format(
+          "training diverged: {} steps in a row with a non-finite loss or gradient at step {}, "
+          "after {} rollbacks (training.max_rollbacks); lower training.learning_rate or check "
+          "the data",
+          run, global_step_, rollbacks_));
+    }
+    const auto path = checkpoints_.latest_valid(nullptr);
+    if (!path) {
+      throw Error(fmt::format(
+          "{} steps in a row with a non-finite loss or gradient at step {}, and no checkpoint "
+          "of this run to roll back to; lower training.learning_rate or save checkpoints "
+          "more often (logging.checkpoint_every_steps)",
+          run, global_step_));
+    }
+    const auto rollbacks = rollbacks_ + 1;
+    const auto nonfinite = nonfinite_steps_;
+    const auto from_step = global_step_;
+    load_checkpoint(*path);
+    rollbacks_ = rollbacks;
+    nonfinite_steps_ = nonfinite;
+    nonfinite_run_ = 0;
+    for (auto& lr : base_lrs_) lr *= tc.rollback_lr_factor;
+    apply_learning_rates();
+    rolled_back_ = true;
+    warn(fmt::format("{} steps in a row with a non-finite loss or gradient (step {}): rolled back "
+                     "to {} (step {}) with the learning rates times {} (rollback {} of at most {})",
+                     run, from_step, path->string(), global_step_, tc.rollback_lr_factor,
+                     rollbacks_, tc.max_rollbacks));
+  }
+
+  std::vector<std::string> run_notes_;  // before config_: filled while it is made
   Config config_;
   detail::RunSetup setup_;
   T task_;
@@ -791,6 +1037,16 @@ class Trainer {
   std::int64_t steps_per_epoch_ = 0;
   std::optional<detail::Clock::time_point> deadline_;  // training.max_minutes
   std::int64_t skipped_steps_ = 0;
+  std::int64_t nonfinite_steps_ = 0;
+  std::int64_t nonfinite_run_ = 0;  // non-finite steps in a row
+  std::int64_t rollbacks_ = 0;
+  bool rolled_back_ = false;  // the epoch in progress must start again
+  std::int64_t checkpoint_failures_ = 0;
+  std::int64_t logger_failures_ = 0;
+  std::int64_t side_task_failures_ = 0;
+  std::set<std::string> reported_failures_;  // "what: cause", said once each
+  std::filesystem::path last_good_checkpoint_;
+  std::int64_t last_periodic_step_ = -1;
   std::int64_t oom_recoveries_ = 0;
   std::int64_t split_factor_ = 1;  // pieces per batch kept after a recovery (oom_keep_split)
   double last_loss_ = std::numeric_limits<double>::quiet_NaN();

@@ -38,6 +38,9 @@ struct TrainingSection {
   double adam_beta2 = 0.999;
   double adam_eps = 1e-8;
   double grad_clip_norm = 1.0;
+  std::int64_t max_nonfinite_steps = 25;
+  double rollback_lr_factor = 0.5;
+  std::int64_t max_rollbacks = 3;
   std::int64_t accumulation_steps = 1;
   std::int64_t validate_every = 1;
   std::int64_t seed = 42;
@@ -65,10 +68,13 @@ struct TrainingSection {
   static void fields(Self& s, Visitor&& v) {
     v("batch_size", s.batch_size, "samples per batch", rule::positive);
     v("epochs", s.epochs, "epochs to train", rule::positive);
-    v("max_steps", s.max_steps, "stop after this many optimizer steps (0: no limit)",
+    v("max_steps", s.max_steps,
+      "stop when the run has taken this many optimizer steps in all, counting those before a "
+      "resume (0: no limit)",
       rule::non_negative);
     v("max_minutes", s.max_minutes,
-      "stop after this many minutes of training, saving a checkpoint to resume from (0: no limit)",
+      "stop after this many minutes of this invocation's training, saving a checkpoint to resume "
+      "from (0: no limit)",
       rule::non_negative);
     v("learning_rate", s.learning_rate, "base learning rate (AdamW)", rule::positive);
     v("weight_decay", s.weight_decay, "AdamW decoupled weight decay", rule::non_negative);
@@ -77,12 +83,22 @@ struct TrainingSection {
     v("adam_eps", s.adam_eps, "AdamW epsilon", rule::positive);
     v("grad_clip_norm", s.grad_clip_norm, "clip gradients to this global L2 norm (0: off)",
       rule::non_negative);
+    v("max_nonfinite_steps", s.max_nonfinite_steps,
+      "after this many steps in a row not applied for a non-finite loss or gradient, roll back "
+      "to the last good checkpoint with a lower learning rate (0: never roll back)",
+      rule::non_negative);
+    v("rollback_lr_factor", s.rollback_lr_factor,
+      "a rollback multiplies the learning rates by this factor", rule::InRange{0.0, 1.0, true});
+    v("max_rollbacks", s.max_rollbacks,
+      "stop with an error when training still diverges after this many rollbacks",
+      rule::non_negative);
     v("accumulation_steps", s.accumulation_steps, "batches accumulated per optimizer step",
       rule::positive);
     v("validate_every", s.validate_every, "validate every N epochs (0: never)", rule::non_negative);
     v("seed", s.seed, "seed for weights, dropout and data order");
     v("resume", s.resume,
-      "resume from a checkpoint: a path, auto (the newest valid one in the run), or empty");
+      "resume from a checkpoint: a path, auto (the newest valid one of logging.run_name, else of "
+      "the latest run in logging.output_dir), or empty (a new run)");
     v("scheduler", s.scheduler,
       "constant | cosine_warm_restarts | inverse_sqrt | step | exponential",
       rule::OneOf{{"constant", "cosine_warm_restarts", "inverse_sqrt", "step", "exponential"}});
@@ -163,6 +179,7 @@ struct HardwareSection {
 struct LoggingSection {
   std::string output_dir = "runs/kokoro";
   std::string run_name;
+  bool overwrite = false;
   std::int64_t log_every = 10;
   bool checkpoints = true;
   std::int64_t checkpoint_every_epochs = 5;
@@ -179,10 +196,14 @@ struct LoggingSection {
 
   template <class Self, class Visitor>
   static void fields(Self& s, Visitor&& v) {
-    v("output_dir", s.output_dir, "folder for checkpoints, logs and samples", rule::not_empty);
-    v("run_name", s.run_name, "name of the run (empty: made from the date and time)");
+    v("output_dir", s.output_dir,
+      "folder of the runs: each writes its checkpoints, logs and samples in <output_dir>/<run_name>",
+      rule::not_empty);
+    v("run_name", s.run_name, "name of the run's folder (empty: made from the date and time)");
+    v("overwrite", s.overwrite,
+      "a new run named like one in output_dir deletes that run's folder first (else it stops)");
     v("log_every", s.log_every, "send step metrics every N optimizer steps", rule::positive);
-    v("checkpoints", s.checkpoints, "save checkpoints under <output_dir>/checkpoints");
+    v("checkpoints", s.checkpoints, "save checkpoints under <output_dir>/<run_name>/checkpoints");
     v("checkpoint_every_epochs", s.checkpoint_every_epochs,
       "save a checkpoint every N epochs (0: never)", rule::non_negative);
     v("checkpoint_every_steps", s.checkpoint_every_steps,

@@ -1,4 +1,4 @@
-// JsonlLogger: one JSON object per line in <logging.output_dir>/metrics.jsonl,
+// JsonlLogger: one JSON object per line in <run directory>/metrics.jsonl,
 // a row per logged step and one per epoch, flushed as written, so that
 // `jq`, pandas (`read_json(lines=True)`) or a tail -f can follow a run.
 //   {"type":"step","time":1764086400.1,"epoch":0,"global_step":10,"step_in_epoch":10,"metrics":{...}}
@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/core/training_config.hpp"
@@ -25,10 +26,10 @@ class JsonlLogger {
   /// Writes nowhere (a logger that is switched off).
   JsonlLogger() = default;
 
-  /// <logging.output_dir>/metrics.jsonl when `logging.jsonl` is on.
+  /// <run directory>/metrics.jsonl when `logging.jsonl` is on.
   explicit JsonlLogger(const TrainingConfig& config) {
     if (config.logging.jsonl)
-      open(std::filesystem::path(config.logging.output_dir) / "metrics.jsonl");
+      open(run_directory(config) / "metrics.jsonl");
   }
 
   explicit JsonlLogger(const std::filesystem::path& path) { open(path); }

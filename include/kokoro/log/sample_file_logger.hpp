@@ -1,5 +1,5 @@
 // SampleFileLogger: writes the task's samples (media tagged "samples/...") to
-// <logging.output_dir>/samples/epoch_<n>_<name>.{png,wav,txt}, so a run can be
+// <run directory>/samples/epoch_<n>_<name>.{png,wav,txt}, so a run can be
 // heard and looked at without TensorBoard. Each file is written atomically;
 // a file that cannot be written throws, and the Trainer reports it and
 // trains on.
@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/core/media.hpp"
@@ -27,9 +28,9 @@ class SampleFileLogger {
  public:
   /// Writes nowhere (a logger that is switched off).
   SampleFileLogger() = default;
-  /// <logging.output_dir>/samples.
+  /// <run directory>/samples.
   explicit SampleFileLogger(const TrainingConfig& config)
-      : dir_(std::filesystem::path(config.logging.output_dir) / "samples") {}
+      : dir_(run_directory(config) / "samples") {}
   explicit SampleFileLogger(std::filesystem::path dir) : dir_(std::move(dir)) {}
 
   void on_step(const StepContext&) {}

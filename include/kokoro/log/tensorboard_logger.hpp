@@ -1,9 +1,9 @@
 // TensorBoardLogger: scalars for every logged step ("train/<metric>") and
 // epoch ("epoch/train/<metric>", "epoch/validation/<metric>"), the run's
 // configuration as text, and media (images, audio, histograms) every
-// `logging.media_every_epochs` epochs, in <logging.output_dir>/tensorboard. View with
-// `tensorboard --logdir <output_dir>/tensorboard`; upload to W&B with
-// `wandb sync --sync-tensorboard <output_dir>/tensorboard`.
+// `logging.media_every_epochs` epochs, in <run directory>/tensorboard. View with
+// `tensorboard --logdir <run directory>/tensorboard`; upload to W&B with
+// `wandb sync --sync-tensorboard <run directory>/tensorboard`.
 #pragma once
 
 #include <filesystem>
@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/config_io.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
@@ -25,10 +26,10 @@ class TensorBoardLogger {
   /// Writes nowhere (a logger that is switched off).
   TensorBoardLogger() = default;
 
-  /// <logging.output_dir>/tensorboard when `logging.tensorboard` is on.
+  /// <run directory>/tensorboard when `logging.tensorboard` is on.
   explicit TensorBoardLogger(const TrainingConfig& config) {
     if (config.logging.tensorboard) {
-      open(std::filesystem::path(config.logging.output_dir) / "tensorboard");
+      open(run_directory(config) / "tensorboard");
     }
   }
 

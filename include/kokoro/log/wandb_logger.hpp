@@ -40,6 +40,7 @@
 
 #include <fmt/format.h>
 
+#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/core/training_config.hpp"
@@ -396,7 +397,7 @@ class WandbLogger {
     if (settings.online()) {
       pending_ = std::move(settings);
     } else {
-      const auto dir = std::filesystem::path(config.logging.output_dir) / "tensorboard";
+      const auto dir = run_directory(config) / "tensorboard";
       notices_.push_back(
           {.level = Message::Level::info,
            .text = fmt::format(
@@ -466,7 +467,7 @@ class WandbLogger {
       notices_.push_back(
           {.level = Message::Level::warning,
            .text = fmt::format("W&B run was not created ({}); upload later with: wandb sync "
-                               "--sync-tensorboard <output_dir>/tensorboard",
+                               "--sync-tensorboard <run directory>/tensorboard",
                                st.last_error)});
     }
   }

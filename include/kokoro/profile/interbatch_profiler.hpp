@@ -159,7 +159,7 @@ class InterbatchProfiler {
     if (!out) throw Error(fmt::format("{}: cannot write the trace", path.string()));
   }
 
-  /// At the end of a run: writes <output_dir>/profile_trace.json and returns
+  /// At the end of a run: writes <run directory>/profile_trace.json and returns
   /// the summary table with the trace's path; empty when nothing was
   /// recorded. A trace that cannot be written is reported, not thrown: the
   /// run's checkpoint is already safe and must not be lost to a side file.

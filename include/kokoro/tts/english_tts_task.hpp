@@ -4,8 +4,8 @@
 // TTS losses, and every logging.media_every_epochs epochs synthesises a
 // validation sentence: its predicted and target mels as images, its audio
 // (Griffin-Lim) and its text, as media for the loggers (SampleFileLogger
-// writes them under <output_dir>/samples). The phoneme vocabulary travels in
-// the checkpoint (task_state) and in <output_dir>/phonemes.txt. It prints
+// writes them under <run directory>/samples). The phoneme vocabulary travels in
+// the checkpoint (task_state) and in <run directory>/phonemes.txt. It prints
 // nothing: the corpus report is data().corpus().report.
 #pragma once
 
@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "kokoro/core/run_folder.hpp"
 #include "kokoro/audio/griffin_lim.hpp"
 #include "kokoro/audio/mel.hpp"
 #include "kokoro/core/loss.hpp"
@@ -68,13 +69,13 @@ class EnglishTtsTask {
   /// usable clip.
   explicit EnglishTtsTask(const TtsConfig& config, const CorpusProgress& progress = {})
       : config_(config),
-        output_dir_(config.logging.output_dir),
+        run_dir_(run_directory(config)),
         processor_(EnglishPhonemeProcessor::for_phoneme_set(config.data.phoneme_set)),
         data_(std::make_unique<TtsData>(prepare(config, progress), config, pin_batches(config))),
         model_(model_options(config.model, processor_.vocab_size(), config.audio.n_mels)),
         vocoder_(mel_options(config.audio)) {
-    std::filesystem::create_directories(output_dir_);
-    save_phoneme_processor(processor_, output_dir_ / "phonemes.txt");
+    std::filesystem::create_directories(run_dir_);
+    save_phoneme_processor(processor_, run_dir_ / "phonemes.txt");
   }
 
   torch::nn::Module& model() { return *model_; }
@@ -165,7 +166,7 @@ class EnglishTtsTask {
   }
 
   TtsConfig config_;
-  std::filesystem::path output_dir_;
+  std::filesystem::path run_dir_;
   EnglishPhonemeProcessor processor_;
   std::unique_ptr<TtsData> data_;
   bool report_sent_ = false;
