@@ -58,12 +58,6 @@ void give_data(ResumeTrainer& t) {
   t.task().valid = valid;
 }
 
-std::vector<torch::Tensor> params_of(torch::nn::Module& m) {
-  std::vector<torch::Tensor> out;
-  for (const auto& p : m.parameters()) out.push_back(p.detach().clone());
-  return out;
-}
-
 void corrupt_middle(const fs::path& path) {
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
   f.seekg(0, std::ios::end);
@@ -114,8 +108,8 @@ TEST_CASE("every piece of training state round-trips through a checkpoint") {
   config.training.max_steps = 0;
   ResumeTrainer b(config);
   b.load_checkpoint(path);
-  const auto pa = params_of(a.task().model());
-  const auto pb = params_of(b.task().model());
+  const auto pa = test::params_of(a.task().model());
+  const auto pb = test::params_of(b.task().model());
   for (std::size_t i = 0; i < pa.size(); ++i) CHECK(torch::equal(pa[i], pb[i]));
   CHECK(b.global_step() == 4);
   CHECK(b.epoch() == a.epoch());
@@ -161,8 +155,8 @@ TEST_CASE("k steps, a stop and a resume give bitwise the parameters of a straigh
     give_data(resumed);
     CHECK(resumed.global_step() == stop_at);
     resumed.fit();
-    const auto p1 = params_of(straight.task().model());
-    const auto p2 = params_of(resumed.task().model());
+    const auto p1 = test::params_of(straight.task().model());
+    const auto p2 = test::params_of(resumed.task().model());
     for (std::size_t i = 0; i < p1.size(); ++i) {
       CHECK_MESSAGE(torch::equal(p1[i], p2[i]), "stopped at step " << stop_at);
     }
@@ -273,14 +267,14 @@ TEST_CASE("a checkpoint of another architecture lists missing, unexpected and mi
   torch::nn::Module model;
   model.register_module("linear", torch::nn::Linear(4, 1));
   model.register_module("head", torch::nn::Linear(1, 1));
-  const auto before = params_of(model);
+  const auto before = test::params_of(model);
   CHECK_THROWS_WITH_AS(load_module_state_dict(model, module_state_dict(saved_model), "other.pt"),
                        "other.pt: the checkpoint does not fit this model\n"
                        "  missing (2): head.bias, head.weight\n"
                        "  unexpected (2): extra.weight, extra.bias\n"
                        "  mis-shaped (1): linear.weight (saved [1, 3], model [1, 4])",
                        Error);
-  const auto after = params_of(model);
+  const auto after = test::params_of(model);
   for (std::size_t i = 0; i < before.size(); ++i) CHECK(torch::equal(before[i], after[i]));
   fs::remove_all(dir);
 }

@@ -170,6 +170,22 @@ struct SpyPolicies : DefaultPolicies {
   using memory = SpyMemory;
 };
 
+/// Copies of a module's parameters, in order.
+inline std::vector<torch::Tensor> params_of(torch::nn::Module& m) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : m.parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+/// Whether two parameter lists are equal bit for bit.
+inline bool all_equal(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (!torch::equal(a[i], b[i])) return false;
+  }
+  return true;
+}
+
 /// A fresh, empty folder under the temporary directory, unique to this process.
 inline std::filesystem::path scratch_dir(const std::string& name) {
   const auto dir =

@@ -25,20 +25,6 @@ std::vector<torch::Tensor> grads_of(torch::nn::Module& m) {
   return out;
 }
 
-std::vector<torch::Tensor> params_of(torch::nn::Module& m) {
-  std::vector<torch::Tensor> out;
-  for (const auto& p : m.parameters()) out.push_back(p.detach().clone());
-  return out;
-}
-
-bool all_equal(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (!torch::equal(a[i], b[i])) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 TEST_CASE("hooks fire in the documented order") {
@@ -79,9 +65,9 @@ TEST_CASE("a skipped step leaves the parameters and the schedule alone and is co
   };
   Trainer<LinearTask, Skipping> trainer(quick_config());
   trainer.task().train = split(linear_data(4), {2, 2});
-  const auto before = params_of(trainer.task().model());
+  const auto before = test::params_of(trainer.task().model());
   const auto summary = trainer.fit();
-  CHECK(all_equal(before, params_of(trainer.task().model())));
+  CHECK(test::all_equal(before, test::params_of(trainer.task().model())));
   CHECK(trainer.scheduler().clocks.empty());
   CHECK(summary.skipped_steps == 2);
   CHECK(trainer.skipped_steps() == 2);
@@ -92,7 +78,7 @@ TEST_CASE("accumulating micro-batches gives the gradient of the whole batch") {
   const auto data = linear_data(7);
   Trainer<LinearTask, SpyPolicies> whole(quick_config());
   Trainer<LinearTask, SpyPolicies> pieces(quick_config());
-  REQUIRE(all_equal(params_of(whole.task().model()), params_of(pieces.task().model())));
+  REQUIRE(test::all_equal(test::params_of(whole.task().model()), test::params_of(pieces.task().model())));
 
   const std::vector<XYBatch> one = {data};
   const auto uneven = split(data, {3, 1, 3});
@@ -106,8 +92,8 @@ TEST_CASE("accumulating micro-batches gives the gradient of the whole batch") {
   for (std::size_t i = 0; i < g1.size(); ++i) CHECK(torch::allclose(g1[i], g2[i], 1e-5, 1e-6));
   CHECK(r1.grad_norm.item<double>() == doctest::Approx(r2.grad_norm.item<double>()).epsilon(1e-5));
   // The same step was taken: the parameters agree afterwards too.
-  const auto p1 = params_of(whole.task().model());
-  const auto p2 = params_of(pieces.task().model());
+  const auto p1 = test::params_of(whole.task().model());
+  const auto p2 = test::params_of(pieces.task().model());
   for (std::size_t i = 0; i < p1.size(); ++i) CHECK(torch::allclose(p1[i], p2[i], 1e-5, 1e-6));
 }
 
@@ -279,10 +265,10 @@ TEST_CASE("the same seed gives the same run and another seed another") {
     Trainer<LinearTask, SpyPolicies> trainer(config);
     trainer.task().train = split(linear_data(8), {4, 4});
     trainer.fit();
-    return params_of(trainer.task().model());
+    return test::params_of(trainer.task().model());
   };
-  CHECK(all_equal(run(11), run(11)));
-  CHECK_FALSE(all_equal(run(11), run(12)));
+  CHECK(test::all_equal(run(11), run(11)));
+  CHECK_FALSE(test::all_equal(run(11), run(12)));
 }
 
 TEST_CASE("hardware.num_threads sets libtorch's intra-op threads") {

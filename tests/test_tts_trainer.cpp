@@ -55,12 +55,6 @@ tts::TtsConfig tiny_tts_config(const fs::path& output) {
   return c;
 }
 
-std::vector<torch::Tensor> params_of(torch::nn::Module& m) {
-  std::vector<torch::Tensor> out;
-  for (const auto& p : m.parameters()) out.push_back(p.detach().clone());
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("a short run on the tiny corpus lowers every loss and writes a sample") {
@@ -115,8 +109,8 @@ TEST_CASE("a TTS run stopped and resumed ends with the weights of a straight run
   TtsTrainer resumed(config);
   CHECK(resumed.global_step() == 3);
   resumed.fit();
-  const auto p1 = params_of(straight.task().model());
-  const auto p2 = params_of(resumed.task().model());
+  const auto p1 = test::params_of(straight.task().model());
+  const auto p2 = test::params_of(resumed.task().model());
   REQUIRE(p1.size() == p2.size());
   for (std::size_t i = 0; i < p1.size(); ++i) CHECK(torch::equal(p1[i], p2[i]));
   fs::remove_all(dir);

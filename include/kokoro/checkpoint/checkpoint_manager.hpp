@@ -69,9 +69,11 @@ class CheckpointManager {
   IValueDict load(const std::filesystem::path& path) const { return load_checkpoint_file(path); }
 
   /// Saves a periodic checkpoint and deletes periodic ones beyond the newest
-  /// `keep_last` (0 keeps all). Returns its path.
+  /// `keep_last` (0 keeps all), and the temporaries of killed writers.
+  /// Returns its path.
   std::filesystem::path save_periodic(std::int64_t global_step, const IValueDict& state) const {
     const auto path = periodic_path(global_step);
+    remove_stray_temporaries(dir_);  // a killed run's half-written checkpoints
     save(path, state);
     if (keep_last_ > 0) {
       const auto all = periodic();

@@ -1,8 +1,8 @@
-// RngStateGuard: saves the default random generators' states and puts them
-// back when it goes out of scope, so that a side task (validation, samples)
-// draws no numbers from the training's stream: turning samples on or off,
-// or stopping and resuming around them, leaves the training bit for bit the
-// same.
+// The default random generators' states, saved and put back: RngSnapshot
+// captures them, RngStateGuard restores them when it goes out of scope, so
+// that a side task (validation, samples) draws no numbers from the
+// training's stream. Turning samples on or off, or stopping and resuming
+// around them, then leaves the training bit for bit the same.
 #pragma once
 
 #include <ATen/Context.h>
@@ -14,9 +14,10 @@
 
 namespace kokoro {
 
-class RngStateGuard {
+/// The CPU generator's state and each CUDA device's, at construction.
+class RngSnapshot {
  public:
-  RngStateGuard() {
+  RngSnapshot() {
     generators_.push_back(at::globalContext().defaultGenerator(at::kCPU));
     if (at::hasCUDA()) {
       const auto gpus = at::detail::getCUDAHooks().getNumGPUs();
@@ -26,15 +27,26 @@ class RngStateGuard {
     }
     for (auto& g : generators_) states_.push_back(g.get_state());
   }
-  ~RngStateGuard() {
+
+  /// Puts every generator back to the captured state.
+  void restore() {
     for (std::size_t i = 0; i < generators_.size(); ++i) generators_[i].set_state(states_[i]);
   }
-  RngStateGuard(const RngStateGuard&) = delete;
-  RngStateGuard& operator=(const RngStateGuard&) = delete;
 
  private:
   std::vector<at::Generator> generators_;
   std::vector<at::Tensor> states_;
+};
+
+class RngStateGuard {
+ public:
+  RngStateGuard() = default;
+  ~RngStateGuard() { snapshot_.restore(); }
+  RngStateGuard(const RngStateGuard&) = delete;
+  RngStateGuard& operator=(const RngStateGuard&) = delete;
+
+ private:
+  RngSnapshot snapshot_;
 };
 
 }  // namespace kokoro

@@ -1,7 +1,8 @@
 // Graceful stop: while a StopSignalGuard lives, SIGINT and SIGTERM only set a
-// flag that the Trainer reads after each step (it then saves and returns). A
-// second signal of the same kind ends the process the usual way. The previous
-// handlers come back when the guard goes.
+// flag that the Trainer reads after each step (it then saves and returns).
+// Any second one (the same again, or the other) ends the process at once, the
+// way that signal would have. The previous handlers come back when the guard
+// goes.
 #pragma once
 
 #include <atomic>
@@ -15,7 +16,7 @@ inline std::atomic<int>& pending_stop_signal() {
   return signal;
 }
 inline void on_stop_signal(int signal) {
-  if (pending_stop_signal().exchange(signal) == signal) {
+  if (pending_stop_signal().exchange(signal) != 0) {
     std::signal(signal, SIG_DFL);  // asked twice: stop now
     std::raise(signal);
   }

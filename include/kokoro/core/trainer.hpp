@@ -167,10 +167,16 @@ class Trainer {
     const auto run_start = detail::Clock::now();
     const std::int64_t start_step = global_step_;
     rolled_back_ = false;
-    try {
-      mark_run_started(config_.logging, to_yaml(config_));
-    } catch (const std::exception& e) {
-      side_task_failed("the run's folder", e);
+    // A run that writes nothing of its own (no checkpoints, no file loggers)
+    // leaves no folder behind.
+    std::error_code exists_error;
+    if (config_.logging.checkpoints ||
+        std::filesystem::exists(run_directory(), exists_error)) {
+      try {
+        mark_run_started(config_.logging, to_yaml(config_));
+      } catch (const std::exception& e) {
+        side_task_failed("the run's folder", e);
+      }
     }
     deadline_.reset();
     if (config_.training.max_minutes > 0) {
@@ -598,6 +604,9 @@ class Trainer {
       for (std::int64_t k = 1; k < split_factor_; k *= 2) pieces = halve(pieces);
     }
     LossMeter step_meter;
+    // Given up on, the step leaves the generators as it found them, so that
+    // the checkpoint saved then resumes exactly.
+    RngSnapshot rng_at_start;
     for (;;) {
       try {
         step_meter.reset();
@@ -613,7 +622,10 @@ class Trainer {
               global_step_ + 1, detail::first_line(e.what())));
         } else {
           auto smaller = halve(pieces);
-          if (smaller.size() == pieces.size()) give_up_out_of_memory(e);
+          if (smaller.size() == pieces.size()) {
+            rng_at_start.restore();
+            give_up_out_of_memory(e);
+          }
           pieces = std::move(smaller);
           ++oom_recoveries_;
           if (config_.hardware.oom_keep_split) {
@@ -892,11 +904,19 @@ class Trainer {
       return path;
     } catch (const std::exception& e) {
       ++checkpoint_failures_;
-      warn(fmt::format("could not save the {} checkpoint at step {}: {}; {}", what, global_step_,
-                       detail::first_line(e.what()),
-                       last_good_checkpoint_.empty()
-                           ? std::string("no checkpoint of this call has been saved yet")
-                           : "the last good one is " + last_good_checkpoint_.string()));
+      // Said once per kind of save and cause (the text after the file name:
+      // "No space left on device"), then counted in checkpoint_failures.
+      const auto cause = detail::first_line(e.what());
+      const auto tail = cause.rfind(": ");
+      const auto key = fmt::format("save {}: {}", what,
+                                   tail == std::string::npos ? cause : cause.substr(tail + 2));
+      if (reported_failures_.insert(key).second) {
+        warn(fmt::format("could not save the {} checkpoint at step {}: {}; {}", what, global_step_,
+                         cause,
+                         last_good_checkpoint_.empty()
+                             ? std::string("no checkpoint of this call has been saved yet")
+                             : "the last good one is " + last_good_checkpoint_.string()));
+      }
       return std::nullopt;
     }
   }

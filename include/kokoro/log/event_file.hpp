@@ -20,6 +20,7 @@
 
 #include <fmt/format.h>
 
+#include "kokoro/util/append_file.hpp"
 #include "kokoro/core/media.hpp"
 #include "kokoro/log/png.hpp"
 #include "kokoro/util/crc32.hpp"
@@ -96,22 +97,26 @@ inline std::uint32_t masked_crc32c(std::string_view bytes) {
 /// Appends events to one TensorBoard event file.
 class EventFileWriter {
  public:
-  /// Creates `<dir>/events.out.tfevents.<unix seconds>.<hostname>.<pid>.0`,
-  /// the name W&B's TensorBoard sync recognises, and writes the file-version event.
+  /// Names `<dir>/events.out.tfevents.<unix seconds>.<hostname>.<pid>.0`,
+  /// the name W&B's TensorBoard sync recognises, and queues the file-version
+  /// event; the folder and the file are made by the first flush().
   explicit EventFileWriter(const std::filesystem::path& dir, double wall_time) {
-    std::filesystem::create_directories(dir);
     char host[256] = "localhost";
     ::gethostname(host, sizeof(host) - 1);
-    path_ = dir / fmt::format("events.out.tfevents.{}.{}.{}.0",
-                              static_cast<std::int64_t>(wall_time), host, ::getpid());
-    out_.open(path_, std::ios::binary | std::ios::app);
-    if (!out_) throw Error(fmt::format("{}: cannot open for writing", path_.string()));
+    file_ = AppendFile(dir / fmt::format("events.out.tfevents.{}.{}.{}.0",
+                                         static_cast<std::int64_t>(wall_time), host, ::getpid()));
     detail::ProtoWriter event;
     event.double_field(1, wall_time).bytes_field(3, "brain.Event:2");
     write_record(event.bytes());
   }
 
-  const std::filesystem::path& path() const { return path_; }
+  const std::filesystem::path& path() const { return file_.path(); }
+
+  /// Bytes of events waiting for a flush (after a failed one, up to kMaxPending).
+  std::size_t pending_bytes() const { return pending_.size(); }
+  /// Events dropped because writes kept failing past kMaxPending.
+  std::int64_t dropped_bytes() const { return dropped_; }
+  static constexpr std::size_t kMaxPending = 8u << 20;
 
   /// One scalar at a step.
   void add_scalar(std::string_view tag, double value, std::int64_t step, double wall_time) {
@@ -135,8 +140,9 @@ class EventFileWriter {
   }
 
   /// An image, stored as PNG (Summary.Image: height 1, width 2, colorspace 3,
-  /// encoded_image_string 4), under its tag.
+  /// encoded_image_string 4), under its tag; an empty one is left out.
   void add_image(const Image& image, std::int64_t step, double wall_time) {
+    if (image.width <= 0 || image.height <= 0) return;  // nothing to show
     detail::ProtoWriter encoded;
     encoded.varint_field(1, static_cast<std::uint64_t>(image.height))
         .varint_field(2, static_cast<std::uint64_t>(image.width))
@@ -178,7 +184,23 @@ class EventFileWriter {
     write_summary(v, step, wall_time);
   }
 
-  void flush() { out_.flush(); }
+  /// Writes the queued events as one append: all of them or none (see
+  /// AppendFile). Throws kokoro::Error when it cannot; they stay queued for the
+  /// next flush, until more than kMaxPending bytes wait (then they are
+  /// dropped and counted).
+  void flush() {
+    if (pending_.empty()) return;
+    try {
+      file_.append(pending_);
+      pending_.clear();
+    } catch (const Error&) {
+      if (pending_.size() > kMaxPending) {
+        dropped_ += static_cast<std::int64_t>(pending_.size());
+        pending_.clear();
+      }
+      throw;
+    }
+  }
 
  private:
   void write_summary(const detail::ProtoWriter& value, std::int64_t step, double wall_time) {
@@ -198,12 +220,12 @@ class EventFileWriter {
     append_le(record, detail::masked_crc32c(record));
     record += data;
     append_le(record, detail::masked_crc32c(data));
-    out_.write(record.data(), static_cast<std::streamsize>(record.size()));
-    if (!out_) throw Error(fmt::format("{}: write failed", path_.string()));
+    pending_ += record;
   }
 
-  std::filesystem::path path_;
-  std::ofstream out_;
+  AppendFile file_;
+  std::string pending_;  // whole records, written by flush()
+  std::int64_t dropped_ = 0;
 };
 
 }  // namespace kokoro

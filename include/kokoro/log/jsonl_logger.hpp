@@ -1,5 +1,6 @@
 // JsonlLogger: one JSON object per line in <run directory>/metrics.jsonl,
-// a row per logged step and one per epoch, flushed as written, so that
+// a row per logged step and one per epoch, each written whole as it comes
+// (a failed write is cut off and tried again with the next row), so that
 // `jq`, pandas (`read_json(lines=True)`) or a tail -f can follow a run.
 //   {"type":"step","time":1764086400.1,"epoch":0,"global_step":10,"step_in_epoch":10,"metrics":{...}}
 //   {"type":"epoch","time":...,"epoch":0,"global_step":16,"seconds":1.2,"train":{...},"validation":{...}}
@@ -17,6 +18,7 @@
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/core/training_config.hpp"
 #include "kokoro/log/json.hpp"
+#include "kokoro/util/append_file.hpp"
 #include "kokoro/util/errors.hpp"
 
 namespace kokoro {
@@ -28,13 +30,14 @@ class JsonlLogger {
 
   /// <run directory>/metrics.jsonl when `logging.jsonl` is on.
   explicit JsonlLogger(const TrainingConfig& config) {
-    if (config.logging.jsonl)
-      open(run_directory(config) / "metrics.jsonl");
+    if (config.logging.jsonl) file_ = AppendFile(run_directory(config) / "metrics.jsonl");
   }
 
-  explicit JsonlLogger(const std::filesystem::path& path) { open(path); }
+  explicit JsonlLogger(const std::filesystem::path& path) : file_(path) {}
 
-  const std::filesystem::path& path() const { return path_; }
+  const std::filesystem::path& path() const { return file_.path(); }
+  /// Rows that could not be written (each one threw, for the Trainer to count).
+  std::int64_t failed_rows() const { return file_.failed_appends(); }
 
   void on_step(const StepContext& s) {
     Json row = {{"type", "step"},
@@ -60,21 +63,11 @@ class JsonlLogger {
   }
 
  private:
-  void open(const std::filesystem::path& path) {
-    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-    out_ = std::make_unique<std::ofstream>(path, std::ios::app);
-    if (!*out_) throw Error(fmt::format("{}: cannot open for writing", path.string()));
-    path_ = path;
-  }
+  // A whole line or nothing: a full disk never leaves half a row behind,
+  // and the next row tries again.
+  void write(const Json& row) { file_.append(detail::dump(row) + '\n'); }
 
-  void write(const Json& row) {
-    if (!out_) return;
-    *out_ << detail::dump(row) << '\n';
-    out_->flush();
-  }
-
-  std::unique_ptr<std::ofstream> out_;
-  std::filesystem::path path_;
+  AppendFile file_;
 };
 
 static_assert(LoggerPolicy<JsonlLogger>);

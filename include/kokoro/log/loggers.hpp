@@ -1,13 +1,21 @@
 // Loggers<A, B, ...>: fan-out. Every hook goes to every logger that has it,
 // in the order listed; each logger is built from the configuration if it can be.
+// One logger that throws (a full disk under TensorBoard) does not keep the
+// hook from the others: after all of them had it, one kokoro::Error names
+// each that failed, for the Trainer to report and count.
 #pragma once
 
+#include <exception>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/core/make_policy.hpp"
+#include "kokoro/util/errors.hpp"
 
 namespace kokoro {
 
@@ -69,7 +77,17 @@ class Loggers {
  private:
   template <class Fn>
   void each(Fn&& fn) {
-    std::apply([&](auto&... l) { (fn(l), ...); }, loggers_);
+    std::string failures;
+    auto call = [&](auto& l) {
+      try {
+        fn(l);
+      } catch (const std::exception& e) {
+        std::string what = e.what();
+        failures += (failures.empty() ? "" : "; ") + what.substr(0, what.find('\n'));
+      }
+    };
+    std::apply([&](auto&... l) { (call(l), ...); }, loggers_);
+    if (!failures.empty()) throw Error(failures);
   }
 
   std::tuple<L...> loggers_;

@@ -52,7 +52,10 @@ class SampleFileLogger {
       last_written_.push_back(file);
     };
     for (const auto& image : m.media.images) {
-      if (is_sample(image.tag)) write(path(image.tag, "png"), encode_png(image));
+      // A synthesis that stopped at once has no frames: nothing to show.
+      if (is_sample(image.tag) && image.width > 0 && image.height > 0) {
+        write(path(image.tag, "png"), encode_png(image));
+      }
     }
     for (const auto& clip : m.media.audio) {
       if (is_sample(clip.tag) && !clip.samples.empty()) {

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -91,6 +92,32 @@ inline void write_file_atomically(const std::filesystem::path& path, std::string
         fmt::format("{}: cannot rename the new file into place: {}", path.string(), ec.message()));
   }
   sync_directory(dir);
+}
+
+/// Removes the temporaries that killed writers left in `dir`
+/// (kTemporaryPrefix, then the pid of a process that no longer runs), so
+/// that repeated crashes do not fill the disk. Returns how many went.
+inline int remove_stray_temporaries(const std::filesystem::path& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const auto name = entry.path().filename().string();
+    if (!name.starts_with(kTemporaryPrefix)) continue;
+    const auto rest = name.substr(kTemporaryPrefix.size());
+    const auto dash = rest.find('-');
+    if (dash == std::string::npos || dash == 0) continue;
+    pid_t pid = 0;
+    try {
+      pid = static_cast<pid_t>(std::stol(rest.substr(0, dash)));
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (pid == ::getpid() || pid <= 0) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // its writer may still run
+    std::error_code gone;
+    if (std::filesystem::remove(entry.path(), gone)) ++removed;
+  }
+  return removed;
 }
 
 }  // namespace kokoro
