@@ -7,6 +7,7 @@
 #include <c10/util/Exception.h>
 
 #include <filesystem>
+#include <fstream>
 #include <new>
 
 #include "test_tasks.hpp"
@@ -80,6 +81,70 @@ TEST_CASE("the CPU reader measures this process against its limit") {
   CHECK(reading.share() < 1.0);
   CHECK(AutoMemoryReader(DeviceType::CPU).profile().critical == kCpuPressure.critical);
   CHECK_FALSE(AutoMemoryReader(DeviceType::MPS).read().known());
+}
+
+namespace {
+
+void write_text(const std::filesystem::path& file, const std::string& text) {
+  std::filesystem::create_directories(file.parent_path());
+  std::ofstream(file) << text;
+}
+
+}  // namespace
+
+TEST_CASE("the cgroup reader follows /proc/self/cgroup to the process's own cgroup (v2)") {
+  const auto root = test::scratch_dir("cgroup-v2");
+  const CgroupPaths paths{.self_cgroup = root / "proc-self-cgroup", .mount = root / "sys-fs-cgroup"};
+  // A Slurm-like job: the limit is on the job's parent, not at the mount's root.
+  write_text(paths.self_cgroup, "0::/system.slice/slurmstepd.scope/job_42/step_0\n");
+  const auto job = paths.mount / "system.slice" / "slurmstepd.scope" / "job_42";
+  write_text(paths.mount / "memory.max", "max\n");  // what a reader of the root alone sees
+  write_text(job / "memory.max", "8589934592\n");
+  write_text(job / "step_0" / "memory.max", "max\n");
+  write_text(job / "step_0" / "memory.current", "3221225472\n");
+  write_text(job / "step_0" / "memory.stat",
+             "anon 2000000000\nfile 1221225472\ninactive_file 221225472\nactive_file 1000000000\n");
+  const auto m = read_cgroup_memory(paths);
+  CHECK(m.version == 2);
+  CHECK(m.cgroup == job / "step_0");
+  CHECK(m.limit_bytes == 8589934592);
+  CHECK(m.working_set_bytes == 3221225472 - 221225472);
+  // The reader holds the process to the job's limit, with the job's working set.
+  const auto reading = CpuMemoryReader(paths).read();
+  if (CpuDevice().memory().total_bytes > 8589934592) {
+    CHECK(reading.total_bytes == 8589934592);
+    CHECK(reading.used_bytes >= 3000000000);
+  }
+  // No limit anywhere: the machine's memory.
+  write_text(job / "memory.max", "max\n");
+  CHECK(read_cgroup_memory(paths).limit_bytes == 0);
+  CHECK(CpuMemoryReader(paths).read().total_bytes == CpuDevice().memory().total_bytes);
+  std::filesystem::remove_all(root);
+}
+
+TEST_CASE("the cgroup reader reads v1's memory controller, and nothing where there is none") {
+  const auto root = test::scratch_dir("cgroup-v1");
+  const CgroupPaths paths{.self_cgroup = root / "proc-self-cgroup", .mount = root / "sys-fs-cgroup"};
+  write_text(paths.self_cgroup,
+             "12:cpu,cpuacct:/slurm/uid_0/job_7\n11:memory:/slurm/uid_0/job_7\n0::/\n");
+  const auto job = paths.mount / "memory" / "slurm" / "uid_0" / "job_7";
+  write_text(paths.mount / "memory" / "memory.limit_in_bytes", "9223372036854771712\n");  // none
+  write_text(job / "memory.limit_in_bytes", "2147483648\n");
+  write_text(job / "memory.usage_in_bytes", "1500000000\n");
+  write_text(job / "memory.stat", "cache 600000000\nrss 900000000\ntotal_inactive_file 500000000\n");
+  const auto m = read_cgroup_memory(paths);
+  CHECK(m.version == 1);
+  CHECK(m.limit_bytes == 2147483648);
+  CHECK(m.working_set_bytes == 1000000000);
+  // A controller list with memory among others ("…,memory,…") is found too.
+  write_text(paths.self_cgroup, "5:blkio,memory:/slurm/uid_0/job_7\n");
+  CHECK(read_cgroup_memory(paths).limit_bytes == 2147483648);
+  // Nothing to read: no limit, the machine's figures.
+  const CgroupPaths missing{.self_cgroup = root / "nothing", .mount = root / "nowhere"};
+  CHECK(read_cgroup_memory(missing).version == 0);
+  CHECK(read_cgroup_memory(missing).limit_bytes == 0);
+  CHECK(CpuMemoryReader(missing).read().known());
+  std::filesystem::remove_all(root);
 }
 
 TEST_CASE("injected readings trigger cleanups at each level's interval") {
@@ -224,6 +289,23 @@ TEST_CASE("an out-of-memory error at step k of a run is recovered and training g
   CHECK(trainer.global_step() == 3);
   CHECK(trainer.oom_recoveries() == 2);
   CHECK(trainer.task().sizes == std::vector<std::int64_t>{4, 1, 1, 1, 1, 4});
+}
+
+TEST_CASE("validation that runs out of memory is evaluated in halves to the same loss") {
+  TightTrainer plain(test::quick_config());
+  plain.task().valid = {test::linear_data(8, 4)};
+  const auto expected = plain.validate().get("loss");
+  TightTrainer tight(test::quick_config());
+  tight.task().valid = {test::linear_data(8, 4)};
+  tight.task().limit = 2;
+  const auto loss = tight.validate().get("loss");
+  REQUIRE(expected.has_value());
+  REQUIRE(loss.has_value());
+  CHECK(*loss == doctest::Approx(*expected).epsilon(1e-6));
+  CHECK(tight.task().sizes == std::vector<std::int64_t>{2, 2, 2, 2});
+  CHECK(tight.oom_recoveries() == 3);  // 8 -> 4 + 4, each 4 -> 2 + 2
+  tight.task().limit = 0;
+  CHECK_THROWS_WITH_AS(tight.validate(), doctest::Contains("out of memory in validation"), Error);
 }
 
 TEST_CASE("with oom_keep_split the smaller pieces stay for the rest of the epoch") {

@@ -285,6 +285,23 @@ TEST_CASE("TtsData serves every training clip each epoch and the validation clip
   std::int64_t valid = 0;
   for (const auto& batch : data.validation()) valid += batch.size();
   CHECK(valid == 2);
+  // Validation keeps to data.max_frames_per_batch as training does: a cap
+  // the two clips do not fit under together gives a batch each.
+  std::int64_t longest = 0;
+  for (const auto& clip : data.corpus().validation) longest = std::max(longest, clip.frames);
+  auto capped = config;
+  capped.data.max_frames_per_batch = longest;
+  TtsData capped_data(prepare_corpus(capped, processor, tiny_corpus(), cache), capped);
+  std::int64_t batches = 0;
+  valid = 0;
+  for (const auto& batch : capped_data.validation()) {
+    ++batches;
+    valid += batch.size();
+    CHECK(static_cast<std::int64_t>(batch.size()) * batch.mel_lengths.max().item<std::int64_t>() <=
+          longest);
+  }
+  CHECK(batches == 2);
+  CHECK(valid == 2);
   fs::remove_all(cache);
 }
 

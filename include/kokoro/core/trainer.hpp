@@ -369,7 +369,9 @@ class Trainer {
   }
 
   /// Losses over the task's validation data in eval mode without gradients
-  /// (sample-weighted means); empty when the task has no `valid_data()`.
+  /// (sample-weighted means); empty when the task has no `valid_data()`. A
+  /// batch that runs out of memory is cleaned up after and evaluated again
+  /// in halves, as in training.
   Metrics validate() {
     if constexpr (requires { task_.valid_data(); }) {
       torch::NoGradGuard no_grad;
@@ -377,7 +379,7 @@ class Trainer {
       LossMeter meter;
       for (auto&& batch : task_.valid_data()) {
         const Batch b = batch;
-        meter.add(forward(b.to(device_.device())), static_cast<std::int64_t>(b.size()));
+        validate_batch(b, meter);
       }
       return meter.mean();
     } else {
@@ -660,6 +662,28 @@ class Trainer {
       scaler_.scale(weighted).backward();
       phase_stop(Phase::backward);
       meter.add(loss, samples);
+    }
+  }
+
+  void validate_batch(const Batch& b, LossMeter& meter) {
+    try {
+      meter.add(forward(b.to(device_.device())), static_cast<std::int64_t>(b.size()));
+      return;
+    } catch (const std::exception& e) {
+      if (!config_.hardware.oom_recovery || !detail::is_out_of_memory(e)) throw;
+      release_cached_memory();
+      if constexpr (SliceableBatch<Batch>) {
+        const auto n = static_cast<std::int64_t>(b.size());
+        if (n > 1) {
+          ++oom_recoveries_;
+          validate_batch(b.slice(0, n / 2), meter);
+          validate_batch(b.slice(n / 2, n), meter);
+          return;
+        }
+      }
+      throw Error(fmt::format("out of memory in validation even with one sample per piece "
+                              "(reduce the validation batches or the model size): {}",
+                              detail::first_line(e.what())));
     }
   }
 

@@ -42,19 +42,27 @@ class TtsData {
                                           maker(corpus_.train), workers_, prefetch_);
   }
 
-  /// Every validation clip once, in batches of similar length.
+  /// Every validation clip once, in batches of similar length, under the
+  /// same caps as training: batch_size clips, and at most
+  /// data.max_frames_per_batch padded frames (clips x the longest).
   data::PrefetchLoader<TtsBatch> validation() const {
-    std::vector<std::size_t> order(corpus_.validation.size());
+    const auto& clips = corpus_.validation;
+    std::vector<std::size_t> order(clips.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      return corpus_.validation[a].frames < corpus_.validation[b].frames;
+      return clips[a].frames < clips[b].frames;
     });
     std::vector<std::vector<std::size_t>> batches;
     const auto size = static_cast<std::size_t>(std::max<std::int64_t>(1, options_.batch_size));
-    for (std::size_t i = 0; i < order.size(); i += size) {
-      batches.emplace_back(
-          order.begin() + static_cast<std::ptrdiff_t>(i),
-          order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), i + size)));
+    const auto cap = options_.max_frames_per_batch;
+    for (const auto i : order) {
+      // Ascending lengths: the clip added is the batch's longest.
+      const bool full =
+          !batches.empty() &&
+          (batches.back().size() == size ||
+           (cap > 0 && static_cast<std::int64_t>(batches.back().size() + 1) * clips[i].frames > cap));
+      if (batches.empty() || full) batches.emplace_back();
+      batches.back().push_back(i);
     }
     return data::PrefetchLoader<TtsBatch>(std::move(batches), maker(corpus_.validation), workers_,
                                           prefetch_);
