@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "http_server.hpp"
 #include "test_tasks.hpp"
@@ -149,6 +151,114 @@ TEST_CASE("the W&B logger creates the run, streams rows in order and marks it fi
   CHECK(notices[1].text ==
         "W&B run " + server.url() + "/tester/proj/runs/run1: 26 rows sent, 0 dropped, 0 unsent");
   CHECK(logger.take_messages().empty());
+}
+
+namespace {
+
+/// A service that already holds 26 rows of run "run1" (the last at _step 25,
+/// _runtime 3.5 s) and its summary, as W&B's resume query reports them.
+std::string resuming_service(const HttpServer::Request& r) {
+  if (r.path == "/graphql" && r.body.find("RunResumeStatus") != std::string::npos) {
+    return R"({"data":{"model":{"bucket":{"name":"run1","historyLineCount":26,)"
+           R"("historyTail":"[\"{\\\"_step\\\":25,\\\"_runtime\\\":3.5}\"]",)"
+           R"("summaryMetrics":"{\"train/loss\":76,\"best\":1,\"_runtime\":3.5}"}}}})";
+  }
+  return service(r);
+}
+
+}  // namespace
+
+TEST_CASE("a resumed run appends to its W&B history: offsets, _step and _runtime go on") {
+  HttpServer server(resuming_service);
+  const auto dir = test::scratch_dir("wandb-resume");
+  auto settings = settings_for(server.url());
+  settings.run_id = "";  // from the run folder, as a resumed training run finds it
+  settings.run_id_file = dir / "wandb-run-id";
+  std::filesystem::create_directories(dir);
+  std::ofstream(settings.run_id_file) << "run1\n";
+  auto config = test::quick_config();
+  WandbLogger logger(settings);
+  auto context = test::run_context(config);
+  context.start_step = 25;  // a training run resumed after 25 steps
+  logger.on_train_begin(context);
+  for (int i = 0; i < 5; ++i) {
+    Metrics m;
+    m.set("loss", 75.0 - i);
+    logger.on_step(StepContext{.epoch = 1,
+                               .global_step = 26 + i,
+                               .step_in_epoch = i + 1,
+                               .steps_per_epoch = 25,
+                               .samples = 8,
+                               .step_taken = true,
+                               .metrics = m});
+  }
+  logger.on_train_end(RunSummary{});
+  const auto stats = logger.stats();
+  CHECK(stats.run_id == "run1");
+  CHECK(stats.resumed_lines == 26);
+  CHECK(stats.first_step == 26);
+  CHECK(stats.rows_sent == 5);
+
+  const auto requests = server.requests();
+  bool queried = false;
+  std::int64_t expected_offset = 26;
+  std::vector<YAML::Node> rows;
+  YAML::Node summary;
+  for (const auto& r : requests) {
+    if (r.path == "/graphql") {
+      queried = queried || r.body.find("RunResumeStatus") != std::string::npos;
+      continue;
+    }
+    const auto body = YAML::Load(r.body);
+    if (!body["files"]) continue;
+    if (const auto history = body["files"]["wandb-history.jsonl"]) {
+      CHECK(history["offset"].as<std::int64_t>() == expected_offset);
+      for (const auto& line : history["content"]) {
+        rows.push_back(YAML::Load(line.as<std::string>()));
+        ++expected_offset;
+      }
+    }
+    if (const auto s = body["files"]["wandb-summary.json"]) {
+      summary = YAML::Load(s["content"][0].as<std::string>());
+    }
+  }
+  CHECK(queried);
+  REQUIRE(rows.size() == 5);
+  for (int i = 0; i < 5; ++i) {
+    CHECK(rows[i]["_step"].as<int>() == 26 + i);
+    CHECK(rows[i]["_runtime"].as<double>() >= 3.5);
+    CHECK(rows[i]["global_step"].as<int>() == 26 + i);
+  }
+  REQUIRE(summary);
+  CHECK(summary["best"].as<int>() == 1);              // kept from the run's summary
+  CHECK(summary["train/loss"].as<double>() == 71.0);  // the latest value
+  CHECK(summary["_step"].as<int>() == 30);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a new W&B run's id is kept in the run folder for the next invocation") {
+  HttpServer server(service);
+  const auto dir = test::scratch_dir("wandb-run-id");
+  auto settings = settings_for(server.url());
+  settings.run_id = "";
+  settings.run_id_file = dir / "wandb-run-id";
+  std::string first;
+  {
+    WandbLogger logger(settings);
+    logger.on_train_begin(test::run_context(test::quick_config()));
+    logger.on_train_end(RunSummary{});
+    first = logger.stats().run_id;
+  }
+  CHECK(first.size() == 8);
+  std::ifstream in(settings.run_id_file);
+  std::string kept;
+  in >> kept;
+  CHECK(kept == first);
+  WandbLogger again(settings);
+  again.on_train_begin(test::run_context(test::quick_config()));
+  again.on_train_end(RunSummary{});
+  CHECK(again.stats().run_id == first);
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("a run refused by the service is reported, not retried forever") {

@@ -4,6 +4,13 @@
 // (wandb-history.jsonl, appended by line offset), the summary
 // (wandb-summary.json, overwritten) and finally `{"complete": true}`.
 //
+// A resumed kokoro run continues its W&B run: the run id is kept in the run
+// folder (wandb-run-id), and before sending, the stream asks the service for
+// the run's history line count, its last `_step` and `_runtime` and its
+// summary, as W&B's client does on resume, so that offsets, `_step` and
+// `_runtime` go on from there and the history is appended to, never
+// rewritten.
+//
 // Training never waits for the network: rows go into a bounded queue that a
 // background thread sends every `flush_seconds`; when the queue is full new
 // rows are dropped and counted. At the end of training the thread gets one
@@ -15,7 +22,8 @@
 // Otherwise it says once (a Message, through the Trainer) how to upload the
 // TensorBoard files instead.
 // Also read: WANDB_BASE_URL, WANDB_ENTITY, WANDB_PROJECT (when
-// logging.wandb_project is empty), WANDB_RUN_ID, WANDB_NAME.
+// logging.wandb_project is empty), WANDB_RUN_ID, WANDB_NAME, WANDB_RESUME
+// (allow, must, auto: continue the run named by WANDB_RUN_ID).
 #pragma once
 
 #include <atomic>
@@ -46,6 +54,7 @@
 #include "kokoro/core/training_config.hpp"
 #include "kokoro/log/http_client.hpp"
 #include "kokoro/log/json.hpp"
+#include "kokoro/util/atomic_file.hpp"
 
 namespace kokoro {
 
@@ -112,6 +121,11 @@ struct WandbSettings {
   std::string run_id;    ///< empty: a random one
   std::string run_name;  ///< the display name; empty: W&B makes one
   std::string mode;      ///< WANDB_MODE
+  /// Continue the run's history (a resumed training run, or WANDB_RESUME).
+  bool resume = false;
+  /// Where the run id is kept between the invocations of one training run
+  /// (<run directory>/wandb-run-id); empty: nowhere.
+  std::filesystem::path run_id_file;
   double flush_seconds = 2.0;
   double heartbeat_seconds = 30.0;
   double max_backoff_seconds = 30.0;
@@ -139,6 +153,9 @@ struct WandbSettings {
     s.run_id = env("WANDB_RUN_ID");
     s.run_name = !config.logging.run_name.empty() ? config.logging.run_name : env("WANDB_NAME");
     s.mode = env("WANDB_MODE");
+    const auto resume = env("WANDB_RESUME");
+    s.resume = resume == "allow" || resume == "must" || resume == "auto" || resume == "true";
+    s.run_id_file = run_directory(config) / "wandb-run-id";
     return s;
   }
 };
@@ -154,6 +171,10 @@ struct WandbStats {
   std::int64_t failed_requests = 0;
   bool finished = false;  ///< the server acknowledged `complete`
   std::string last_error;
+  /// On resume: the history lines the run already had (the first offset),
+  /// and the `_step` this session's rows start from.
+  std::int64_t resumed_lines = 0;
+  std::int64_t first_step = 0;
 };
 
 namespace detail::wandb {
@@ -163,7 +184,19 @@ class Stream {
  public:
   Stream(WandbSettings settings, Json config)
       : settings_(std::move(settings)), config_(std::move(config)), http_(settings_.http) {
+    if (settings_.run_id.empty() && !settings_.run_id_file.empty()) {
+      std::ifstream in(settings_.run_id_file);
+      in >> settings_.run_id;  // this training run's W&B run, from an earlier invocation
+    }
     if (settings_.run_id.empty()) settings_.run_id = random_run_id();
+    if (!settings_.run_id_file.empty()) {
+      try {
+        std::filesystem::create_directories(settings_.run_id_file.parent_path());
+        write_file_atomically(settings_.run_id_file, settings_.run_id + "\n");
+      } catch (const std::exception&) {
+        // Without it a later resume starts a new W&B run; training goes on.
+      }
+    }
     stats_.run_id = settings_.run_id;
     stats_.entity = settings_.entity;
     thread_ = std::thread([this] { run(); });
@@ -173,8 +206,10 @@ class Stream {
 
   const WandbSettings& settings() const { return settings_; }
 
-  /// Queues a history line; never blocks on the network.
-  void push(std::string line) {
+  /// Queues a history row (its `_step` and `_runtime` offsets are added when
+  /// it is sent, once a resume has said where the history stands); never
+  /// blocks on the network.
+  void push(Json line) {
     {
       std::lock_guard lock(mutex_);
       if (finishing_) return;
@@ -186,8 +221,9 @@ class Stream {
     }
   }
 
-  /// Replaces the summary sent with the next batch.
-  void set_summary(std::string json) {
+  /// Replaces the summary sent with the next batch (merged over the
+  /// resumed run's summary).
+  void set_summary(Json json) {
     std::lock_guard lock(mutex_);
     summary_ = std::move(json);
     summary_dirty_ = true;
@@ -240,6 +276,61 @@ class Stream {
                               : fmt::format("{}: {}", url, response.error);
     }
     return response;
+  }
+
+  /// W&B's resume query: the run's history line count, the last history
+  /// line (its `_step` and `_runtime`) and the summary. A run the service
+  /// does not have yet resumes from nothing.
+  bool read_resume_state() {
+    static constexpr const char* query =
+        "query RunResumeStatus($project: String, $entity: String, $name: String!) { "
+        "model(name: $project, entityName: $entity) { bucket(name: $name, missingOk: true) { "
+        "name summaryMetrics historyLineCount historyTail } } }";
+    Json variables = {{"project", settings_.project}, {"name", settings_.run_id}};
+    variables["entity"] = stats_.entity.empty() ? Json(nullptr) : Json(stats_.entity);
+    const auto response =
+        post(settings_.base_url + "/graphql",
+             detail::dump(Json{{"query", query}, {"variables", std::move(variables)}}));
+    if (!response.ok()) return false;
+    const auto reply = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    static const Json::json_pointer bucket_at("/data/model/bucket");
+    std::lock_guard lock(mutex_);
+    if (reply.is_discarded() || !reply.is_object()) {
+      stats_.last_error = "resume: the reply is not a JSON object";
+      return false;
+    }
+    resumed_ = true;
+    if (!reply.contains(bucket_at) || !reply[bucket_at].is_object()) return true;  // a new run
+    const auto& bucket = reply[bucket_at];
+    if (bucket.contains("historyLineCount") && bucket["historyLineCount"].is_number_integer()) {
+      stats_.resumed_lines = bucket["historyLineCount"].get<std::int64_t>();
+    }
+    stats_.first_step = stats_.resumed_lines;
+    auto parsed = [](const Json& field) {
+      return field.is_string() ? Json::parse(field.get<std::string>(), nullptr, false) : Json();
+    };
+    if (bucket.contains("historyTail")) {
+      const auto tail = parsed(bucket["historyTail"]);
+      if (tail.is_array() && !tail.empty()) {
+        const auto last = tail.back().is_string() ? parsed(tail.back()) : tail.back();
+        if (last.is_object() && last.contains("_step") && last["_step"].is_number()) {
+          stats_.first_step = last["_step"].get<std::int64_t>() + 1;
+        }
+        if (last.is_object() && last.contains("_runtime") && last["_runtime"].is_number()) {
+          runtime_base_ = last["_runtime"].get<double>();
+        }
+      }
+    }
+    if (bucket.contains("summaryMetrics")) {
+      const auto summary = parsed(bucket["summaryMetrics"]);
+      if (summary.is_object()) {
+        summary_base_ = summary;
+        if (summary.contains("_runtime") && summary["_runtime"].is_number()) {
+          runtime_base_ = std::max(runtime_base_, summary["_runtime"].get<double>());
+        }
+      }
+    }
+    return true;
   }
 
   bool create_run() {
@@ -299,13 +390,27 @@ class Stream {
     Json files = Json::object();
     if (count > 0) {
       Json content = Json::array();
-      for (std::size_t i = 0; i < count; ++i) content.push_back(rows_[i]);
-      files["wandb-history.jsonl"] = {{"offset", stats_.rows_sent},
+      for (std::size_t i = 0; i < count; ++i) {
+        Json row = rows_[i];
+        row["_step"] = stats_.first_step + stats_.rows_sent + static_cast<std::int64_t>(i);
+        row["_runtime"] = runtime_base_ + row.value("_runtime", 0.0);
+        content.push_back(detail::dump(row));
+      }
+      files["wandb-history.jsonl"] = {{"offset", stats_.resumed_lines + stats_.rows_sent},
                                       {"content", std::move(content)}};
     }
     const bool with_summary = summary_dirty_;
     if (with_summary) {
-      files["wandb-summary.json"] = {{"offset", 0}, {"content", Json::array({summary_})}};
+      Json summary = summary_base_.is_object() ? summary_base_ : Json::object();
+      for (const auto& [key, value] : summary_.items()) summary[key] = value;
+      if (summary_.contains("_runtime") && summary_["_runtime"].is_number()) {
+        summary["_runtime"] = runtime_base_ + summary_["_runtime"].get<double>();
+      }
+      if (count > 0) {
+        summary["_step"] = stats_.first_step + stats_.rows_sent + static_cast<std::int64_t>(count) - 1;
+      }
+      files["wandb-summary.json"] = {{"offset", 0},
+                                     {"content", Json::array({detail::dump(summary)})}};
     }
     const std::string body = detail::dump(Json{{"files", std::move(files)}});
     const auto version = summary_version_;
@@ -333,6 +438,11 @@ class Stream {
       if (!ok) {
         lock.unlock();
         ok = create_run();
+        lock.lock();
+      }
+      if (ok && settings_.resume && !resumed_) {
+        lock.unlock();
+        ok = read_resume_state();
         lock.lock();
       }
       while (ok && !abort_ && (!rows_.empty() || summary_dirty_)) {
@@ -370,8 +480,11 @@ class Stream {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::condition_variable done_cv_;
-  std::deque<std::string> rows_;
-  std::string summary_;
+  std::deque<Json> rows_;
+  Json summary_ = Json::object();
+  Json summary_base_;          // the resumed run's summary
+  double runtime_base_ = 0.0;  // the resumed run's _runtime
+  bool resumed_ = false;       // the resume state was read
   bool summary_dirty_ = false;
   std::int64_t summary_version_ = 0;
   bool finishing_ = false;
@@ -418,6 +531,7 @@ class WandbLogger {
   void on_train_begin(const RunContext& run) {
     start_ = std::chrono::steady_clock::now();
     if (pending_) {
+      if (run.start_step > 0) pending_->resume = true;  // a resumed training run
       stream_ = std::make_unique<detail::wandb::Stream>(std::move(*pending_),
                                                         detail::wandb::config_json(run.settings));
       pending_.reset();
@@ -480,18 +594,16 @@ class WandbLogger {
   void send(Metrics row) {
     const double runtime =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    row.set("_step", static_cast<double>(step_++));
     row.set("_runtime", runtime);
     row.set("_timestamp", detail::unix_seconds());
     for (const auto& [name, value] : row) summary_.set(name, value);
-    stream_->push(detail::dump(detail::json_object(row)));
-    stream_->set_summary(detail::dump(detail::json_object(summary_)));
+    stream_->push(detail::json_object(row));
+    stream_->set_summary(detail::json_object(summary_));
   }
 
   std::unique_ptr<detail::wandb::Stream> stream_;
   std::optional<WandbSettings> pending_;  // online, waiting for on_train_begin
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  std::int64_t step_ = 0;
   Metrics summary_;
   std::vector<Message> notices_;
 };
