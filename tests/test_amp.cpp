@@ -279,6 +279,28 @@ TEST_CASE("mixed precision is planned from the config and the device") {
     CHECK_FALSE(plan.enabled);
     CHECK(plan.warning.find("bfloat16 autocast is not supported on cuda") != std::string::npos);
   }
+  SUBCASE("without loss scaling, auto on CUDA takes bfloat16, or float32 where there is none") {
+    FakeDevice ampere;
+    ampere.bf16 = true;
+    const auto plan = without_loss_scaling(plan_autocast(hardware(true, "auto"), ampere),
+                                           hardware(true, "auto"), ampere);
+    CHECK(plan.enabled);
+    CHECK((plan.dtype == torch::kBFloat16));
+    CHECK(plan.warning.empty());
+    FakeDevice turing;  // float16 only
+    const auto off = without_loss_scaling(plan_autocast(hardware(true, "auto"), turing),
+                                          hardware(true, "auto"), turing);
+    CHECK_FALSE(off.enabled);
+    CHECK(off.warning.find("float16 needs loss scaling") != std::string::npos);
+    // Asked for by name, float16 stays, with a warning.
+    const auto named = without_loss_scaling(plan_autocast(hardware(true, "float16"), turing),
+                                            hardware(true, "float16"), turing);
+    CHECK(named.enabled);
+    CHECK(named.warning.find("without loss scaling") != std::string::npos);
+    // bfloat16 and float32 plans are left as they are.
+    const auto cpu_plan = plan_autocast(hardware(true, "auto"), cpu, true);
+    CHECK((without_loss_scaling(cpu_plan, hardware(true, "auto"), cpu).dtype == torch::kBFloat16));
+  }
   SUBCASE("a device without autocast (MPS on libtorch 1.13) trains in float32") {
     FakeDevice mps;
     mps.type = c10::DeviceType::MPS;

@@ -139,4 +139,31 @@ AutocastPlan plan_autocast(const HardwareSection& hardware, const D& device,
   return plan;
 }
 
+/// A plan for a run whose grad scaler does not scale the loss: float16
+/// without loss scaling loses small gradients to underflow (and the first
+/// overflow is a skipped step), so when the dtype was `auto` the run takes
+/// bfloat16 (float32's range) where the device has it, else float32, and
+/// says so. A float16 asked for by name stays, with a warning.
+template <DevicePolicy D>
+AutocastPlan without_loss_scaling(AutocastPlan plan, const HardwareSection& hardware,
+                                  const D& device) {
+  if (!plan.enabled || plan.dtype != c10::ScalarType::Half) return plan;
+  if (hardware.amp_dtype != "auto") {
+    plan.warning =
+        "float16 autocast without loss scaling: small gradients may underflow to zero; use "
+        "kokoro::DynamicGradScaler as the scaler policy";
+    return plan;
+  }
+  if (device.supports_autocast(c10::ScalarType::BFloat16)) {
+    plan.dtype = c10::ScalarType::BFloat16;
+    return plan;
+  }
+  plan.enabled = false;
+  plan.dtype = c10::ScalarType::Float;
+  plan.warning =
+      "mixed precision is off: float16 needs loss scaling and the scaler policy does none, and "
+      "this device has no bfloat16; use kokoro::DynamicGradScaler for float16";
+  return plan;
+}
+
 }  // namespace kokoro

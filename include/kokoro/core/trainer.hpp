@@ -793,14 +793,10 @@ class Trainer {
 
   void init() {
     autocast_ = plan_autocast(config_.hardware, device_);
+    bool loss_scaling = false;  // a scaler that does not say is taken for one that does not
+    if constexpr (requires { scaler_.scales_loss(); }) loss_scaling = scaler_.scales_loss();
+    if (!loss_scaling) autocast_ = without_loss_scaling(autocast_, config_.hardware, device_);
     if (!autocast_.warning.empty()) warn(autocast_.warning);
-    if constexpr (requires { scaler_.scales_loss(); }) {
-      if (!scaler_.scales_loss() && autocast_.enabled && autocast_.dtype == torch::kHalf) {
-        warn(
-            "float16 autocast without loss scaling: small gradients may underflow to zero; "
-            "use kokoro::DynamicGradScaler as the scaler policy");
-      }
-    }
     task_.model().to(device_.device());
     task_.model().train();
     if constexpr (requires { task_.make_optimizer(config_); }) {
