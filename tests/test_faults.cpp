@@ -314,7 +314,8 @@ TEST_CASE("a resumed run that is already complete says so and rewrites nothing")
   CHECK(summary.checkpoint_error.empty());
   CHECK(fs::last_write_time(final_path) == written);
   bool told = false;
-  for (const auto& m : again.logger().messages) told = told || m.text.starts_with("nothing to train");
+  for (const auto& m : again.logger().messages)
+    told = told || m.text.starts_with("nothing to train");
   CHECK(told);
   fs::remove_all(dir);
 }
@@ -413,7 +414,8 @@ struct EmptySampleTask : FaultyTask {
   void media(Media& media, std::int64_t) {
     media.images.push_back(spectrogram_image("samples/synthesized_mel", torch::zeros({80, 0})));
     media.images.push_back(spectrogram_image("samples/one_frame_mel", torch::zeros({80, 1})));
-    media.audio.push_back(AudioClip{.tag = "samples/synthesized", .sample_rate = 22050, .samples = {}});
+    media.audio.push_back(
+        AudioClip{.tag = "samples/synthesized", .sample_rate = 22050, .samples = {}});
   }
 };
 
@@ -440,7 +442,8 @@ TEST_CASE("samples of zero or one frame are written or left out, never a failure
   fs::remove_all(dir);
 }
 
-TEST_CASE("loggers and checkpoints in unwritable places: reported once, counted, training goes on") {
+TEST_CASE(
+    "loggers and checkpoints in unwritable places: reported once, counted, training goes on") {
   const auto dir = test::scratch_dir("faults-unwritable");
   auto config = run_config(dir);
   config.logging.run_name = "run";
@@ -483,8 +486,8 @@ TEST_CASE("a full disk (a file-size limit) under the loggers and the checkpoints
   fs::create_directories(dir);
   // A limit the first rows and checkpoints fit under and later ones do not
   // (the runner lifts it to print its summary).
-  const int logs_full = run_runner({(dir / "logs").string(), "30", "fsize=12000", "tensorboard"},
-                                   dir / "logs.txt");
+  const int logs_full =
+      run_runner({(dir / "logs").string(), "30", "fsize=12000", "tensorboard"}, dir / "logs.txt");
   const auto logs_output = read_text(dir / "logs.txt");
   INFO(logs_output);
   CHECK(logs_output.find("steps 30 ") != std::string::npos);  // trained to the end
@@ -533,7 +536,7 @@ TEST_CASE("a NaN loss and inf gradients are not applied, and are counted") {
       after.push_back(test::params_of(t.task().model()));
     }
     CHECK(t.nonfinite_steps() == 1);
-    CHECK(test::all_equal(after[2], after[1]));   // step 3 changed nothing
+    CHECK(test::all_equal(after[2], after[1]));        // step 3 changed nothing
     CHECK_FALSE(test::all_equal(after[3], after[2]));  // step 4 trained again
     for (const auto& p : after.back()) CHECK(torch::isfinite(p).all().item<bool>());
   }
@@ -557,7 +560,8 @@ TEST_CASE("non-finite steps in a row roll back to the last good checkpoint with 
     CHECK(summary.rollbacks == 1);
     CHECK(summary.nonfinite_steps == 3);
     CHECK(t.current_lr() == doctest::Approx(config.training.learning_rate * 0.5));
-    for (const auto& p : test::params_of(t.task().model())) CHECK(torch::isfinite(p).all().item<bool>());
+    for (const auto& p : test::params_of(t.task().model()))
+      CHECK(torch::isfinite(p).all().item<bool>());
   }
   // A divergence that does not go away ends with an error after max_rollbacks.
   auto stubborn = config;

@@ -94,7 +94,8 @@ void write_text(const std::filesystem::path& file, const std::string& text) {
 
 TEST_CASE("the cgroup reader follows /proc/self/cgroup to the process's own cgroup (v2)") {
   const auto root = test::scratch_dir("cgroup-v2");
-  const CgroupPaths paths{.self_cgroup = root / "proc-self-cgroup", .mount = root / "sys-fs-cgroup"};
+  const CgroupPaths paths{.self_cgroup = root / "proc-self-cgroup",
+                          .mount = root / "sys-fs-cgroup"};
   // A Slurm-like job: the limit is on the job's parent, not at the mount's root.
   write_text(paths.self_cgroup, "0::/system.slice/slurmstepd.scope/job_42/step_0\n");
   const auto job = paths.mount / "system.slice" / "slurmstepd.scope" / "job_42";
@@ -124,14 +125,16 @@ TEST_CASE("the cgroup reader follows /proc/self/cgroup to the process's own cgro
 
 TEST_CASE("the cgroup reader reads v1's memory controller, and nothing where there is none") {
   const auto root = test::scratch_dir("cgroup-v1");
-  const CgroupPaths paths{.self_cgroup = root / "proc-self-cgroup", .mount = root / "sys-fs-cgroup"};
+  const CgroupPaths paths{.self_cgroup = root / "proc-self-cgroup",
+                          .mount = root / "sys-fs-cgroup"};
   write_text(paths.self_cgroup,
              "12:cpu,cpuacct:/slurm/uid_0/job_7\n11:memory:/slurm/uid_0/job_7\n0::/\n");
   const auto job = paths.mount / "memory" / "slurm" / "uid_0" / "job_7";
   write_text(paths.mount / "memory" / "memory.limit_in_bytes", "9223372036854771712\n");  // none
   write_text(job / "memory.limit_in_bytes", "2147483648\n");
   write_text(job / "memory.usage_in_bytes", "1500000000\n");
-  write_text(job / "memory.stat", "cache 600000000\nrss 900000000\ntotal_inactive_file 500000000\n");
+  write_text(job / "memory.stat",
+             "cache 600000000\nrss 900000000\ntotal_inactive_file 500000000\n");
   const auto m = read_cgroup_memory(paths);
   CHECK(m.version == 1);
   CHECK(m.limit_bytes == 2147483648);

@@ -207,6 +207,22 @@ TEST_CASE("the console logger writes a banner, step lines, epoch lines and a sum
   CHECK(text.find("| validation: loss 0.25\n") != std::string::npos);
   CHECK(text.find("kokoro: finished 3 epochs (48 steps, 2 skipped) in 4.0 s, stopped at "
                   "training.max_steps\n") != std::string::npos);
+  CHECK(text.find("went on through") == std::string::npos);
+  // A resumed call counts its own steps and says where in the run they were;
+  // the troubles it trained through get a line.
+  std::ostringstream resumed_out;
+  ConsoleLogger resumed(resumed_out);
+  resumed.on_train_end(RunSummary{.epochs_completed = 0,
+                                  .global_step = 10,
+                                  .seconds = 2.0,
+                                  .stopped_by_time_limit = true,
+                                  .nonfinite_steps = 2,
+                                  .logger_failures = 7,
+                                  .start_step = 5});
+  CHECK(resumed_out.str() ==
+        "kokoro: finished 0 epochs (5 steps, steps 6..10 of the run) in 2.0 s, stopped at "
+        "training.max_minutes\n"
+        "kokoro: training went on through 2 non-finite steps not applied, 7 logger failures\n");
 }
 
 TEST_CASE("on a terminal the console draws a progress bar instead of step lines") {

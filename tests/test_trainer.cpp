@@ -78,7 +78,8 @@ TEST_CASE("accumulating micro-batches gives the gradient of the whole batch") {
   const auto data = linear_data(7);
   Trainer<LinearTask, SpyPolicies> whole(quick_config());
   Trainer<LinearTask, SpyPolicies> pieces(quick_config());
-  REQUIRE(test::all_equal(test::params_of(whole.task().model()), test::params_of(pieces.task().model())));
+  REQUIRE(test::all_equal(test::params_of(whole.task().model()),
+                          test::params_of(pieces.task().model())));
 
   const std::vector<XYBatch> one = {data};
   const auto uneven = split(data, {3, 1, 3});

@@ -248,8 +248,7 @@ TEST_CASE("ARPAbet grids from the CMU lexicon align with espeak tokens, and exac
   CHECK(with_arpabet.mean_match_score() >= 0.98);
   CHECK(with_arpabet.mean_exact_share() >= 0.98);
   CHECK(with_espeak.mean_exact_share() < with_arpabet.mean_exact_share());
-  CHECK(with_arpabet.summary().find("% of phones paired with the same sound") !=
-        std::string::npos);
+  CHECK(with_arpabet.summary().find("% of phones paired with the same sound") != std::string::npos);
 }
 
 TEST_CASE("MFA-style IPA grids (espeak-ng's own IPA) align with both phoneme sets") {

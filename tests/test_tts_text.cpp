@@ -333,7 +333,8 @@ TEST_CASE("Roman numerals: regnal after a name, counts after a counting word, in
   CHECK(normalize_english("the reign of James I.,") == "the reign of James the first,");
   CHECK(normalize_english("Henry VIII. a new") == "Henry the eighth a new");
   CHECK(normalize_english("Louis XIV") == "Louis the fourteenth");
-  CHECK(normalize_english("the 4 George IV cap. 64") == "the four George the fourth cap. sixty-four");
+  CHECK(normalize_english("the 4 George IV cap. 64") ==
+        "the four George the fourth cap. sixty-four");
   // A multi-letter numeral after a capitalised word not at a sentence's start.
   CHECK(normalize_english("King Tut II.") == "King Tut the second.");
   CHECK(normalize_english("chapter IV") == "chapter four");
@@ -364,18 +365,22 @@ TEST_CASE("numbers that name things are read as LJSpeech's reader reads them") {
   CHECK(normalize_english("Commission Exhibit No. 150 (the shirt)") ==
         "Commission Exhibit Number one fifty (the shirt)");
   CHECK(normalize_english("chapter 6, page 249.") == "chapter six, page two forty-nine.");
-  CHECK(normalize_english("at frame 343, 30 frames") == "at frame three forty-three, thirty frames");
+  CHECK(normalize_english("at frame 343, 30 frames") ==
+        "at frame three forty-three, thirty frames");
   CHECK(normalize_english("enrolled in P.S. 117") == "enrolled in P.S. one seventeen");
   CHECK(normalize_english("page 300") == "page three hundred");
-  CHECK(normalize_english("No. 2,202,130,462") == "Number two two zero two one three zero four six two");
+  CHECK(normalize_english("No. 2,202,130,462") ==
+        "Number two two zero two one three zero four six two");
   CHECK(normalize_english("Route No. 77") == "Route Number seventy-seven");
   // House numbers before a street name.
-  CHECK(normalize_english("544 Camp Street New Orleans") == "five four four Camp Street New Orleans");
+  CHECK(normalize_english("544 Camp Street New Orleans") ==
+        "five four four Camp Street New Orleans");
   CHECK(normalize_english("at 602 Elsbeth Street in Dallas") ==
         "at six oh two Elsbeth Street in Dallas");
   CHECK(normalize_english("found it to be 411 Elm Street. End quote.") ==
         "found it to be four one one Elm Street. End quote.");
-  CHECK(normalize_english("at 1026 North Beckley Avenue") == "at ten twenty-six North Beckley Avenue");
+  CHECK(normalize_english("at 1026 North Beckley Avenue") ==
+        "at ten twenty-six North Beckley Avenue");
   CHECK(normalize_english("500 North Beckley") == "five hundred North Beckley");
   CHECK(normalize_english("No. 1, Newgate Street") == "Number one, Newgate Street");
   CHECK(normalize_english("544 camels") == "five hundred forty-four camels");
@@ -409,8 +414,9 @@ TEST_CASE("normalize_english's options leave numbers or abbreviations as written
 }
 
 TEST_CASE("the ARPAbet front end reads Latin letters outside ASCII as their ASCII forms") {
-  CHECK(tts::ascii_folded("M\xC3\xBCller c\xC3\xA9l\xC3\xA8" "bre Stra\xC3\x9F" "e \xC3\x86sir") ==
-        "Muller celebre Strasse AEsir");
+  CHECK(tts::ascii_folded("M\xC3\xBCller c\xC3\xA9l\xC3\xA8"
+                          "bre Stra\xC3\x9F"
+                          "e \xC3\x86sir") == "Muller celebre Strasse AEsir");
   CHECK(tts::ascii_folded("plain") == "plain");
   CHECK(tts::arpabet_tokens("M\xC3\xBCller") == tts::arpabet_tokens("Muller"));
   CHECK(tts::arpabet_tokens("d'\xC3\xAAtre") == tts::arpabet_tokens("d'etre"));
@@ -954,7 +960,8 @@ TEST_CASE("the words tier decides which word a token the aligner merged belongs 
   const std::vector<std::int64_t> frames = {2, 4, 6};
   const auto first_words = words_of({{"an", 2}, {"e", 1}});
   const auto second_words = words_of({{"a", 1}, {"knee", 2}});
-  const auto a = tts::project_durations(tokens, tier, frames, is_pause, kArpabetTokens, &first_words);
+  const auto a =
+      tts::project_durations(tokens, tier, frames, is_pause, kArpabetTokens, &first_words);
   const auto b =
       tts::project_durations(tokens, tier, frames, is_pause, kArpabetTokens, &second_words);
   REQUIRE_MESSAGE(a.ok, a.problem);
@@ -980,8 +987,7 @@ TEST_CASE("with a words tier, a phone the tokens lack keeps its frames in its wo
       tts::project_durations(tokens, tier, frames, is_pause, kArpabetTokens, &words);
   REQUIRE_MESSAGE(with_words.ok, with_words.problem);
   CHECK(with_words.durations == std::vector<std::int64_t>{1, 2, 3, 0, 9, 6, 0});
-  CHECK(project(tokens, tier, frames).durations ==
-        std::vector<std::int64_t>{1, 2, 7, 0, 5, 6, 0});
+  CHECK(project(tokens, tier, frames).durations == std::vector<std::int64_t>{1, 2, 7, 0, 5, 6, 0});
 }
 
 TEST_CASE("spn gives its frames to the tokens of its word") {

@@ -12,8 +12,8 @@
 // signal, 4 when the last state could not be saved, 1 on an error.
 #include <sys/resource.h>
 
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -38,8 +38,8 @@ struct Policies : kokoro::DefaultPolicies {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr,
-                 "usage: kokoro_training_runner DIR MAX_STEPS [auto] [fsize=BYTES] [tensorboard]\n");
+    std::fprintf(
+        stderr, "usage: kokoro_training_runner DIR MAX_STEPS [auto] [fsize=BYTES] [tensorboard]\n");
     return 2;
   }
   std::string resume;
@@ -78,8 +78,7 @@ int main(int argc, char** argv) {
     config.logging.jsonl = true;
     config.logging.tensorboard = tensorboard;
     kokoro::Trainer<SlowTask, Policies> trainer(config);
-    trainer.task().train =
-        kokoro::test::split(kokoro::test::linear_data(40), {8, 8, 8, 8, 8});
+    trainer.task().train = kokoro::test::split(kokoro::test::linear_data(40), {8, 8, 8, 8, 8});
     trainer.task().valid = kokoro::test::split(kokoro::test::linear_data(8, 7), {8});
     const auto summary = trainer.fit();
     const rlimit unlimited{.rlim_cur = RLIM_INFINITY, .rlim_max = RLIM_INFINITY};

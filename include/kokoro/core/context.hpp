@@ -57,14 +57,14 @@ struct RunSummary {
   std::int64_t skipped_steps = 0;  ///< steps the grad scaler skipped
   double seconds = 0.0;
   bool stopped_by_max_steps = false;
-  int stop_signal = 0;                 ///< SIGINT/SIGTERM that stopped the run, or 0
-  std::string checkpoint{};            ///< the last checkpoint written, if any
-  Metrics last_train{};                ///< means of the last epoch trained
-  Metrics last_validation{};           ///< means of the last validation; empty when none
-  bool stopped_by_time_limit = false;  ///< training.max_minutes ran out
-  std::string profile_report{};        ///< the profiler's summary, when it recorded
-  std::int64_t nonfinite_steps = 0;    ///< steps not applied: non-finite loss or gradient
-  std::int64_t rollbacks = 0;          ///< returns to the last good checkpoint after those
+  int stop_signal = 0;                   ///< SIGINT/SIGTERM that stopped the run, or 0
+  std::string checkpoint{};              ///< the last checkpoint written, if any
+  Metrics last_train{};                  ///< means of the last epoch trained
+  Metrics last_validation{};             ///< means of the last validation; empty when none
+  bool stopped_by_time_limit = false;    ///< training.max_minutes ran out
+  std::string profile_report{};          ///< the profiler's summary, when it recorded
+  std::int64_t nonfinite_steps = 0;      ///< steps not applied: non-finite loss or gradient
+  std::int64_t rollbacks = 0;            ///< returns to the last good checkpoint after those
   std::int64_t checkpoint_failures = 0;  ///< saves that failed (the last good file kept)
   std::int64_t logger_failures = 0;      ///< logger calls that threw (training went on)
   std::int64_t side_task_failures = 0;   ///< samples, reports or traces that failed
@@ -72,6 +72,7 @@ struct RunSummary {
   /// which checkpoint is the last good one. A program should exit non-zero.
   std::string checkpoint_error{};
   std::string run_directory{};  ///< where the run wrote (<output_dir>/<run_name>)
+  std::int64_t start_step = 0;  ///< the step this call started from (a resumed run's)
 };
 
 /// Something the Trainer has to say outside the metrics: a resume, a stop, a

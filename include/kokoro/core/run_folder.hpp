@@ -132,8 +132,8 @@ inline RunFolder resolve_run_folder(TrainingConfig& config) {
       out.notes.push_back(fmt::format("resuming the latest run in {}: {}", root.string(), *latest));
     } else {
       logging.run_name = new_run_name(root);
-      out.notes.push_back(fmt::format("no earlier run in {}; starting a new run {}",
-                                      root.string(), logging.run_name));
+      out.notes.push_back(fmt::format("no earlier run in {}; starting a new run {}", root.string(),
+                                      logging.run_name));
       std::error_code ec;
       if (std::filesystem::is_directory(root / "checkpoints", ec)) {
         out.notes.push_back(fmt::format(

@@ -170,8 +170,7 @@ class Trainer {
     // A run that writes nothing of its own (no checkpoints, no file loggers)
     // leaves no folder behind.
     std::error_code exists_error;
-    if (config_.logging.checkpoints ||
-        std::filesystem::exists(run_directory(), exists_error)) {
+    if (config_.logging.checkpoints || std::filesystem::exists(run_directory(), exists_error)) {
       try {
         mark_run_started(config_.logging, to_yaml(config_));
       } catch (const std::exception& e) {
@@ -218,10 +217,10 @@ class Trainer {
       split_factor_ = 1;
       const Metrics none;
       guard_logger("on_epoch_begin", [&] {
-        notify_epoch_begin(logger_, EpochContext{.epoch = epoch_,
-                                                 .global_step = global_step_,
-                                                 .train = none,
-                                                 .validation = none});
+        notify_epoch_begin(
+            logger_,
+            EpochContext{
+                .epoch = epoch_, .global_step = global_step_, .train = none, .validation = none});
       });
 
       const bool complete = train_epoch();
@@ -288,6 +287,7 @@ class Trainer {
     summary.logger_failures = logger_failures_;
     summary.side_task_failures = side_task_failures_;
     summary.run_directory = run_directory().string();
+    summary.start_step = start_step;
     guard_logger("on_train_end", [&] { notify_train_end(logger_, summary); });
     relay_logger_notices();
     return summary;
@@ -311,8 +311,8 @@ class Trainer {
     result.grad_norm = clip_grad_norm(parameters_, config_.training.grad_clip_norm);
     // A non-finite loss or gradient is never applied, whatever the scaler:
     // without loss scaling one overflow would turn every weight into NaN.
-    const bool finite = torch::isfinite(loss_sum).logical_and(torch::isfinite(result.grad_norm))
-                            .item<bool>();
+    const bool finite =
+        torch::isfinite(loss_sum).logical_and(torch::isfinite(result.grad_norm)).item<bool>();
     if (finite) {
       result.taken = scaler_.step(*optimizer_);
     } else {
@@ -337,9 +337,10 @@ class Trainer {
       ++nonfinite_steps_;
       ++nonfinite_run_;
       if (nonfinite_steps_ == 1 || nonfinite_run_ == 1) {
-        warn(fmt::format("step {}: the loss or the gradients are not finite; the step is not "
-                         "applied ({} such steps so far)",
-                         global_step_, nonfinite_steps_));
+        warn(
+            fmt::format("step {}: the loss or the gradients are not finite; the step is not "
+                        "applied ({} such steps so far)",
+                        global_step_, nonfinite_steps_));
       }
     }
     phase_stop(Phase::optimizer);
@@ -681,9 +682,10 @@ class Trainer {
           return;
         }
       }
-      throw Error(fmt::format("out of memory in validation even with one sample per piece "
-                              "(reduce the validation batches or the model size): {}",
-                              detail::first_line(e.what())));
+      throw Error(
+          fmt::format("out of memory in validation even with one sample per piece "
+                      "(reduce the validation batches or the model size): {}",
+                      detail::first_line(e.what())));
     }
   }
 
@@ -834,8 +836,8 @@ class Trainer {
       } catch (const std::exception&) {
         // The logger that prints is failing: stderr still gets the message.
         ++logger_failures_;
-        std::fprintf(stderr, "kokoro: %s%s\n",
-                     level == Message::Level::warning ? "warning: " : "", message.text.c_str());
+        std::fprintf(stderr, "kokoro: %s%s\n", level == Message::Level::warning ? "warning: " : "",
+                     message.text.c_str());
       }
     } else {
       std::fprintf(stderr, "kokoro: %s%s\n", level == Message::Level::warning ? "warning: " : "",
@@ -996,9 +998,10 @@ class Trainer {
       ++logger_failures_;
       auto cause = detail::first_line(e.what());
       if (reported_failures_.insert(std::string(hook) + ": " + cause).second) {
-        warn(fmt::format("a logger failed in {} and training goes on (further failures of this "
-                         "kind are counted in logger_failures): {}",
-                         hook, cause));
+        warn(
+            fmt::format("a logger failed in {} and training goes on (further failures of this "
+                        "kind are counted in logger_failures): {}",
+                        hook, cause));
       }
     }
   }
@@ -1048,10 +1051,11 @@ class Trainer {
     for (auto& lr : base_lrs_) lr *= tc.rollback_lr_factor;
     apply_learning_rates();
     rolled_back_ = true;
-    warn(fmt::format("{} steps in a row with a non-finite loss or gradient (step {}): rolled back "
-                     "to {} (step {}) with the learning rates times {} (rollback {} of at most {})",
-                     run, from_step, path->string(), global_step_, tc.rollback_lr_factor,
-                     rollbacks_, tc.max_rollbacks));
+    warn(
+        fmt::format("{} steps in a row with a non-finite loss or gradient (step {}): rolled back "
+                    "to {} (step {}) with the learning rates times {} (rollback {} of at most {})",
+                    run, from_step, path->string(), global_step_, tc.rollback_lr_factor, rollbacks_,
+                    tc.max_rollbacks));
   }
 
   std::vector<std::string> run_notes_;  // before config_: filled while it is made

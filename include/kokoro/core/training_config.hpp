@@ -197,7 +197,8 @@ struct LoggingSection {
   template <class Self, class Visitor>
   static void fields(Self& s, Visitor&& v) {
     v("output_dir", s.output_dir,
-      "folder of the runs: each writes its checkpoints, logs and samples in <output_dir>/<run_name>",
+      "folder of the runs: each writes its checkpoints, logs and samples in "
+      "<output_dir>/<run_name>",
       rule::not_empty);
     v("run_name", s.run_name, "name of the run's folder (empty: made from the date and time)");
     v("overwrite", s.overwrite,

@@ -128,13 +128,30 @@ class ConsoleLogger {
                    r.seconds);
       }
     }
-    fmt::print(*out_, "kokoro: finished {} epoch{} ({} steps{}) in {:.1f} s{}\n",
-               run.epochs_completed, run.epochs_completed == 1 ? "" : "s", run.global_step,
+    // Steps count the whole run; epochs and seconds this call (a resumed
+    // run says how far it came from).
+    const auto steps = run.global_step - run.start_step;
+    fmt::print(*out_, "kokoro: finished {} epoch{} ({} steps{}{}) in {:.1f} s{}\n",
+               run.epochs_completed, run.epochs_completed == 1 ? "" : "s", steps,
                run.skipped_steps > 0 ? fmt::format(", {} skipped", run.skipped_steps) : "",
+               run.start_step > 0
+                   ? fmt::format(", steps {}..{} of the run", run.start_step + 1, run.global_step)
+                   : "",
                run.seconds,
                run.stopped_by_max_steps    ? ", stopped at training.max_steps"
                : run.stopped_by_time_limit ? ", stopped at training.max_minutes"
                                            : "");
+    std::string troubles;
+    auto count = [&](std::int64_t n, const char* what) {
+      if (n > 0) troubles += fmt::format("{}{} {}", troubles.empty() ? "" : ", ", n, what);
+    };
+    count(run.nonfinite_steps, "non-finite steps not applied");
+    count(run.rollbacks, "rollbacks");
+    count(run.checkpoint_failures, "failed checkpoint saves");
+    count(run.logger_failures, "logger failures");
+    count(run.side_task_failures, "failed side tasks");
+    if (!troubles.empty()) fmt::print(*out_, "kokoro: training went on through {}\n", troubles);
+    if (!run.checkpoint_error.empty()) fmt::print(*out_, "kokoro: {}\n", run.checkpoint_error);
     if (!run.profile_report.empty()) fmt::print(*out_, "{}", run.profile_report);
     out_->flush();
   }

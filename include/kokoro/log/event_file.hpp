@@ -20,9 +20,9 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/util/append_file.hpp"
 #include "kokoro/core/media.hpp"
 #include "kokoro/log/png.hpp"
+#include "kokoro/util/append_file.hpp"
 #include "kokoro/util/crc32.hpp"
 #include "kokoro/util/endian.hpp"
 #include "kokoro/util/errors.hpp"

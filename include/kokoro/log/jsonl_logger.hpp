@@ -13,9 +13,9 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
+#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/training_config.hpp"
 #include "kokoro/log/json.hpp"
 #include "kokoro/util/append_file.hpp"

@@ -13,10 +13,10 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/core/media.hpp"
+#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/training_config.hpp"
 #include "kokoro/log/png.hpp"
 #include "kokoro/util/atomic_file.hpp"

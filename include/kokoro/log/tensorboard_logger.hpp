@@ -11,10 +11,10 @@
 #include <sstream>
 #include <string>
 
-#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/config_io.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
+#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/training_config.hpp"
 #include "kokoro/log/event_file.hpp"
 #include "kokoro/log/json.hpp"

@@ -48,9 +48,9 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
+#include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/training_config.hpp"
 #include "kokoro/log/http_client.hpp"
 #include "kokoro/log/json.hpp"
@@ -407,7 +407,8 @@ class Stream {
         summary["_runtime"] = runtime_base_ + summary_["_runtime"].get<double>();
       }
       if (count > 0) {
-        summary["_step"] = stats_.first_step + stats_.rows_sent + static_cast<std::int64_t>(count) - 1;
+        summary["_step"] =
+            stats_.first_step + stats_.rows_sent + static_cast<std::int64_t>(count) - 1;
       }
       files["wandb-summary.json"] = {{"offset", 0},
                                      {"content", Json::array({detail::dump(summary)})}};

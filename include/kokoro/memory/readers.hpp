@@ -122,7 +122,8 @@ inline CgroupMemory read_cgroup_memory(const CgroupPaths& paths = {}) {
       out.limit_bytes = detail::tightest_limit(dir, top, "memory.limit_in_bytes");
       const auto usage = detail::read_bytes(dir / "memory.usage_in_bytes");
       const auto inactive = detail::read_stat(dir / "memory.stat", "total_inactive_file");
-      out.working_set_bytes = std::max<std::int64_t>(0, usage - std::max<std::int64_t>(0, inactive));
+      out.working_set_bytes =
+          std::max<std::int64_t>(0, usage - std::max<std::int64_t>(0, inactive));
       return out;
     }
   }
@@ -156,9 +157,9 @@ class CpuMemoryReader {
     const auto m = CpuDevice().memory();
     if (limit_ > 0 && (m.total_bytes <= 0 || limit_ < m.total_bytes)) {
       const auto cgroup = read_cgroup_memory(paths_);
-      const auto used =
-          cgroup.working_set_bytes >= 0 ? std::max(cgroup.working_set_bytes, m.used_bytes)
-                                        : m.used_bytes;
+      const auto used = cgroup.working_set_bytes >= 0
+                            ? std::max(cgroup.working_set_bytes, m.used_bytes)
+                            : m.used_bytes;
       return {.used_bytes = used, .total_bytes = limit_};
     }
     return {.used_bytes = m.used_bytes, .total_bytes = m.total_bytes};

@@ -17,11 +17,11 @@
 
 #include <fmt/format.h>
 
-#include "kokoro/core/run_folder.hpp"
 #include "kokoro/audio/griffin_lim.hpp"
 #include "kokoro/audio/mel.hpp"
 #include "kokoro/core/loss.hpp"
 #include "kokoro/core/media.hpp"
+#include "kokoro/core/run_folder.hpp"
 #include "kokoro/log/media.hpp"
 #include "kokoro/tts/data/corpus.hpp"
 #include "kokoro/tts/data/tts_data.hpp"

@@ -67,10 +67,9 @@ namespace detail::projection {
 /// espeak-ng's ";#" (a break between spelled letters; its "?#" is a glottal
 /// stop and stays a phone): on either side, no phone.
 inline bool is_break_label(std::string_view label, PhoneSet set) {
-  return !label.empty() &&
-         std::all_of(label.begin(), label.end(),
-                     [](char c) { return std::ispunct(static_cast<unsigned char>(c)) != 0; }) &&
-         !phone_features(label, set);
+  return !label.empty() && std::all_of(label.begin(), label.end(), [](char c) {
+    return std::ispunct(static_cast<unsigned char>(c)) != 0;
+  }) && !phone_features(label, set);
 }
 
 /// label_kind, with break labels counted as silence.
@@ -204,8 +203,7 @@ inline TokenProjection project_durations(
   for (std::size_t i = 0; i < m; ++i)
     phone_starts_word[i] = i == 0 || word_of_phone[i] != word_of_phone[i - 1];
   auto pair_cost = [&](std::size_t i, std::size_t j) {
-    const bool boundary_differs =
-        words != nullptr && phone_starts_word[i] != token_starts_word[j];
+    const bool boundary_differs = words != nullptr && phone_starts_word[i] != token_starts_word[j];
     return distance(i, j) + (boundary_differs ? options.word_boundary_cost : 0.0);
   };
 
@@ -332,8 +330,8 @@ inline TokenProjection project_durations(
     std::size_t end = j;
     while (end < n && !fed[end]) ++end;
     std::int64_t donor = -1;
-    const bool forward_first = words != nullptr && token_starts_word[j] && end < n &&
-                               !token_starts_word[end];
+    const bool forward_first =
+        words != nullptr && token_starts_word[j] && end < n && !token_starts_word[end];
     if (j > 0 && !forward_first) {
       donor = static_cast<std::int64_t>(j - 1);
     } else if (end < n) {

@@ -60,7 +60,8 @@ class TtsData {
       const bool full =
           !batches.empty() &&
           (batches.back().size() == size ||
-           (cap > 0 && static_cast<std::int64_t>(batches.back().size() + 1) * clips[i].frames > cap));
+           (cap > 0 &&
+            static_cast<std::int64_t>(batches.back().size() + 1) * clips[i].frames > cap));
       if (batches.empty() || full) batches.emplace_back();
       batches.back().push_back(i);
     }

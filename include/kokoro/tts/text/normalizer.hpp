@@ -191,15 +191,16 @@ inline std::string integer_words(std::string_view digits) {
   }
   std::uint64_t n = 0;
   for (const char d : digits) n = n * 10 + static_cast<std::uint64_t>(d - '0');
-  if (n >= 1100 && n <= 9900 && n % 100 == 0 && n % 1000 != 0) return cardinal(n / 100) + " hundred";
+  if (n >= 1100 && n <= 9900 && n % 100 == 0 && n % 1000 != 0)
+    return cardinal(n / 100) + " hundred";
   return cardinal(n);
 }
 
 /// Words that follow a bore written as a decimal (".22 caliber", ".38
 /// revolver"), which is read as a whole number: "twenty-two caliber".
 inline constexpr std::array<std::string_view, 14> kBoreWords = {
-    "ammunition", "automatic", "bullet", "bullets", "caliber", "calibre", "cartridge",
-    "cartridges", "gun",       "magnum", "pistol",  "revolver", "rifle",  "special"};
+    "ammunition", "automatic", "bullet", "bullets", "caliber",  "calibre", "cartridge",
+    "cartridges", "gun",       "magnum", "pistol",  "revolver", "rifle",   "special"};
 
 /// Whether the word after s[i] (one space or hyphen between) is one of
 /// `words`.
@@ -370,8 +371,9 @@ inline constexpr std::array<std::string_view, 9> kLabelWords = {
 
 /// Street names' last words, by which a number before them is a house number.
 inline constexpr std::array<std::string_view, 17> kStreetWords = {
-    "Avenue", "Ave.",  "Boulevard", "Blvd.",  "Circle",  "Court", "Drive",   "Expressway", "Freeway",
-    "Lane",   "Parkway", "Place",   "Road",   "Rd.",     "Square", "Street", "Way"};
+    "Avenue", "Ave.",       "Boulevard", "Blvd.",  "Circle",  "Court",
+    "Drive",  "Expressway", "Freeway",   "Lane",   "Parkway", "Place",
+    "Road",   "Rd.",        "Square",    "Street", "Way"};
 
 /// Whether a house number ends at s[e]: a street name follows, either up to
 /// three capitalised words and a street word ("544 Camp Street"), or a
@@ -498,18 +500,18 @@ inline std::optional<Reading> read_number(std::string_view s, std::size_t i) {
   }
   const bool glued_before = start > 0 && is_alpha(s[start - 1]);
   if (!negative && !glued_before) {
-    if (auto label = label_reading(s, start, e, n.integer); label && (!n.grouped || n.integer.size() >= 5)) {
+    if (auto label = label_reading(s, start, e, n.integer);
+        label && (!n.grouped || n.integer.size() >= 5)) {
       return Reading{std::move(*label), e};
     }
   }
   const auto value = n.integer.size() <= 4 ? std::stoul(n.integer) : 0ul;
   // Years: four digits in the usual range, or three or four before an era
   // ("275 B.C." -> "two seventy-five B.C.") or in a year's place ("in 606").
-  const bool year =
-      !negative && !n.grouped && !glued_before && !at(s, start, '0') &&
-      ((n.integer.size() == 4 && reads_as_year(static_cast<unsigned>(value))) ||
-       (n.integer.size() >= 3 && n.integer.size() <= 4 && era_at(s, e)) ||
-       (n.integer.size() == 3 && three_digit_year_context(s, start, e)));
+  const bool year = !negative && !n.grouped && !glued_before && !at(s, start, '0') &&
+                    ((n.integer.size() == 4 && reads_as_year(static_cast<unsigned>(value))) ||
+                     (n.integer.size() >= 3 && n.integer.size() <= 4 && era_at(s, e)) ||
+                     (n.integer.size() == 3 && three_digit_year_context(s, start, e)));
   const std::string words =
       year ? year_words(static_cast<unsigned>(value)) : integer_words(n.integer);
   if (at(s, e, 's') && !alnum_at(s, e + 1)) return Reading{sign + plural(words), e + 1};
@@ -678,9 +680,19 @@ inline std::optional<Reading> read_abbreviation(std::string_view s, std::size_t 
 /// The value (1-3999) of a Roman numeral written in capitals in canonical
 /// form ("IV", "XIX", "MCMXC"; not "IIII" or "IC"), or 0.
 inline unsigned roman_value(std::string_view word) {
-  static constexpr std::array<std::pair<std::string_view, unsigned>, 13> kParts = {{
-      {"M", 1000}, {"CM", 900}, {"D", 500}, {"CD", 400}, {"C", 100}, {"XC", 90}, {"L", 50},
-      {"XL", 40}, {"X", 10}, {"IX", 9}, {"V", 5}, {"IV", 4}, {"I", 1}}};
+  static constexpr std::array<std::pair<std::string_view, unsigned>, 13> kParts = {{{"M", 1000},
+                                                                                    {"CM", 900},
+                                                                                    {"D", 500},
+                                                                                    {"CD", 400},
+                                                                                    {"C", 100},
+                                                                                    {"XC", 90},
+                                                                                    {"L", 50},
+                                                                                    {"XL", 40},
+                                                                                    {"X", 10},
+                                                                                    {"IX", 9},
+                                                                                    {"V", 5},
+                                                                                    {"IV", 4},
+                                                                                    {"I", 1}}};
   if (word.empty() || word.size() > 15) return 0;
   // Read greedily, then accept only if writing the value back gives the word.
   unsigned value = 0;
@@ -706,25 +718,25 @@ inline unsigned roman_value(std::string_view word) {
 /// Words after which a Roman numeral counts: "chapter IV" -> "chapter four",
 /// "World War II" -> "World War two".
 inline constexpr std::array<std::string_view, 22> kCountingWords = {
-    "act",     "appendix", "article", "book",  "chap",   "chapter", "class",   "exhibit",
-    "figure",  "grade",    "level",   "no",    "number", "part",    "phase",   "plate",
-    "schedule", "scene",   "section", "title", "volume", "war"};
+    "act",      "appendix", "article", "book",  "chap",   "chapter", "class", "exhibit",
+    "figure",   "grade",    "level",   "no",    "number", "part",    "phase", "plate",
+    "schedule", "scene",    "section", "title", "volume", "war"};
 
 /// Names that take a regnal number: "George III." -> "George the third".
 /// A single-letter numeral (I, V, X) is read so only after one of these,
 /// since after other words it is more often an initial or the pronoun.
 inline constexpr std::array<std::string_view, 62> kRegnalNames = {
-    "Alexander", "Alfonso",   "Amenhotep",      "Anne",       "Antiochus",    "Artaxerxes",
-    "Benedict",  "Boniface",  "Cambyses",       "Casimir",    "Catherine",    "Charles",
-    "Christian", "Clement",   "Constantine",    "Cyrus",      "Darius",       "David",
-    "Edward",    "Elizabeth", "Esarhaddon",     "Ferdinand",  "Francis",      "Frederick",
-    "George",    "Gregory",   "Gustavus",       "Henry",      "Innocent",     "Isabella",
-    "Ivan",      "James",     "John",           "Joseph",     "Julius",       "Leo",
-    "Leopold",   "Louis",     "Ludwig",         "Malcolm",    "Mary",         "Napoleon",
-    "Nebuchadnezzar", "Nicholas", "Otto",       "Paul",       "Peter",        "Philip",
-    "Pius",      "Ptolemy",   "Rameses",        "Ramesses",   "Richard",      "Robert",
-    "Sargon",    "Seleucus",  "Sennacherib",    "Shalmaneser", "Thothmes",    "Victoria",
-    "Wilhelm",   "William"};
+    "Alexander",      "Alfonso",   "Amenhotep",   "Anne",        "Antiochus", "Artaxerxes",
+    "Benedict",       "Boniface",  "Cambyses",    "Casimir",     "Catherine", "Charles",
+    "Christian",      "Clement",   "Constantine", "Cyrus",       "Darius",    "David",
+    "Edward",         "Elizabeth", "Esarhaddon",  "Ferdinand",   "Francis",   "Frederick",
+    "George",         "Gregory",   "Gustavus",    "Henry",       "Innocent",  "Isabella",
+    "Ivan",           "James",     "John",        "Joseph",      "Julius",    "Leo",
+    "Leopold",        "Louis",     "Ludwig",      "Malcolm",     "Mary",      "Napoleon",
+    "Nebuchadnezzar", "Nicholas",  "Otto",        "Paul",        "Peter",     "Philip",
+    "Pius",           "Ptolemy",   "Rameses",     "Ramesses",    "Richard",   "Robert",
+    "Sargon",         "Seleucus",  "Sennacherib", "Shalmaneser", "Thothmes",  "Victoria",
+    "Wilhelm",        "William"};
 
 /// A Roman numeral at s[i], read by the word before it: a count after a
 /// counting word ("chapter IV" -> "chapter four"), a regnal number after a
