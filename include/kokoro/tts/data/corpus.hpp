@@ -418,12 +418,18 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
   for (auto& c : usable)
     (is_valid.count(c.id) ? out.validation : out.train).push_back(std::move(c));
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  write_file_atomically(
-      out.cache_dir / "report.txt", report.summary() + "\n\n" + [&] {
-        std::string all;
-        for (const auto& m : report.messages) all += m + "\n";
-        return all;
-      }());
+  // The report on disk is a convenience: a failure to write it (a full
+  // disk) is said in the report itself, and the run goes on.
+  try {
+    write_file_atomically(
+        out.cache_dir / "report.txt", report.summary() + "\n\n" + [&] {
+          std::string all;
+          for (const auto& m : report.messages) all += m + "\n";
+          return all;
+        }());
+  } catch (const std::exception& e) {
+    out.report.messages.push_back(fmt::format("the report was not written: {}", e.what()));
+  }
   return out;
 }
 
