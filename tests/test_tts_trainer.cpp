@@ -102,7 +102,7 @@ TEST_CASE("a TTS run stopped and resumed ends with the weights of a straight run
   config.training.epochs = 10;
   config.logging.media_every_epochs = 1;
   config.logging.checkpoints = true;  // no interval: the stop itself leaves the state
-  config.training.max_steps = 3;  // the middle of the second epoch (2 batches an epoch)
+  config.training.max_steps = 3;      // the middle of the second epoch (2 batches an epoch)
   {
     TtsTrainer first(config);
     first.fit();
