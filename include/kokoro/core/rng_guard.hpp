@@ -9,7 +9,6 @@
 #include <ATen/core/Generator.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
-#include <cstdint>
 #include <vector>
 
 namespace kokoro {

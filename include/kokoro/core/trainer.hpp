@@ -24,7 +24,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -336,11 +335,11 @@ class Trainer {
     } else {
       ++nonfinite_steps_;
       ++nonfinite_run_;
-      if (nonfinite_steps_ == 1 || nonfinite_run_ == 1) {
-        warn(
-            fmt::format("step {}: the loss or the gradients are not finite; the step is not "
-                        "applied ({} such steps so far)",
-                        global_step_, nonfinite_steps_));
+      if (nonfinite_steps_ == 1) {  // said once; counted in nonfinite_steps from then on
+        warn(fmt::format(
+            "step {}: the loss or the gradients are not finite; the step is not applied "
+            "(further ones are counted in nonfinite_steps)",
+            global_step_));
       }
     }
     phase_stop(Phase::optimizer);

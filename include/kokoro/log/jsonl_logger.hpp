@@ -7,8 +7,6 @@
 #pragma once
 
 #include <filesystem>
-#include <fstream>
-#include <memory>
 #include <string>
 
 #include <fmt/format.h>
