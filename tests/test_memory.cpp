@@ -356,3 +356,65 @@ TEST_CASE("other errors are not taken for out of memory, and recovery can be swi
   CHECK_THROWS_AS(off.step(batch), std::bad_alloc);
   CHECK(off.oom_recoveries() == 0);
 }
+
+// ---- what the task hears of memory ---------------------------------------
+
+namespace {
+
+/// A memory policy whose pressure the test sets.
+struct PressureSwitch {
+  static inline bool pressure = false;
+  MemoryAction after_step(const StepContext&) { return MemoryAction::none; }
+  MemoryState memory_state() const {
+    return {.used_bytes = pressure ? 900 : 100, .total_bytes = 1000, .pressure = pressure};
+  }
+};
+
+/// TightTask that records what it hears through adapt_to_memory, and turns
+/// the pressure on while computing step `pressure_on`.
+class ListeningTask : public TightTask {
+ public:
+  using TightTask::TightTask;
+  Loss loss(const Batch& b) {
+    if (step == pressure_on) PressureSwitch::pressure = true;
+    return TightTask::loss(b);
+  }
+  void adapt_to_memory(const MemoryState& state) { heard.push_back(state); }
+  std::int64_t pressure_on = 0;
+  std::vector<MemoryState> heard;
+};
+
+}  // namespace
+
+TEST_CASE("the task hears of memory before the first step, when pressure starts, after an OOM") {
+  struct Policies : test::SpyPolicies {
+    using memory = PressureSwitch;
+  };
+  PressureSwitch::pressure = false;
+  Trainer<ListeningTask, Policies> trainer(test::quick_config());
+  auto& task = trainer.task();
+  task.pressure_on = 2;
+  task.limit = 2;
+  task.on_step = 3;
+  // fit() tells the task before its first step; then each step is driven by hand.
+  task.train = {};
+  trainer.fit();
+  REQUIRE(task.heard.size() == 1);
+  CHECK(task.heard[0].free_bytes() == 900);
+  CHECK_FALSE(task.heard[0].pressure);
+  CHECK_FALSE(task.heard[0].out_of_memory);
+  const auto data = test::split(test::linear_data(12), {4, 4, 4});
+  for (int k = 1; k <= 3; ++k) {
+    task.step = k;
+    trainer.step(std::vector<test::XYBatch>{data[k - 1]});
+  }
+  // Step 1: nothing new. Step 2: the pressure starts. Step 3: out of memory
+  // (and the pressure, still on, is not repeated).
+  REQUIRE(task.heard.size() == 3);
+  CHECK(task.heard[1].pressure);
+  CHECK(task.heard[1].free_bytes() == 100);
+  CHECK_FALSE(task.heard[1].out_of_memory);
+  CHECK(task.heard[2].out_of_memory);
+  CHECK(trainer.oom_recoveries() == 1);
+  PressureSwitch::pressure = false;
+}

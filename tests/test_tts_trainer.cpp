@@ -146,6 +146,8 @@ TEST_CASE(
   CHECK(config.model.hidden_dim == 16);
   CHECK(config.data.demo_clips == 6);
   CHECK(config.loss.duration_weight == doctest::Approx(0.1));
+  // That code's dropout and attention were libtorch's ops: the reference kernels.
+  config.model.kernels = "reference";
   // The same demo corpus that run built (6 clips, default options).
   english_tts::DemoCorpusOptions corpus;
   corpus.out = dir / "demo_corpus";

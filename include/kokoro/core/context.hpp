@@ -3,6 +3,7 @@
 // torch: loggers, schedulers and memory policies compile without libtorch.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -73,6 +74,24 @@ struct RunSummary {
   std::string checkpoint_error{};
   std::string run_directory{};  ///< where the run wrote (<output_dir>/<run_name>)
   std::int64_t start_step = 0;  ///< the step this call started from (a resumed run's)
+};
+
+/// What the Trainer tells a task about memory, through the task's optional
+/// `void adapt_to_memory(const MemoryState&)`: before the first step of each
+/// fit(), whenever the memory policy's pressure starts or ends, and after a
+/// step that ran out of memory. A task can then trade compute for memory
+/// (gradient checkpointing, smaller pieces) only when memory asks for it.
+struct MemoryState {
+  std::int64_t used_bytes = -1;   ///< in use on the device (the process on a CPU), −1 unknown
+  std::int64_t total_bytes = -1;  ///< the device's (or the memory limit's) size, −1 unknown
+  bool pressure = false;          ///< the memory policy sees high or critical pressure
+  bool out_of_memory = false;     ///< the last step ran out of memory and was retried
+
+  /// Bytes still free, or −1 when unknown.
+  std::int64_t free_bytes() const {
+    return used_bytes >= 0 && total_bytes > 0 ? std::max<std::int64_t>(0, total_bytes - used_bytes)
+                                              : -1;
+  }
 };
 
 /// Something the Trainer has to say outside the metrics: a resume, a stop, a

@@ -25,7 +25,10 @@ concept has_after_step = requires(M& m, const StepContext& ctx) {
 /// A memory policy.
 ///  - `MemoryAction after_step(const StepContext&)`: called after every
 ///    optimizer step; must be cheap.
-/// Optional: `void metrics(kokoro::Metrics&) const` to report what it did.
+/// Optional: `void metrics(kokoro::Metrics&) const` to report what it did;
+/// `kokoro::MemoryState memory_state()`: its last reading and whether
+/// it sees pressure, which the Trainer passes on to the task (without it, the
+/// task hears the device's reading and never of pressure).
 template <class M>
 concept MemoryPolicy = detail::memory::has_after_step<M>;
 

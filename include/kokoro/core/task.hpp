@@ -66,7 +66,10 @@ concept has_train_data = requires(T& t, std::int64_t epoch) {
 /// `void media(kokoro::Media&, std::int64_t epoch)`: samples for the loggers
 /// (a predicted mel as an image, its audio), called in eval mode without
 /// gradients every `logging.media_every_epochs` epochs, whether or not a
-/// logger renders them (a task may also write them to disk).
+/// logger renders them (a task may also write them to disk);
+/// `void adapt_to_memory(const kokoro::MemoryState&)`: hears the memory's
+/// state before the first step, when pressure starts or ends and after an
+/// out-of-memory step (see MemoryState in kokoro/core/context.hpp).
 /// A task constructible from its configuration (`const task_config_t<T>&`) is built by the
 /// Trainer after seeding, so its initial weights are reproducible.
 template <class T>

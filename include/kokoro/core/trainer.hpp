@@ -203,6 +203,7 @@ class Trainer {
                       epoch_, tc.epochs, global_step_, tc.max_steps));
     }
     relay_logger_notices();
+    tell_task_memory(false);
     window_meter_.reset();
     window_steps_ = 0;
     window_start_ = detail::Clock::now();
@@ -352,6 +353,9 @@ class Trainer {
                           .step_taken = result.taken,
                           .metrics = none};
     if (memory_.after_step(ctx) == MemoryAction::release_cache) release_cached_memory();
+    if constexpr (requires { memory_.memory_state(); }) {
+      if (memory_.memory_state().pressure != told_pressure_) tell_task_memory(false);
+    }
     last_step_taken_ = result.taken;
     last_step_samples_ = total;
     phase_start(Phase::logging);
@@ -617,6 +621,7 @@ class Trainer {
       } catch (const std::exception& e) {
         if (!config_.hardware.oom_recovery || !detail::is_out_of_memory(e)) throw;
         release_cached_memory();
+        tell_task_memory(true);
         if constexpr (!SliceableBatch<Batch>) {
           throw Error(fmt::format(
               "out of memory at step {}, and the task's Batch has no slice(begin, end) to run it "
@@ -718,6 +723,24 @@ class Trainer {
   }
 
   /// Carries out a cleanup and tells the memory policy how long it took.
+  /// Passes memory's state to the task's optional adapt_to_memory hook: the
+  /// memory policy's reading and pressure where it has them, else the
+  /// device's reading.
+  void tell_task_memory(bool out_of_memory) {
+    if constexpr (requires(const MemoryState& state) { task_.adapt_to_memory(state); }) {
+      MemoryState state;
+      if constexpr (requires { memory_.memory_state(); }) state = memory_.memory_state();
+      if (state.total_bytes <= 0) {
+        const auto reading = device_.memory();
+        state.used_bytes = reading.used_bytes;
+        state.total_bytes = reading.total_bytes;
+      }
+      state.out_of_memory = out_of_memory;
+      told_pressure_ = state.pressure;
+      task_.adapt_to_memory(state);
+    }
+  }
+
   void release_cached_memory() {
     const auto start = detail::Clock::now();
     device_.release_cached_memory();
@@ -1061,6 +1084,7 @@ class Trainer {
   Config config_;
   detail::RunSetup setup_;
   T task_;
+  bool told_pressure_ = false;  ///< the pressure the task last heard of
   Device device_ = make_policy<Device>(config_);
   Scaler scaler_ = make_policy<Scaler>(config_);
   Memory memory_ = make_policy<Memory>(config_);

@@ -139,6 +139,7 @@ struct HardwareSection {
   std::int64_t cleanup_every_critical = 1;
   bool oom_recovery = true;
   bool oom_keep_split = false;
+  bool cpu_memory_cache = true;
 
   friend bool operator==(const HardwareSection&, const HardwareSection&) = default;
 
@@ -172,6 +173,9 @@ struct HardwareSection {
       "steps between cleanups at critical pressure", rule::positive);
     v("oom_recovery", s.oom_recovery, "on out-of-memory, retry the batch in halves");
     v("oom_keep_split", s.oom_keep_split, "after a recovery keep the smaller pieces for the epoch");
+    v("cpu_memory_cache", s.cpu_memory_cache,
+      "on the CPU, keep freed tensor memory for the next step instead of faulting it in again "
+      "(emptied under memory pressure)");
   }
 };
 

@@ -23,8 +23,8 @@ class AutoDevice {
   /// Resolves "auto" on this machine.
   AutoDevice() : AutoDevice(resolve_device_type("auto")) {}
   explicit AutoDevice(const TrainingConfig& config)
-      : AutoDevice(resolve_device_type(config.hardware.device)) {}
-  explicit AutoDevice(DeviceType type) : type_(type), device_(make(type)) {}
+      : type_(resolve_device_type(config.hardware.device)), device_(make(type_, &config)) {}
+  explicit AutoDevice(DeviceType type) : type_(type), device_(make(type, nullptr)) {}
 
   /// Which kind was chosen.
   DeviceType type() const { return type_; }
@@ -50,16 +50,17 @@ class AutoDevice {
 
  private:
   using Any = std::variant<CpuDevice, CudaDevice, MpsDevice>;
-  static Any make(DeviceType type) {
+  /// The device of `type`, built from `config` where one is given.
+  static Any make(DeviceType type, const TrainingConfig* config) {
     switch (type) {
       case DeviceType::CUDA:
         return CudaDevice{};
       case DeviceType::MPS:
         return MpsDevice{};
       case DeviceType::CPU:
-        return CpuDevice{};
+        break;
     }
-    return CpuDevice{};
+    return config != nullptr ? CpuDevice(*config) : CpuDevice{};
   }
 
   DeviceType type_;

@@ -98,6 +98,19 @@ class AdaptiveMemory {
   }
 
   PressureLevel level() const { return level_; }
+
+  /// The last reading (taken now if there is none yet), with pressure at the
+  /// high level and above; −1 where the reader cannot tell.
+  MemoryState memory_state() {
+    if (options_.enabled && !reading_.known()) reading_ = reader_.read();
+    MemoryState state;
+    if (reading_.known()) {
+      state.used_bytes = reading_.used_bytes;
+      state.total_bytes = reading_.total_bytes;
+    }
+    state.pressure = options_.enabled && level_ >= PressureLevel::high;
+    return state;
+  }
   std::int64_t cleanups() const { return cleanups_; }
   const AdaptiveMemoryOptions& options() const { return options_; }
   Reader& reader() { return reader_; }

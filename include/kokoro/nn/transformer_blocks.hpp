@@ -9,21 +9,37 @@
 #include <cstdint>
 
 #include <torch/nn/module.h>
-#include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
 #include "kokoro/nn/attention.hpp"
+#include "kokoro/nn/fast_dropout.hpp"
+#include "kokoro/nn/kernel_choice.hpp"
 
 namespace kokoro::nn {
+
+/// The shape and regularisation of a Transformer block.
+struct TransformerBlockOptions {
+  std::int64_t dim = 0;
+  std::int64_t heads = 1;   ///< must divide dim
+  std::int64_t ff_dim = 0;  ///< the feed-forward's hidden width
+  double dropout = 0.1;     ///< on each sublayer's output and the feed-forward's hidden units
+  double attention_dropout = 0.1;  ///< on the attention weights
+  Kernels kernels = Kernels::fast;
+
+  MultiHeadAttentionOptions attention() const {
+    return {.dim = dim, .heads = heads, .dropout = attention_dropout, .kernels = kernels};
+  }
+  DropoutOptions residual_dropout() const { return {.p = dropout, .kernels = kernels}; }
+};
 
 /// Linear(dim, 2·hidden) → split into (value, gate) → GELU(gate)·value →
 /// dropout → Linear(hidden, dim). Submodules: in, out.
 class GatedFeedForwardImpl : public torch::nn::Module {
  public:
-  GatedFeedForwardImpl(std::int64_t dim, std::int64_t hidden, double dropout)
+  GatedFeedForwardImpl(std::int64_t dim, std::int64_t hidden, const DropoutOptions& dropout)
       : in_(dim, 2 * hidden), out_(hidden, dim), dropout_(dropout) {
     register_module("in", in_);
     register_module("out", out_);
@@ -37,7 +53,7 @@ class GatedFeedForwardImpl : public torch::nn::Module {
 
  private:
   torch::nn::Linear in_, out_;
-  torch::nn::Dropout dropout_;
+  Dropout dropout_;
 };
 TORCH_MODULE(GatedFeedForward);
 
@@ -53,12 +69,12 @@ inline torch::Tensor residual_stream(const torch::Tensor& x) {
 /// Submodules: attention_norm, attention, ff_norm, ff.
 class EncoderBlockImpl : public torch::nn::Module {
  public:
-  EncoderBlockImpl(std::int64_t dim, std::int64_t heads, std::int64_t ff_dim, double dropout)
-      : attention_norm_(torch::nn::LayerNormOptions({dim})),
-        attention_(dim, heads, dropout),
-        ff_norm_(torch::nn::LayerNormOptions({dim})),
-        ff_(dim, ff_dim, dropout),
-        dropout_(dropout) {
+  explicit EncoderBlockImpl(const TransformerBlockOptions& options)
+      : attention_norm_(torch::nn::LayerNormOptions({options.dim})),
+        attention_(options.attention()),
+        ff_norm_(torch::nn::LayerNormOptions({options.dim})),
+        ff_(options.dim, options.ff_dim, options.residual_dropout()),
+        dropout_(options.residual_dropout()) {
     register_module("attention_norm", attention_norm_);
     register_module("attention", attention_);
     register_module("ff_norm", ff_norm_);
@@ -79,7 +95,7 @@ class EncoderBlockImpl : public torch::nn::Module {
   MultiHeadAttention attention_;
   torch::nn::LayerNorm ff_norm_;
   GatedFeedForward ff_;
-  torch::nn::Dropout dropout_;
+  Dropout dropout_;
 };
 TORCH_MODULE(EncoderBlock);
 
@@ -95,14 +111,14 @@ struct DecoderBlockCache {
 /// cross_norm, cross_attention, ff_norm, ff.
 class DecoderBlockImpl : public torch::nn::Module {
  public:
-  DecoderBlockImpl(std::int64_t dim, std::int64_t heads, std::int64_t ff_dim, double dropout)
-      : self_norm_(torch::nn::LayerNormOptions({dim})),
-        self_attention_(dim, heads, dropout),
-        cross_norm_(torch::nn::LayerNormOptions({dim})),
-        cross_attention_(dim, heads, dropout),
-        ff_norm_(torch::nn::LayerNormOptions({dim})),
-        ff_(dim, ff_dim, dropout),
-        dropout_(dropout) {
+  explicit DecoderBlockImpl(const TransformerBlockOptions& options)
+      : self_norm_(torch::nn::LayerNormOptions({options.dim})),
+        self_attention_(options.attention()),
+        cross_norm_(torch::nn::LayerNormOptions({options.dim})),
+        cross_attention_(options.attention()),
+        ff_norm_(torch::nn::LayerNormOptions({options.dim})),
+        ff_(options.dim, options.ff_dim, options.residual_dropout()),
+        dropout_(options.residual_dropout()) {
     register_module("self_norm", self_norm_);
     register_module("self_attention", self_attention_);
     register_module("cross_norm", cross_norm_);
@@ -149,7 +165,7 @@ class DecoderBlockImpl : public torch::nn::Module {
   MultiHeadAttention cross_attention_;
   torch::nn::LayerNorm ff_norm_;
   GatedFeedForward ff_;
-  torch::nn::Dropout dropout_;
+  Dropout dropout_;
 };
 TORCH_MODULE(DecoderBlock);
 

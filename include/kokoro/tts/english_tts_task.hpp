@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
 
 #include <fmt/format.h>
@@ -23,6 +24,8 @@
 #include "kokoro/core/media.hpp"
 #include "kokoro/core/run_folder.hpp"
 #include "kokoro/log/media.hpp"
+#include "kokoro/nn/checkpointing_choice.hpp"
+#include "kokoro/nn/kernel_choice.hpp"
 #include "kokoro/tts/data/corpus.hpp"
 #include "kokoro/tts/data/tts_data.hpp"
 #include "kokoro/tts/model/kokoro_model.hpp"
@@ -46,9 +49,11 @@ inline KokoroModelOptions model_options(const ModelSection& model, std::int64_t 
           .num_heads = model.num_heads,
           .ff_dim = model.ff_dim,
           .dropout = model.dropout,
+          .attention_dropout = model.attention_dropout,
           .postnet = model.postnet,
-          .gradient_checkpointing = model.gradient_checkpointing,
-          .checkpoint_blocks = model.checkpoint_blocks};
+          .gradient_checkpointing = model.gradient_checkpointing != "false",
+          .checkpoint_blocks = model.checkpoint_blocks,
+          .kernels = model.kernels == "reference" ? nn::Kernels::reference : nn::Kernels::fast};
 }
 
 /// The loss weights from the `loss` section.
@@ -73,6 +78,8 @@ class EnglishTtsTask {
         processor_(EnglishPhonemeProcessor::for_phoneme_set(config.data.phoneme_set)),
         data_(std::make_unique<TtsData>(prepare(config, progress), config, pin_batches(config))),
         model_(model_options(config.model, processor_.vocab_size(), config.audio.n_mels)),
+        checkpointing_(nn::parse_checkpointing_mode(config.model.gradient_checkpointing)
+                           .value_or(nn::CheckpointingMode::automatic)),
         vocoder_(mel_options(config.audio)) {
     std::filesystem::create_directories(run_dir_);
     save_phoneme_processor(processor_, run_dir_ / "phonemes.txt");
@@ -84,7 +91,23 @@ class EnglishTtsTask {
   const TtsData& data() const { return *data_; }
 
   Loss loss(const TtsBatch& batch) {
+    if (checkpointing_.mode() == nn::CheckpointingMode::automatic &&
+        torch::GradMode::is_enabled()) {
+      model_->set_gradient_checkpointing(checkpointing_.for_batch(activation_bytes(batch)));
+    }
     return tts_loss(model_->forward(batch), batch, loss_options(config_.loss));
+  }
+
+  /// model.gradient_checkpointing: auto hears of memory here.
+  void adapt_to_memory(const MemoryState& state) { checkpointing_.observe(state); }
+  const nn::CheckpointingChoice& checkpointing() const { return checkpointing_; }
+
+  /// The model's activation estimate for `batch` (KokoroModel::activation_bytes),
+  /// in the precision of the autocast in effect.
+  std::int64_t activation_bytes(const TtsBatch& batch) const {
+    const bool low_precision = at::autocast::is_cpu_enabled() || at::autocast::is_enabled();
+    return model_->activation_bytes(batch.size(), batch.mels.size(1), batch.phonemes.size(1),
+                                    low_precision ? 2 : 4);
   }
 
   data::PrefetchLoader<TtsBatch> train_data(std::int64_t epoch) { return data_->train(epoch); }
@@ -171,6 +194,7 @@ class EnglishTtsTask {
   std::unique_ptr<TtsData> data_;
   bool report_sent_ = false;
   KokoroModel model_;
+  nn::CheckpointingChoice checkpointing_;
   audio::GriffinLim vocoder_;
 };
 

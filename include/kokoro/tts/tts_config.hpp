@@ -91,9 +91,11 @@ struct ModelSection {
   std::int64_t num_heads = 8;
   std::int64_t ff_dim = 2048;
   double dropout = 0.1;
+  double attention_dropout = 0.1;
   bool postnet = true;
-  bool gradient_checkpointing = true;
+  std::string gradient_checkpointing = "auto";
   std::int64_t checkpoint_blocks = 1;
+  std::string kernels = "fast";
 
   friend bool operator==(const ModelSection&, const ModelSection&) = default;
 
@@ -112,14 +114,25 @@ struct ModelSection {
     v("decoder_layers", s.decoder_layers, "Transformer decoder blocks", rule::non_negative);
     v("num_heads", s.num_heads, "attention heads (must divide hidden_dim)", rule::positive);
     v("ff_dim", s.ff_dim, "feed-forward width", rule::positive);
-    v("dropout", s.dropout, "dropout probability", rule::InRange{0.0, 1.0, true});
+    v("dropout", s.dropout,
+      "dropout probability on embeddings, sublayer outputs, hidden units and the PostNet",
+      rule::InRange{0.0, 1.0, true});
+    v("attention_dropout", s.attention_dropout,
+      "dropout probability on the attention weights (0: no [batch, heads, frames, frames] masks)",
+      rule::InRange{0.0, 1.0, true});
     v("postnet", s.postnet, "residual convolutional PostNet after the mel head");
     v("gradient_checkpointing", s.gradient_checkpointing,
-      "recompute activations in backward to save memory");
+      "recompute activations in backward to save memory: auto (when a batch would take over "
+      "half the free memory, or for good once memory is under pressure), true, false",
+      rule::OneOf{{"auto", "true", "false"}});
     v("checkpoint_blocks", s.checkpoint_blocks,
       "Transformer blocks per checkpointed segment (more: less recomputation bookkeeping, "
       "more memory held inside a segment)",
       rule::positive);
+    v("kernels", s.kernels,
+      "fast (Philox dropout, attention with its own backward) or reference (libtorch's stock "
+      "ops, for comparison)",
+      rule::OneOf{{"fast", "reference"}});
   }
 };
 

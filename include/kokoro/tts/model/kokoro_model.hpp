@@ -17,7 +17,6 @@
 #include <torch/nn/modules/container/functional.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/container/sequential.h>
-#include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
@@ -28,7 +27,9 @@
 #include <fmt/format.h>
 
 #include "kokoro/nn/attention.hpp"
+#include "kokoro/nn/fast_dropout.hpp"
 #include "kokoro/nn/gradient_checkpoint.hpp"
+#include "kokoro/nn/kernel_choice.hpp"
 #include "kokoro/nn/transformer_blocks.hpp"
 #include "kokoro/tts/data/batch.hpp"
 #include "kokoro/tts/model/length_regulator.hpp"
@@ -73,10 +74,14 @@ struct KokoroModelOptions {
   std::int64_t decoder_layers = 6;
   std::int64_t num_heads = 8;  ///< must divide hidden_dim
   std::int64_t ff_dim = 2048;
-  double dropout = 0.1;
+  double dropout = 0.1;            ///< on embeddings, sublayer outputs, hidden units, PostNet
+  double attention_dropout = 0.1;  ///< on the attention weights ([B, heads, L, S] masks)
   bool postnet = true;
+  /// Recompute each segment's activations in backward; set_gradient_checkpointing
+  /// changes it between steps (the TTS task's `auto` does).
   bool gradient_checkpointing = true;
-  std::int64_t checkpoint_blocks = 1;  ///< Transformer blocks per checkpointed segment
+  std::int64_t checkpoint_blocks = 1;       ///< Transformer blocks per checkpointed segment
+  nn::Kernels kernels = nn::Kernels::fast;  ///< reference: libtorch's stock dropout and attention
 };
 
 /// Submodules (state-dict prefixes): embedding, encoder.<i>, encoder_norm,
@@ -96,7 +101,7 @@ class KokoroModelImpl : public torch::nn::Module {
         decoder_norm_(torch::nn::LayerNormOptions({config.hidden_dim})),
         mel_head_(config.hidden_dim, config.n_mels),
         stop_head_(config.hidden_dim, 1),
-        dropout_(config.dropout) {
+        dropout_(residual_dropout(config)) {
     const auto d = config.hidden_dim;
     // N(0, 1/d) rows, so that after the √d scale embeddings and positions
     // have the same unit scale (libtorch's default N(0, 1) would drown the
@@ -108,7 +113,7 @@ class KokoroModelImpl : public torch::nn::Module {
     }
     register_module("embedding", embedding_);
     for (std::int64_t i = 0; i < config.encoder_layers; ++i) {
-      nn::EncoderBlock block(d, config.num_heads, config.ff_dim, config.dropout);
+      nn::EncoderBlock block(block_options(config));
       encoder_list_->push_back(block);
       encoder_.push_back(block);
     }
@@ -121,16 +126,16 @@ class KokoroModelImpl : public torch::nn::Module {
     };
     duration_predictor_->push_back(torch::nn::Linear(d, d));
     duration_predictor_->push_back(relu());
-    duration_predictor_->push_back(torch::nn::Dropout(config.dropout));
+    duration_predictor_->push_back(nn::Dropout(residual_dropout(config)));
     duration_predictor_->push_back(torch::nn::Linear(d, half));
     duration_predictor_->push_back(relu());
-    duration_predictor_->push_back(torch::nn::Dropout(config.dropout));
+    duration_predictor_->push_back(nn::Dropout(residual_dropout(config)));
     duration_predictor_->push_back(torch::nn::Linear(half, 1));
     register_module("duration_predictor", duration_predictor_);
 
     register_module("decoder_input", decoder_input_);
     for (std::int64_t i = 0; i < config.decoder_layers; ++i) {
-      nn::DecoderBlock block(d, config.num_heads, config.ff_dim, config.dropout);
+      nn::DecoderBlock block(block_options(config));
       decoder_list_->push_back(block);
       decoder_.push_back(block);
     }
@@ -139,8 +144,9 @@ class KokoroModelImpl : public torch::nn::Module {
     register_module("mel_head", mel_head_);
     register_module("stop_head", stop_head_);
     if (config.postnet) {
-      postnet_ = register_module("postnet",
-                                 PostNet(PostNetOptions(config.n_mels).dropout(config.dropout)));
+      postnet_ = register_module(
+          "postnet",
+          PostNet(PostNetOptions(config.n_mels).dropout(config.dropout).kernels(config.kernels)));
     }
     register_module("dropout", dropout_);
   }
@@ -295,6 +301,44 @@ class KokoroModelImpl : public torch::nn::Module {
   }
 
   const KokoroModelOptions& options() const { return config_; }
+
+  /// An estimate of the bytes a teacher-forced training forward keeps for
+  /// backward without gradient checkpointing, for `batch` clips padded to
+  /// `frames` frames and `phonemes` phonemes, with matrix products in
+  /// `compute_bytes`-wide elements (2 under bfloat16 autocast, else 4). The
+  /// attention weights ([B, heads, L, S] per attention) dominate at TTS
+  /// lengths; the per-frame terms count the block's saved activations in
+  /// hidden-width units, measured on the small model (benchmarks/README.md).
+  std::int64_t activation_bytes(std::int64_t batch, std::int64_t frames, std::int64_t phonemes,
+                                std::int64_t compute_bytes) const {
+    const double b = static_cast<double>(batch);
+    const double f = static_cast<double>(frames);
+    const double t = static_cast<double>(phonemes);
+    const double d = static_cast<double>(config_.hidden_dim);
+    const double ff = static_cast<double>(config_.ff_dim);
+    const double h = static_cast<double>(config_.num_heads);
+    const double low = static_cast<double>(compute_bytes);
+    // Kept per attention: its weights (the fast kernels; the reference
+    // kernels also keep the dropout mask and the dropped weights).
+    const double maps_per_attention = config_.kernels == nn::Kernels::fast ? 1.0 : 3.0;
+    const double attention = maps_per_attention * h * low *
+                             (2.0 * config_.decoder_layers * f * f +
+                              static_cast<double>(config_.encoder_layers) * t * t);
+    // Per position and block: LayerNorm inputs and outputs, projections and
+    // residual branches (about 16 d, float32), the gated feed-forward's
+    // hidden units (about 5 ff).
+    const double per_position = 4.0 * (16.0 * d + 5.0 * ff);
+    const double blocks = per_position * (static_cast<double>(config_.decoder_layers) * f +
+                                          static_cast<double>(config_.encoder_layers) * t);
+    // The PostNet: per layer and frame, the convolution's input, its
+    // normalised output and the tanh (512 channels by default).
+    const double postnet = config_.postnet ? 4.0 * 3.0 * 512.0 * 5.0 * f : 0.0;
+    return static_cast<std::int64_t>(b * (attention + blocks + postnet));
+  }
+
+  /// Turns gradient checkpointing on or off from the next forward on.
+  void set_gradient_checkpointing(bool on) { config_.gradient_checkpointing = on; }
+  bool gradient_checkpointing() const { return config_.gradient_checkpointing; }
   std::int64_t n_mels() const { return n_mels_; }
 
  private:
@@ -314,6 +358,19 @@ class KokoroModelImpl : public torch::nn::Module {
                               config.num_heads, config.hidden_dim));
     }
     return config;
+  }
+
+  static nn::TransformerBlockOptions block_options(const KokoroModelOptions& config) {
+    return {.dim = config.hidden_dim,
+            .heads = config.num_heads,
+            .ff_dim = config.ff_dim,
+            .dropout = config.dropout,
+            .attention_dropout = config.attention_dropout,
+            .kernels = config.kernels};
+  }
+
+  static nn::DropoutOptions residual_dropout(const KokoroModelOptions& config) {
+    return {.p = config.dropout, .kernels = config.kernels};
   }
 
   std::size_t segment_size() const {
@@ -342,7 +399,7 @@ class KokoroModelImpl : public torch::nn::Module {
   torch::nn::Linear mel_head_;
   torch::nn::Linear stop_head_;
   PostNet postnet_{nullptr};
-  torch::nn::Dropout dropout_;
+  nn::Dropout dropout_;
 };
 TORCH_MODULE(KokoroModel);
 

@@ -14,11 +14,12 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include "kokoro/nn/fast_dropout.hpp"
+#include "kokoro/nn/kernel_choice.hpp"
 #include "kokoro/util/errors.hpp"
 
 namespace kokoro::tts {
@@ -34,6 +35,8 @@ struct PostNetOptions {
   TORCH_ARG(std::int64_t, layers) = 5;
   /// Dropout after every convolution.
   TORCH_ARG(double, dropout) = 0.1;
+  /// The dropout's implementation.
+  TORCH_ARG(nn::Kernels, kernels) = nn::Kernels::fast;
 };
 
 /// conv → LayerNorm → tanh → dropout, `layers − 1` times (n_mels → channels
@@ -41,7 +44,8 @@ struct PostNetOptions {
 /// norms.
 class PostNetImpl : public torch::nn::Module {
  public:
-  explicit PostNetImpl(const PostNetOptions& options) : dropout_(options.dropout()) {
+  explicit PostNetImpl(const PostNetOptions& options)
+      : dropout_(nn::DropoutOptions{.p = options.dropout(), .kernels = options.kernels()}) {
     if (options.layers() < 2 || options.kernel_size() % 2 == 0) {
       throw Error("PostNet: needs at least 2 layers and an odd kernel size");
     }
@@ -86,7 +90,7 @@ class PostNetImpl : public torch::nn::Module {
   torch::nn::ModuleList norms_;
   std::vector<torch::nn::Conv1d> conv_list_;
   std::vector<torch::nn::LayerNorm> norm_list_;
-  torch::nn::Dropout dropout_;
+  nn::Dropout dropout_;
 };
 TORCH_MODULE(PostNet);
 
