@@ -145,8 +145,8 @@ class AutocastOff {
 inline std::pair<torch::Tensor, torch::Tensor> attention_forward(
     const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
     const torch::Tensor& blocked, double scale, double p, std::uint64_t key) {
-  auto scores = torch::matmul(q, k.transpose(-2, -1));  // [B, h, L, S], a fresh tensor
-  if (scale != 1.0) scores.mul_(scale);
+  // The scale goes on q, d/S of a pass over the scores.
+  auto scores = torch::matmul(scale != 1.0 ? q * scale : q, k.transpose(-2, -1));  // [B, h, L, S]
   if (blocked.defined()) scores.masked_fill_(blocked, blocked_score(scores.scalar_type()));
   auto weights = torch::softmax(scores, -1);
   scores = torch::Tensor();
@@ -209,11 +209,8 @@ struct AttentionCoreFunction : torch::autograd::Function<AttentionCoreFunction> 
     grad_weights = torch::Tensor();
     if (blocked_rows.defined()) grad_scores.masked_fill_(blocked_rows, 0.0);
     auto grad_q = torch::matmul(grad_scores, k);
-    auto grad_k = torch::matmul(grad_scores.transpose(-2, -1), q);
-    if (scale != 1.0) {
-      grad_q.mul_(scale);
-      grad_k.mul_(scale);
-    }
+    if (scale != 1.0) grad_q.mul_(scale);
+    auto grad_k = torch::matmul(grad_scores.transpose(-2, -1), scale != 1.0 ? q * scale : q);
     return {grad_q,          grad_k,          grad_v,         torch::Tensor(),
             torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }

@@ -37,21 +37,34 @@ struct TransformerBlockOptions {
 
 /// Linear(dim, 2·hidden) → split into (value, gate) → GELU(gate)·value →
 /// dropout → Linear(hidden, dim). Submodules: in, out.
+///
+/// Kernels::fast computes the value and the gate as two products with the
+/// two halves of `in`'s weight (the same parameters and state dict), so each
+/// comes out contiguous: GELU and its backward on every other half-row of one
+/// [.., 2·hidden] output run 5–7x slower on the CPU than on a contiguous one.
 class GatedFeedForwardImpl : public torch::nn::Module {
  public:
   GatedFeedForwardImpl(std::int64_t dim, std::int64_t hidden, const DropoutOptions& dropout)
-      : in_(dim, 2 * hidden), out_(hidden, dim), dropout_(dropout) {
+      : hidden_(hidden), in_(dim, 2 * hidden), out_(hidden, dim), dropout_(dropout) {
     register_module("in", in_);
     register_module("out", out_);
     register_module("dropout", dropout_);
   }
 
   torch::Tensor forward(const torch::Tensor& x) {
-    auto halves = in_->forward(x).chunk(2, -1);
-    return out_->forward(dropout_->forward(halves[0] * torch::gelu(halves[1])));
+    if (dropout_->options().kernels == Kernels::reference) {
+      auto halves = in_->forward(x).chunk(2, -1);
+      return out_->forward(dropout_->forward(halves[0] * torch::gelu(halves[1])));
+    }
+    const auto& w = in_->weight;
+    const auto& b = in_->bias;
+    auto value = torch::linear(x, w.narrow(0, 0, hidden_), b.narrow(0, 0, hidden_));
+    auto gate = torch::linear(x, w.narrow(0, hidden_, hidden_), b.narrow(0, hidden_, hidden_));
+    return out_->forward(dropout_->forward(value * torch::gelu(gate)));
   }
 
  private:
+  std::int64_t hidden_;
   torch::nn::Linear in_, out_;
   Dropout dropout_;
 };
