@@ -308,7 +308,7 @@ TEST_CASE("the attention core under bfloat16 autocast stays close to float32") {
   }
 }
 
-TEST_CASE("the CPU memory cache serves a freed block again, and hands it back on release") {
+TEST_CASE("the CPU memory cache serves freed blocks again, and hands them back on release") {
   CHECK(CpuMemoryCache::block_size(1000) == 1000);
   CHECK(CpuMemoryCache::block_size(std::size_t{1} << 20) == std::size_t{1} << 20);
   // 5 MiB + 1 byte: 1/16 of 4 MiB is 256 KiB, so 5.25 MiB.
@@ -329,18 +329,36 @@ TEST_CASE("the CPU memory cache serves a freed block again, and hands it back on
     const auto t = torch::empty({(5 << 18) - 7});  // rounds to the same block size
     CHECK(t.data_ptr() == first);
   }
+  {
+    // A smaller request takes the block when it is at most twice its size,
+    // and the block keeps its own size.
+    const auto t = torch::empty({3 << 18});
+    CHECK(t.data_ptr() == first);
+    CHECK(cache.stats().live_bytes >= (std::size_t{5} << 20));
+  }
+  {
+    // 2 MiB: the 5 MiB block is over twice that. Both live at once, so that
+    // 7 MiB were live together and both may then be kept idle.
+    const auto five = torch::empty({5 << 18});
+    CHECK(five.data_ptr() == first);
+    const auto two = torch::empty({2 << 18});
+    CHECK(two.data_ptr() != first);
+  }
   const auto after = cache.stats();
-  CHECK(after.hits == before.hits + 1);
-  CHECK(after.misses == before.misses + 1);
+  CHECK(after.hits == before.hits + 3);
+  CHECK(after.misses == before.misses + 2);
   // Small tensors are not cached.
   { const auto small = torch::empty({100}); }
-  CHECK(cache.stats().idle_bytes == (std::size_t{5} << 20));
+  CHECK(cache.stats().idle_bytes == (std::size_t{7} << 20));
   // Release empties it; CpuDevice::release_cached_memory does the same.
-  CHECK(cache.release() == (std::size_t{5} << 20));
+  CHECK(cache.release() == (std::size_t{7} << 20));
   CHECK(cache.stats().idle_bytes == 0);
   { const auto t = torch::empty({5 << 18}); }
   CpuDevice().release_cached_memory();
   CHECK(cache.stats().idle_bytes == 0);
+  // Idle memory never exceeds the most that was live at once.
+  CHECK(cache.stats().peak_live_bytes >= (std::size_t{5} << 20));
+  CHECK(cache.stats().idle_bytes <= cache.stats().peak_live_bytes);
   // Beyond the cap on idle bytes, freed blocks go back to the system.
   CpuMemoryCache::install(std::size_t{3} << 20);
   { const auto t = torch::empty({5 << 18}); }

@@ -11,10 +11,13 @@
 // CUDA caching allocator is on the GPU.
 //
 // Blocks of at least 1 MiB are rounded up to one of 16 sizes per power of two
-// (at most 1/16 wasted) and kept on free, by size, up to a cap on idle bytes;
-// smaller ones go straight to c10::alloc_cpu. release() hands every idle block
-// back; CpuDevice::release_cached_memory calls it, so the memory policy
-// empties the cache under pressure like CUDA's.
+// and kept on free, up to the most that was ever live at once (so the process
+// holds at most twice its peak) and a cap; smaller ones go straight to
+// c10::alloc_cpu. A request takes the smallest idle block that fits and is at
+// most twice its size (batches of different lengths ask for different sizes,
+// and an exact-size cache would miss and grow on each new length). release()
+// hands every idle block back; CpuDevice::release_cached_memory calls it, so
+// the memory policy empties the cache under pressure like CUDA's.
 #pragma once
 
 #include <c10/core/Allocator.h>
@@ -22,9 +25,11 @@
 #include <c10/core/Device.h>
 #include <c10/core/impl/alloc_cpu.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -33,11 +38,12 @@ namespace kokoro {
 
 /// What the cache holds and has done, in bytes and counts.
 struct CpuMemoryCacheStats {
-  std::size_t idle_bytes = 0;  ///< cached blocks waiting for reuse
-  std::size_t live_bytes = 0;  ///< cached-size blocks handed out and not yet freed
-  std::int64_t hits = 0;       ///< allocations served from the cache
-  std::int64_t misses = 0;     ///< large allocations that went to the system
-  std::int64_t releases = 0;   ///< release() calls that freed something
+  std::size_t idle_bytes = 0;       ///< cached blocks waiting for reuse
+  std::size_t live_bytes = 0;       ///< cached-size blocks handed out and not yet freed
+  std::size_t peak_live_bytes = 0;  ///< the most live at once: idle_bytes stays below it
+  std::int64_t hits = 0;            ///< allocations served from the cache
+  std::int64_t misses = 0;          ///< large allocations that went to the system
+  std::int64_t releases = 0;        ///< release() calls that freed something
 };
 
 class CpuMemoryCache final : public c10::Allocator {
@@ -90,10 +96,9 @@ class CpuMemoryCache final : public c10::Allocator {
     std::size_t freed = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      for (auto& [size, list] : idle_) {
-        freed += size * list.size();
-        blocks.insert(blocks.end(), list.begin(), list.end());
-        list.clear();
+      for (const auto& [size, block] : idle_) {
+        freed += size;
+        blocks.push_back(block);
       }
       idle_.clear();
       stats_.idle_bytes = 0;
@@ -118,13 +123,15 @@ class CpuMemoryCache final : public c10::Allocator {
       return {data, data, &c10::free_cpu, c10::Device(c10::DeviceType::CPU)};
     }
     void* data = nullptr;
+    std::size_t held = size;  // the block's own size, which may exceed the request's
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = idle_.find(size);
-      if (it != idle_.end() && !it->second.empty()) {
-        data = it->second.back();
-        it->second.pop_back();
-        stats_.idle_bytes -= size;
+      const auto it = idle_.lower_bound(size);
+      if (it != idle_.end() && it->first <= 2 * size) {
+        held = it->first;
+        data = it->second;
+        idle_.erase(it);
+        stats_.idle_bytes -= held;
         ++stats_.hits;
       } else {
         ++stats_.misses;
@@ -135,8 +142,9 @@ class CpuMemoryCache final : public c10::Allocator {
     if (data == nullptr) data = c10::alloc_cpu(size);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      sizes_[data] = size;
-      stats_.live_bytes += size;
+      sizes_[data] = held;
+      stats_.live_bytes += held;
+      stats_.peak_live_bytes = std::max(stats_.peak_live_bytes, stats_.live_bytes);
     }
     return {data, data, &give_back, c10::Device(c10::DeviceType::CPU)};
   }
@@ -154,8 +162,10 @@ class CpuMemoryCache final : public c10::Allocator {
         const auto size = it->second;
         sizes_.erase(it);
         stats_.live_bytes -= size;
-        if (stats_.idle_bytes + size <= max_idle_) {
-          idle_[size].push_back(data);
+        // Idle memory is kept up to the most ever live at once: a step's
+        // worth, never more than the cap.
+        if (stats_.idle_bytes + size <= std::min(max_idle_, stats_.peak_live_bytes)) {
+          idle_.emplace(size, data);
           stats_.idle_bytes += size;
           keep = true;
         }
@@ -165,7 +175,7 @@ class CpuMemoryCache final : public c10::Allocator {
   }
 
   mutable std::mutex mutex_;
-  std::unordered_map<std::size_t, std::vector<void*>> idle_;
+  std::multimap<std::size_t, void*> idle_;  ///< by size, for the smallest block that fits
   std::unordered_map<void*, std::size_t> sizes_;
   std::size_t max_idle_ = 0;
   CpuMemoryCacheStats stats_;
