@@ -722,7 +722,6 @@ class Trainer {
                     global_step_ + 1, saved, detail::first_line(e.what())));
   }
 
-  /// Carries out a cleanup and tells the memory policy how long it took.
   /// Passes memory's state to the task's optional adapt_to_memory hook: the
   /// memory policy's reading and pressure where it has them, else the
   /// device's reading.
@@ -741,6 +740,7 @@ class Trainer {
     }
   }
 
+  /// Carries out a cleanup and tells the memory policy how long it took.
   void release_cached_memory() {
     const auto start = detail::Clock::now();
     device_.release_cached_memory();

@@ -318,9 +318,11 @@ class KokoroModelImpl : public torch::nn::Module {
     const double ff = static_cast<double>(config_.ff_dim);
     const double h = static_cast<double>(config_.num_heads);
     const double low = static_cast<double>(compute_bytes);
-    // Kept per attention: its weights (the fast kernels; the reference
-    // kernels also keep the dropout mask and the dropped weights).
-    const double maps_per_attention = config_.kernels == nn::Kernels::fast ? 1.0 : 3.0;
+    // Kept per attention: its weights; with attention dropout the reference
+    // kernels also keep the dropout mask and the dropped weights.
+    const bool three_maps =
+        config_.kernels == nn::Kernels::reference && config_.attention_dropout > 0;
+    const double maps_per_attention = three_maps ? 3.0 : 1.0;
     const double attention = maps_per_attention * h * low *
                              (2.0 * config_.decoder_layers * f * f +
                               static_cast<double>(config_.encoder_layers) * t * t);
