@@ -160,6 +160,13 @@ TEST_CASE("an invalid value names the field, the rule and the value") {
         "run.yaml:2: model.dropout: must be in [0, 1) (got 1.5)");
   CHECK(load_error("hardware:\n  device: tpu\n") ==
         "run.yaml:2: hardware.device: must be one of: auto, cuda, mps, cpu (got \"tpu\")");
+  CHECK(
+      load_error("model:\n  gradient_checkpointing: yes\n") ==
+      "run.yaml:2: model.gradient_checkpointing: must be one of: auto, true, false (got \"yes\")");
+  CHECK(load_error("model:\n  kernels: quick\n") ==
+        "run.yaml:2: model.kernels: must be one of: fast, reference (got \"quick\")");
+  CHECK(load_error("model:\n  attention_dropout: 1.0\n") ==
+        "run.yaml:2: model.attention_dropout: must be in [0, 1) (got 1)");
 }
 
 TEST_CASE("rules that tie fields together are checked") {

@@ -99,10 +99,12 @@ class AdaptiveMemory {
 
   PressureLevel level() const { return level_; }
 
-  /// The last reading (taken now if there is none yet), with pressure at the
-  /// high level and above; −1 where the reader cannot tell.
+  /// The last reading (taken now before the first step, after_step's own
+  /// reading from then on), with pressure at the high level and above; −1
+  /// where the reader cannot tell. The Trainer asks after every step, so this
+  /// reads nothing itself once stepping has begun.
   MemoryState memory_state() {
-    if (options_.enabled && !reading_.known()) reading_ = reader_.read();
+    if (options_.enabled && steps_ == 0 && !reading_.known()) reading_ = reader_.read();
     MemoryState state;
     if (reading_.known()) {
       state.used_bytes = reading_.used_bytes;
