@@ -17,6 +17,8 @@
 #include <kokoro/core/training_config.hpp>
 #include <kokoro/device/cpu_device.hpp>
 #include <kokoro/device/cpu_memory_cache.hpp>
+#include <kokoro/nn/attention.hpp>
+#include <kokoro/nn/attention_kernels.hpp>
 #include <kokoro/nn/checkpointing_choice.hpp>
 #include <kokoro/nn/fast_dropout.hpp>
 #include <kokoro/tts/data/batch.hpp>
@@ -372,6 +374,56 @@ void BM_Dropout(benchmark::State& state) {
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
+/// Arguments: kernel (0: libtorch's masked_fill_ and softmax and the Philox
+/// mask as separate passes, as the attention core ran before its row
+/// kernels; 1: the fused row kernels of nn/attention_kernels.hpp),
+/// direction (0: forward, 1: backward). One decoder self-attention map of
+/// the benchmark batch, [8, 8, 620, 620] bfloat16, causal and padded, with
+/// attention dropout 0.1, two threads; ns per element.
+void BM_AttentionRows(benchmark::State& state) {
+  const bool fused = state.range(0) == 1;
+  const bool backward = state.range(1) == 1;
+  at::set_num_threads(kThreads);
+  use_allocator(false);
+  torch::manual_seed(3);
+  const std::int64_t frames = 620;
+  const auto scores = torch::randn({8, 8, frames, frames}).to(torch::kBFloat16);
+  const auto grad = torch::randn({8, 8, frames, frames}).to(torch::kBFloat16);
+  auto key_mask = torch::ones({8, frames}, torch::kBool);
+  key_mask.slice(1, 400).fill_(false);
+  const auto blocked = nn::blocked_keys(key_mask, true, frames, frames, torch::kCPU);
+  const double p = 0.1;
+  const float blocked_value = static_cast<float>(nn::blocked_score(torch::kBFloat16));
+  const auto weights = torch::softmax(scores.masked_fill(blocked, blocked_value), -1);
+  for (auto _ : state) {
+    if (!backward) {
+      auto map = scores.clone();
+      if (fused) {
+        benchmark::DoNotOptimize(nn::detail::softmax_dropout_(map, blocked, p, 11, blocked_value));
+      } else {
+        map.masked_fill_(blocked, blocked_value);
+        auto w = torch::softmax(map, -1);
+        benchmark::DoNotOptimize(nn::apply_dropout_mask(w, 11, p));
+      }
+    } else {
+      auto g = grad.clone();
+      if (fused) {
+        benchmark::DoNotOptimize(nn::detail::dropout_softmax_backward_(g, weights, p, 11));
+      } else {
+        benchmark::DoNotOptimize(nn::apply_dropout_mask(weights, 11, p));
+        nn::apply_dropout_mask_(g, 11, p);
+        benchmark::DoNotOptimize(
+            torch::_softmax_backward_data(g, weights, -1, weights.scalar_type()));
+      }
+    }
+  }
+  state.SetLabel(fmt::format("{}, {}", fused ? "row kernels" : "separate passes",
+                             backward ? "backward" : "forward"));
+  state.counters["ns/element"] = benchmark::Counter(
+      static_cast<double>(scores.numel()) * static_cast<double>(state.iterations()) * 1e-9,
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 /// The default CPU allocation (c10::alloc_cpu / free_cpu), counting the live
 /// bytes by address and their peak. Lives for the whole process, so that
 /// tensors it allocated can be freed after it is uninstalled.
@@ -564,6 +616,14 @@ BENCHMARK(BM_GemmPeak)
     ->UseRealTime();
 BENCHMARK(BM_Dropout)
     ->ArgNames({"philox", "bf16"})
+    ->Args({0, 0})
+    ->Args({1, 0})
+    ->Args({0, 1})
+    ->Args({1, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_AttentionRows)
+    ->ArgNames({"fused", "backward"})
     ->Args({0, 0})
     ->Args({1, 0})
     ->Args({0, 1})

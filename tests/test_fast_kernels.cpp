@@ -2,13 +2,15 @@
 // Philox dropout (Random123's known answers, the documented element order,
 // the keep probability over tens of millions of draws, backward, seeding and
 // replay under gradient checkpointing), the attention core (outputs and
-// gradients equal to libtorch's ops, with masks and with dropout), the CPU
+// gradients equal to libtorch's ops, with masks and with dropout; its fused
+// row kernels against libtorch's masked softmax and its backward), the CPU
 // memory cache, and the choice of when to checkpoint.
 #include <doctest/doctest.h>
 
 #include <kokoro/device/cpu_device.hpp>
 #include <kokoro/device/cpu_memory_cache.hpp>
 #include <kokoro/nn/attention.hpp>
+#include <kokoro/nn/attention_kernels.hpp>
 #include <kokoro/nn/checkpointing_choice.hpp>
 #include <kokoro/nn/fast_dropout.hpp>
 #include <kokoro/nn/gradient_checkpoint.hpp>
@@ -22,6 +24,8 @@
 #include <cmath>
 #include <cstdint>
 #include <iterator>
+#include <limits>
+#include <utility>
 #include <vector>
 
 using namespace kokoro;
@@ -306,6 +310,129 @@ TEST_CASE("the attention core under bfloat16 autocast stays close to float32") {
     // three products and a softmax.
     CHECK(torch::allclose(fast[i].to(torch::kFloat), exact[i], 5e-2, 5e-2));
   }
+}
+
+namespace {
+
+/// The row kernels' forward and backward for `scores` [B, h, L, S] against
+/// libtorch's masked_fill_, softmax, _softmax_backward_data and the Philox
+/// mask applied separately: returns {weights, dropped, dS, D} of each, and
+/// for dS the rounding bound 2^-8 · W · (|mask(dD)| + Σ_row |mask(dD) · W|):
+/// one unit in the last place of bfloat16 on each of dS's two terms, which
+/// libtorch computes from the masked gradient rounded to the map's dtype and
+/// the row kernel from it unrounded.
+struct RowResults {
+  std::vector<torch::Tensor> rows, composed;
+  torch::Tensor grad_bound;
+};
+RowResults rows_and_composed(const torch::Tensor& scores, const torch::Tensor& blocked,
+                             const torch::Tensor& grad, double p, std::uint64_t key) {
+  const float blocked_value = static_cast<float>(nn::blocked_score(scores.scalar_type()));
+  auto weights = scores.clone();
+  const auto dropped = nn::detail::softmax_dropout_(weights, blocked, p, key, blocked_value);
+  auto grad_scores = grad.clone();
+  const auto dropped_again = nn::detail::dropout_softmax_backward_(grad_scores, weights, p, key);
+
+  auto masked = blocked.defined() ? scores.masked_fill(blocked, blocked_value) : scores;
+  const auto expected_weights = torch::softmax(masked, -1);
+  auto expected_grad = grad.clone();
+  torch::Tensor expected_dropped;
+  if (p > 0.0) {
+    expected_dropped = nn::apply_dropout_mask(expected_weights, key, p);
+    nn::apply_dropout_mask_(expected_grad, key, p);
+  }
+  const auto expected_scores = torch::_softmax_backward_data(expected_grad, expected_weights, -1,
+                                                             expected_weights.scalar_type());
+  const auto w = expected_weights.to(torch::kFloat);
+  const auto masked_grad = expected_grad.to(torch::kFloat);
+  const auto bound =
+      std::ldexp(1.0, -8) * w * (masked_grad.abs() + (masked_grad * w).abs().sum(-1, true));
+  return {{weights, dropped, grad_scores, dropped_again},
+          {expected_weights, expected_dropped, expected_scores, expected_dropped},
+          bound};
+}
+
+}  // namespace
+
+TEST_CASE("the attention row kernels compute libtorch's masked softmax, Philox mask and backward") {
+  ThreadsGuard guard;
+  torch::manual_seed(5);
+  // Rows of 130 and 7 elements: rows start inside Philox groups of 64 and
+  // end inside them; two threads split the rows.
+  for (const std::int64_t frames : {130, 7}) {
+    for (const bool bf16 : {false, true}) {
+      for (const int blocking : {0, 1, 2}) {
+        for (const double p : {0.0, 0.2}) {
+          CAPTURE(frames);
+          CAPTURE(bf16);
+          CAPTURE(blocking);
+          CAPTURE(p);
+          at::set_num_threads(2);
+          const std::int64_t length = 33;
+          const auto dtype = bf16 ? torch::kBFloat16 : torch::kFloat;
+          const auto scores = (torch::randn({3, 4, length, frames}) * 3).to(dtype);
+          const auto grad = torch::randn({3, 4, length, frames}).to(dtype);
+          auto key_mask = torch::rand({3, frames}) > 0.3;
+          key_mask[1].fill_(true);
+          key_mask[1].slice(0, frames - 2).fill_(false);  // padded keys
+          key_mask[2].fill_(false);                       // a clip with no visible key
+          const auto blocked = blocking == 0 ? torch::Tensor()
+                                             : nn::blocked_keys(key_mask, blocking == 2, length,
+                                                                frames, torch::kCPU);
+          const auto results = rows_and_composed(scores, blocked, grad, p, 77);
+          const auto& rows = results.rows;
+          const auto& composed = results.composed;
+          for (std::size_t i = 0; i < rows.size(); ++i) {
+            CAPTURE(i);
+            REQUIRE(rows[i].defined() == composed[i].defined());
+            if (!rows[i].defined()) continue;
+            CHECK((rows[i].scalar_type() == dtype));
+            const auto got = rows[i].to(torch::kFloat);
+            const auto want = composed[i].to(torch::kFloat);
+            // float: the exp polynomial and the summation order move the last
+            // bits. bfloat16: both round a float result to 8 significant
+            // bits, so they differ by at most one unit there (2^-7
+            // relative); dS, a difference of products, by its terms' units.
+            if (bf16 && i == 2) {
+              const auto excess = (got - want).abs() - results.grad_bound - want.abs() * 8e-3;
+              CHECK(excess.max().item<float>() <= 1e-6f);
+            } else {
+              CHECK(torch::allclose(got, want, bf16 ? 8e-3 : 1e-5, bf16 ? 1e-4 : 1e-6));
+            }
+            CHECK(torch::isfinite(got).all().item<bool>());
+          }
+          // Blocked keys get exactly zero weight where a row has a visible key.
+          if (blocking != 0) {
+            const auto visible_rows = blocked.logical_not().any(-1, true).expand_as(rows[0]);
+            const auto on_blocked =
+                rows[0]
+                    .to(torch::kFloat)
+                    .masked_select(blocked.expand_as(rows[0]).logical_and(visible_rows));
+            CHECK(on_blocked.numel() > 0);
+            CHECK(on_blocked.abs().max().item<float>() == 0.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("the attention row kernels keep NaN and extreme scores as softmax does") {
+  auto scores = torch::zeros({1, 1, 3, 70});
+  scores[0][0][0][5] = std::numeric_limits<float>::quiet_NaN();
+  scores[0][0][1][9] = 1e30;  // one key takes all the weight
+  scores[0][0][2].fill_(-3e38);
+  auto weights = scores.clone();
+  nn::detail::softmax_dropout_(weights, torch::Tensor(), 0.0, 0, -1e9f);
+  CHECK(torch::isnan(weights[0][0][0]).all().item<bool>());
+  CHECK(weights[0][0][1][9].item<float>() == 1.0f);
+  CHECK(weights[0][0][1].sum().item<float>() == 1.0f);
+  CHECK(torch::allclose(weights[0][0][2], torch::full({70}, 1.0f / 70)));
+  // bfloat16 stores keep NaN NaN rather than rounding it into infinity.
+  auto low = scores.to(torch::kBFloat16);
+  nn::detail::softmax_dropout_(low, torch::Tensor(), 0.0, 0, -1e9f);
+  CHECK(torch::isnan(low[0][0][0]).all().item<bool>());
+  CHECK(low[0][0][1][9].item<float>() == 1.0f);
 }
 
 TEST_CASE("the CPU memory cache serves freed blocks again, and hands them back on release") {

@@ -8,7 +8,9 @@
 // autograd node with a hand-written backward (Kernels::fast): it keeps only
 // the attention weights for backward (libtorch's ops would keep the scores'
 // dropout mask, the dropped weights and the weights, three [B, heads, L, S]
-// maps), masks in place, and regenerates the dropout mask from its key.
+// maps), and regenerates the dropout mask from its key. Its masked softmax
+// and dropout run as one pass over each map, forward and backward
+// (nn/attention_kernels.hpp).
 // Kernels::reference computes the same with libtorch's ops and autograd.
 #pragma once
 
@@ -25,6 +27,7 @@
 
 #include <fmt/format.h>
 
+#include "kokoro/nn/attention_kernels.hpp"
 #include "kokoro/nn/fast_dropout.hpp"
 #include "kokoro/nn/kernel_choice.hpp"
 #include "kokoro/util/errors.hpp"
@@ -147,12 +150,33 @@ inline std::pair<torch::Tensor, torch::Tensor> attention_forward(
     const torch::Tensor& blocked, double scale, double p, std::uint64_t key) {
   // The scale goes on q, d/S of a pass over the scores.
   auto scores = torch::matmul(scale != 1.0 ? q * scale : q, k.transpose(-2, -1));  // [B, h, L, S]
+  if (fused_rows_apply(scores)) {
+    // One pass: masked softmax in place, then the dropout into its own map.
+    const auto dropped = softmax_dropout_(scores, blocked, p, key,
+                                          static_cast<float>(blocked_score(scores.scalar_type())));
+    return {torch::matmul(dropped.defined() ? dropped : scores, v), scores};
+  }
   if (blocked.defined()) scores.masked_fill_(blocked, blocked_score(scores.scalar_type()));
   auto weights = torch::softmax(scores, -1);
   scores = torch::Tensor();
   auto out =
       p > 0.0 ? torch::matmul(apply_dropout_mask(weights, key, p), v) : torch::matmul(weights, v);
   return {out, weights};
+}
+
+/// The backward of dropout and softmax in libtorch's ops, for maps the row
+/// kernels do not take: returns dS and sets dV.
+inline torch::Tensor composed_softmax_backward(torch::Tensor& grad_weights,
+                                               const torch::Tensor& weights,
+                                               const torch::Tensor& grad_out, double p,
+                                               std::uint64_t key, torch::Tensor& grad_v) {
+  if (p > 0.0) {
+    grad_v = torch::matmul(apply_dropout_mask(weights, key, p).transpose(-2, -1), grad_out);
+    apply_dropout_mask_(grad_weights, key, p);
+  } else {
+    grad_v = torch::matmul(weights.transpose(-2, -1), grad_out);
+  }
+  return torch::_softmax_backward_data(grad_weights, weights, -1, weights.scalar_type());
 }
 
 /// The core as one autograd node. Saved for backward: q, k, v and the
@@ -198,14 +222,18 @@ struct AttentionCoreFunction : torch::autograd::Function<AttentionCoreFunction> 
 
     auto grad_weights = torch::matmul(grad_out, v.transpose(-2, -1));  // fresh, contiguous
     torch::Tensor grad_v;
-    if (p > 0.0) {
-      grad_v = torch::matmul(apply_dropout_mask(weights, key, p).transpose(-2, -1), grad_out);
-      apply_dropout_mask_(grad_weights, key, p);
+    torch::Tensor grad_scores;
+    if (fused_rows_apply(grad_weights) && weights.is_contiguous() &&
+        weights.sizes() == grad_weights.sizes() &&
+        weights.scalar_type() == grad_weights.scalar_type()) {
+      // One pass: the mask drawn once for dD's dropout and D, the softmax
+      // backward written over dD.
+      const auto dropped = dropout_softmax_backward_(grad_weights, weights, p, key);
+      grad_v = torch::matmul((dropped.defined() ? dropped : weights).transpose(-2, -1), grad_out);
+      grad_scores = std::move(grad_weights);
     } else {
-      grad_v = torch::matmul(weights.transpose(-2, -1), grad_out);
+      grad_scores = composed_softmax_backward(grad_weights, weights, grad_out, p, key, grad_v);
     }
-    auto grad_scores =
-        torch::_softmax_backward_data(grad_weights, weights, -1, weights.scalar_type());
     grad_weights = torch::Tensor();
     if (blocked_rows.defined()) grad_scores.masked_fill_(blocked_rows, 0.0);
     auto grad_q = torch::matmul(grad_scores, k);
