@@ -34,10 +34,16 @@ struct EnglishPolicies {
                       kokoro::WandbLogger, kokoro::SampleFileLogger>;
   using checkpoints = kokoro::CheckpointManager;
   using profiler = kokoro::InterbatchProfiler;
+  using distribution = kokoro::DataParallel;  // when torchrun starts several ranks
 };
 using EnglishTrainer = kokoro::Trainer<kokoro::tts::EnglishTtsTask, EnglishPolicies>;
 
 namespace {
+
+/// How long the other ranks wait for rank 0 to build the demo corpus or the
+/// feature cache (a large corpus takes a while; a rank 0 that dies ends the
+/// wait at once).
+constexpr std::chrono::hours kWaitForRank0{24};
 
 /// The no-argument run: the small model, bounded in time, on the demo corpus.
 kokoro::tts::TtsConfig demo_defaults() {
@@ -174,20 +180,34 @@ int main(int argc, char** argv) {
       return 0;
     }
 
-    if (config.data.data_dir.empty()) config.data.data_dir = demo_corpus(config);
+    // Under torchrun, the ranks meet first: rank 0 then decides the run
+    // folder and prepares the corpus, and the others follow.
+    kokoro::DataParallel distribution(config);
+    const bool rank0 = distribution.rank() == 0;
+    if (config.data.data_dir.empty()) {
+      if (rank0) config.data.data_dir = demo_corpus(config);
+      config.data.data_dir = distribution.share("demo_corpus", config.data.data_dir, kWaitForRank0);
+    }
     // The run's folder first: the task writes its vocabulary there.
-    for (const auto& note : kokoro::resolve_run_folder(config).notes) {
+    for (const auto& note : kokoro::resolve_run_folder(config, distribution).notes) {
       std::printf("kokoro-train: %s\n", note.c_str());
     }
     std::fflush(stdout);
 
     // The task is built here, after seeding as the Trainer would, so that
-    // feature preparation can show its progress.
+    // feature preparation can show its progress. Rank 0 fills the feature
+    // cache; the other ranks then read it.
     kokoro::seed_everything(config.training.seed);
-    kokoro::tts::EnglishTtsTask task(config, progress_printer());
-    print_corpus(task.data().corpus());
-    EnglishTrainer trainer(config, std::move(task));
+    if (!rank0) distribution.share("features", "", kWaitForRank0);
+    kokoro::tts::EnglishTtsTask task(
+        config, rank0 ? progress_printer() : kokoro::tts::CorpusProgress{}, rank0);
+    if (rank0) {
+      distribution.share("features", "ready");
+      print_corpus(task.data().corpus());
+    }
+    EnglishTrainer trainer(config, std::move(task), std::move(distribution));
     const auto summary = trainer.fit();
+    if (trainer.distribution().rank() != 0) return summary.checkpoint_error.empty() ? 0 : 1;
     const auto out = trainer.run_directory();
     std::printf("\nkokoro-train: what this run left behind (in %s)\n", out.c_str());
     if (!summary.checkpoint.empty()) std::printf("  checkpoint   %s\n", summary.checkpoint.c_str());

@@ -14,6 +14,7 @@
 #include "kokoro/core/trainer.hpp"
 #include "kokoro/core/training_config.hpp"
 #include "kokoro/device/auto_device.hpp"
+#include "kokoro/distributed/data_parallel.hpp"
 #include "kokoro/log/console_logger.hpp"
 #include "kokoro/log/jsonl_logger.hpp"
 #include "kokoro/log/loggers.hpp"
@@ -34,7 +35,8 @@ namespace kokoro {
 /// streaming (switched by `logging.jsonl`, `logging.tensorboard` and
 /// `logging.wandb`), the task's samples as files under <run directory>/samples, checkpoints under
 /// <run directory>/checkpoints, and the interbatch profiler (recording only with
-/// `logging.profile: true`).
+/// `logging.profile: true`), and data parallel over torch.distributed when a
+/// launcher such as torchrun started the process (`hardware.distributed`).
 struct DefaultPolicies {
   using device = AutoDevice;
   using scaler = NoGradScaler;
@@ -44,6 +46,7 @@ struct DefaultPolicies {
       Loggers<ConsoleLogger, JsonlLogger, TensorBoardLogger, WandbLogger, SampleFileLogger>;
   using checkpoints = CheckpointManager;
   using profiler = InterbatchProfiler;
+  using distribution = DataParallel;
 };
 
 static_assert(check_policies<DefaultPolicies>());

@@ -6,6 +6,7 @@
 
 #include <torch/types.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -68,6 +69,30 @@ class LossMeter {
   }
 
   [[nodiscard]] std::int64_t samples() const { return samples_; }
+
+  /// Takes another meter's parts with nothing added (zero sums, zero
+  /// samples), so that a rank with no batch of its own brings the same
+  /// tensor to sum_across as the others.
+  void add_parts_of(const LossMeter& other) {
+    if (!other.sums_.defined() || sums_.defined()) return;
+    names_ = other.names_;
+    sums_ = torch::zeros_like(other.sums_);
+  }
+
+  /// The sums and the sample count over every rank: `all_reduce_sum` (the
+  /// distribution policy's) adds up a vector of tensors in place. Every rank
+  /// must call it, each with the same parts.
+  template <class AllReduceSum>
+  void sum_across(AllReduceSum&& all_reduce_sum) {
+    if (!sums_.defined()) return;
+    const auto parts = sums_.numel();
+    std::vector<torch::Tensor> packed{
+        torch::cat({sums_.detach().to(torch::kCPU, torch::kDouble).reshape({-1}),
+                    torch::tensor({static_cast<double>(samples_)}, torch::kDouble)})};
+    all_reduce_sum(packed);
+    sums_ = packed[0].narrow(0, 0, parts).to(sums_.options()).view_as(sums_);
+    samples_ = static_cast<std::int64_t>(std::llround(packed[0][parts].item<double>()));
+  }
 
   /// The sample-weighted sum of the total loss, on the device (a 0-dim
   /// tensor; 0 before anything was added): read it without a sync.

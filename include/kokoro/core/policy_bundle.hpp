@@ -1,11 +1,13 @@
 // What a policy bundle is: a struct naming one type per role (device,
-// scaler, memory, scheduler, logger, checkpoints; profiler optional), and the
+// scaler, memory, scheduler, logger, checkpoints; profiler and distribution
+// optional), and the
 // check that names the missing role or member. The bundle of defaults,
 // kokoro::DefaultPolicies, is in kokoro/trainer.hpp.
 #pragma once
 
 #include "kokoro/core/checkpoint_policy.hpp"
 #include "kokoro/core/device_policy.hpp"
+#include "kokoro/core/distribution_policy.hpp"
 #include "kokoro/core/grad_scaler_policy.hpp"
 #include "kokoro/core/logger_policy.hpp"
 #include "kokoro/core/memory_policy.hpp"
@@ -23,6 +25,15 @@ template <class P>
 requires requires { typename P::profiler; }
 struct profiler_of<P> {
   using type = typename P::profiler;
+};
+template <class P>
+struct distribution_of {
+  using type = SingleProcess;
+};
+template <class P>
+requires requires { typename P::distribution; }
+struct distribution_of<P> {
+  using type = typename P::distribution;
 };
 template <class P>
 concept names_device = requires {
@@ -80,7 +91,8 @@ constexpr bool check_policies() {
            check_memory_policy<typename P::memory>() &&
            check_scheduler_policy<typename P::scheduler>() &&
            check_logger_policy<typename P::logger>() &&
-           check_checkpoint_policy<typename P::checkpoints>();
+           check_checkpoint_policy<typename P::checkpoints>() &&
+           check_distribution_policy<typename detail::distribution_of<P>::type>();
   }
   return true;
 }

@@ -167,6 +167,36 @@ inline RunFolder resolve_run_folder(TrainingConfig& config) {
   return out;
 }
 
+/// resolve_run_folder for a group of processes (a distribution policy, see
+/// core/distribution_policy.hpp): rank 0 decides (a new run's name,
+/// --overwrite, the latest run) and the others take its decision, or throw
+/// its error as a ConfigError; only rank 0's result carries notes.
+template <class Distribution>
+RunFolder resolve_run_folder(TrainingConfig& config, Distribution& distribution) {
+  if (distribution.world_size() == 1) return resolve_run_folder(config);
+  if (distribution.rank() == 0) {
+    RunFolder folder;
+    try {
+      folder = resolve_run_folder(config);
+    } catch (const std::exception& e) {
+      distribution.share("run_folder", std::string("error\n") + e.what());
+      throw;
+    }
+    distribution.share("run_folder", "ok\n" + config.logging.run_name);
+    return folder;
+  }
+  const auto decided = distribution.share("run_folder", "");
+  const auto newline = decided.find('\n');
+  const auto text = newline == std::string::npos ? std::string() : decided.substr(newline + 1);
+  if (decided.substr(0, newline) != "ok") throw ConfigError(text);
+  config.logging.run_name = text;
+  config.logging.overwrite = false;
+  RunFolder folder;
+  folder.name = text;
+  folder.dir = run_directory(config.logging);
+  return folder;
+}
+
 /// Marks the run's folder as a run's (run.yaml holding `config_yaml`) and
 /// points <output_dir>/latest at it. Throws kokoro::Error when the folder or
 /// run.yaml cannot be written; a link that cannot be made (a file system

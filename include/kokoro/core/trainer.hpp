@@ -11,6 +11,12 @@
 //           then unscale -> clip -> optimizer step (may be skipped) -> update
 //           -> scheduler.on_step (only when taken) -> memory.after_step
 //           -> logger.on_step (every `logging.log_every` steps and at epoch end)
+//
+// Data parallel (the `distribution` role, one process by default): each rank
+// trains on its share of every epoch's batches (core/data_shard.hpp); between
+// backward and unscale the gradients become the mean over all ranks'
+// samples, and the step's finiteness and any wish to stop are agreed in the
+// same collective; only rank 0 logs and saves.
 #pragma once
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -45,6 +51,8 @@
 #include "kokoro/core/clip.hpp"
 #include "kokoro/core/config_io.hpp"
 #include "kokoro/core/context.hpp"
+#include "kokoro/core/data_shard.hpp"
+#include "kokoro/core/distribution_policy.hpp"
 #include "kokoro/core/histogram.hpp"
 #include "kokoro/core/loss_meter.hpp"
 #include "kokoro/core/make_policy.hpp"
@@ -141,18 +149,30 @@ class Trainer {
   using Config = task_config_t<T>;
   /// Optional in a bundle: NoProfiler when it names none.
   using Profiler = typename detail::profiler_of<P>::type;
+  /// Optional in a bundle: SingleProcess when it names none.
+  using Distribution = typename detail::distribution_of<P>::type;
 
   /// Validates the configuration, seeds, sets threads, then builds the task
   /// from the configuration and every policy.
   explicit Trainer(Config config) requires std::constructible_from<T, const Config&>
-      : config_(with_run_folder(std::move(config), run_notes_)), setup_(config_), task_(config_) {
+      : distribution_(make_policy<Distribution>(config)),
+        config_(with_run_folder(std::move(config), run_notes_, distribution_)),
+        setup_(config_),
+        task_(config_) {
     init();
   }
 
   /// As above with a task built by the caller (seed before building it:
   /// kokoro::seed_everything).
   Trainer(Config config, T task)
-      : config_(with_run_folder(std::move(config), run_notes_)),
+      : Trainer(config, std::move(task), make_policy<Distribution>(config)) {}
+
+  /// As above with the distribution policy made by the caller too: a program
+  /// that builds its task before the Trainer (and must know its rank to do
+  /// so) hands over the process group it made for that.
+  Trainer(Config config, T task, Distribution distribution)
+      : distribution_(std::move(distribution)),
+        config_(with_run_folder(std::move(config), run_notes_, distribution_)),
         setup_(config_),
         task_(std::move(task)) {
     init();
@@ -169,7 +189,8 @@ class Trainer {
     // A run that writes nothing of its own (no checkpoints, no file loggers)
     // leaves no folder behind.
     std::error_code exists_error;
-    if (config_.logging.checkpoints || std::filesystem::exists(run_directory(), exists_error)) {
+    if (writes() &&
+        (config_.logging.checkpoints || std::filesystem::exists(run_directory(), exists_error))) {
       try {
         mark_run_started(config_.logging, to_yaml(config_));
       } catch (const std::exception& e) {
@@ -210,7 +231,8 @@ class Trainer {
     StopSignalGuard stop_signals;
 
     RunSummary summary{};
-    while (epoch_ < tc.epochs && !reached_stop_condition() && !stop_requested()) {
+    stop_agreed_ = false;
+    while (epoch_ < tc.epochs && !should_stop()) {
       const auto epoch_start = detail::Clock::now();
       epoch_meter_.reset();
       steps_per_epoch_ = 0;
@@ -231,7 +253,7 @@ class Trainer {
         continue;
       }
       flush_step_log();
-      if (stop_requested()) break;
+      if (distributed() ? stop_agreed_ : stop_requested() != 0) break;
 
       Metrics train = epoch_meter_.mean();
       const double seconds = detail::seconds_since(epoch_start);
@@ -260,6 +282,7 @@ class Trainer {
       if (complete) {
         ++epoch_;
         step_in_epoch_ = 0;
+        epoch_position_ = 0;
         ++summary.epochs_completed;
         end_of_epoch_checkpoints(train, validation, summary);
       }
@@ -272,11 +295,11 @@ class Trainer {
         config_.training.max_steps > 0 && global_step_ >= config_.training.max_steps;
     summary.stopped_by_time_limit = !summary.stopped_by_max_steps && reached_stop_condition();
     summary.stop_signal = stop_requested();
-    save_at_stop(summary, global_step_ > start_step);
+    if (writes()) save_at_stop(summary, global_step_ > start_step);
     summary.seconds = detail::seconds_since(run_start);
     if constexpr (requires(const std::filesystem::path& dir) { profiler_.finish(dir); }) {
       try {
-        summary.profile_report = profiler_.finish(run_directory());
+        if (writes()) summary.profile_report = profiler_.finish(run_directory());
       } catch (const std::exception& e) {
         side_task_failed("the profile", e);
       }
@@ -303,8 +326,9 @@ class Trainer {
     for (const auto& b : micro_batches) total += static_cast<std::int64_t>(b.size());
     if (total <= 0) throw Error("Trainer::step: the batches hold no samples");
 
-    const torch::Tensor loss_sum = accumulate_with_recovery(micro_batches, total);
+    torch::Tensor loss_sum = accumulate_with_recovery(micro_batches, total);
     phase_start(Phase::optimizer);
+    if (distributed()) combine_gradients(total, loss_sum);
     scaler_.unscale(*optimizer_);
     StepResult result;
     result.samples = total;
@@ -323,6 +347,13 @@ class Trainer {
 
     ++global_step_;
     ++step_in_epoch_;
+    // The epoch's position moves with the step, so that a checkpoint saved
+    // below resumes after these batches (train_epoch says where it is).
+    epoch_position_ = next_position_ >= 0
+                          ? next_position_
+                          : epoch_position_ + distribution_.world_size() *
+                                                  static_cast<std::int64_t>(micro_batches.size());
+    next_position_ = -1;
     ++window_steps_;
     last_grad_norm_ = result.grad_norm;
     if (result.taken) {
@@ -362,7 +393,8 @@ class Trainer {
     guard_logger("on_step_end", [&] { notify_step_end(logger_, ctx); });
     if (global_step_ % config_.logging.log_every == 0) flush_step_log();
     const auto every = config_.logging.checkpoint_every_steps;
-    if (config_.logging.checkpoints && every > 0 && global_step_ % every == 0 && finite) {
+    if (writes() && config_.logging.checkpoints && every > 0 && global_step_ % every == 0 &&
+        finite) {
       save_periodic();
     }
     phase_stop(Phase::logging);
@@ -381,10 +413,33 @@ class Trainer {
       torch::NoGradGuard no_grad;
       EvalModeGuard eval(task_.model());
       LossMeter meter;
-      for (auto&& batch : task_.valid_data()) {
-        const Batch b = batch;
-        validate_batch(b, meter);
+      if (!distributed()) {
+        for (auto&& batch : task_.valid_data()) {
+          const Batch b = batch;
+          validate_batch(b, meter);
+        }
+        return meter.mean();
       }
+      // Each rank evaluates every world-th batch; the sums are added up. A
+      // rank left without a batch evaluates the first with weight 0, so that
+      // every rank brings the same parts.
+      const auto world = distribution_.world_size();
+      std::int64_t index = 0;
+      std::optional<Batch> first;
+      for (auto&& batch : task_.valid_data()) {
+        if (index == 0) first.emplace(batch);
+        if (index++ % world == distribution_.rank()) {
+          const Batch b = batch;
+          validate_batch(b, meter);
+        }
+      }
+      if (meter.samples() == 0 && first) {
+        LossMeter unweighted;
+        validate_batch(*first, unweighted);
+        meter.add_parts_of(unweighted);
+      }
+      if (index > 0)
+        meter.sum_across([&](std::vector<torch::Tensor>& t) { distribution_.all_reduce_sum(t); });
       return meter.mean();
     } else {
       return {};
@@ -398,7 +453,7 @@ class Trainer {
   /// the Trainer says so and trains on.
   void send_media() {
     const auto every = config_.logging.media_every_epochs;
-    if (every <= 0 || (epoch_ + 1) % every != 0) return;
+    if (!writes() || every <= 0 || (epoch_ + 1) % every != 0) return;
     constexpr bool task_media = requires(Media & m) { task_.media(m, std::int64_t{}); };
     if constexpr (MediaLogger<Logger> || task_media) {
       // Samples draw no random numbers from the training's generator, so that
@@ -436,6 +491,10 @@ class Trainer {
     d.insert("epoch", epoch_);
     d.insert("global_step", global_step_);
     d.insert("step_in_epoch", step_in_epoch_);
+    // The epoch's position over all ranks, so that any number of ranks
+    // resumes where this run stopped.
+    d.insert("epoch_batches_done", epoch_position_);
+    d.insert("world_size", static_cast<std::int64_t>(distribution_.world_size()));
     d.insert("skipped_steps", skipped_steps_);
     d.insert("nonfinite_steps", nonfinite_steps_);
     d.insert("rollbacks", rollbacks_);
@@ -486,6 +545,10 @@ class Trainer {
     epoch_ = dict_at(d, "epoch", source).toInt();
     global_step_ = dict_at(d, "global_step", source).toInt();
     step_in_epoch_ = dict_at(d, "step_in_epoch", source).toInt();
+    // Written by one process before the position was kept: its steps' batches.
+    epoch_position_ = d.contains("epoch_batches_done")
+                          ? d.at("epoch_batches_done").toInt()
+                          : step_in_epoch_ * config_.training.accumulation_steps;
     skipped_steps_ = dict_at(d, "skipped_steps", source).toInt();
     // Absent from checkpoints written before these were kept.
     nonfinite_steps_ = d.contains("nonfinite_steps") ? d.at("nonfinite_steps").toInt() : 0;
@@ -508,9 +571,19 @@ class Trainer {
     if (what.empty()) return std::nullopt;
     std::optional<std::filesystem::path> path;
     if (what == "auto") {
-      std::vector<std::string> rejected;
-      path = checkpoints_.latest_valid(&rejected);
-      for (const auto& reason : rejected) warn("skipping a checkpoint: " + reason);
+      // Rank 0 picks the checkpoint; every rank loads that one.
+      std::string chosen;
+      if (distribution_.rank() == 0) {
+        std::vector<std::string> rejected;
+        path = checkpoints_.latest_valid(&rejected);
+        for (const auto& reason : rejected) warn("skipping a checkpoint: " + reason);
+        if (path) chosen = path->string();
+      }
+      if (distributed()) {
+        chosen = distribution_.share("resume", chosen);
+        path.reset();
+        if (!chosen.empty()) path = std::filesystem::path(chosen);
+      }
       if (!path) {
         say(Message::Level::info,
             fmt::format("no valid checkpoint to resume from in {}; starting fresh",
@@ -541,6 +614,7 @@ class Trainer {
   Scheduler& scheduler() { return scheduler_; }
   Logger& logger() { return logger_; }
   Profiler& profiler() { return profiler_; }
+  Distribution& distribution() { return distribution_; }
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
 
   std::int64_t epoch() const { return epoch_; }              ///< 0-based epoch to run next
@@ -757,7 +831,7 @@ class Trainer {
     const auto judged = validation.get("loss") ? validation.get("loss") : train.get("loss");
     const bool improved = judged && *judged < best_loss_;
     if (improved) best_loss_ = *judged;
-    if (!config_.logging.checkpoints) return;
+    if (!config_.logging.checkpoints || !writes()) return;
     if (improved) {
       guarded_save("best", [&] {
         checkpoints_.save_best(checkpoint());
@@ -778,41 +852,117 @@ class Trainer {
   }
 
   /// Runs the optimizer steps of one epoch, `training.accumulation_steps`
-  /// batches each. False when `training.max_steps` cut it short.
+  /// batches each: every batch from the epoch's position in one process,
+  /// this rank's share in data parallel. False when a stop cut it short.
   bool train_epoch() {
     const auto accumulation = config_.training.accumulation_steps;
+    const int world = distribution_.world_size();
+    const int rank = distribution_.rank();
     auto&& data = task_.train_data(epoch_);
+    std::int64_t batches = -1;
     if constexpr (std::ranges::sized_range<decltype(data)>) {
-      const auto batches = static_cast<std::int64_t>(std::ranges::size(data));
-      steps_per_epoch_ = (batches + accumulation - 1) / accumulation;
+      batches = static_cast<std::int64_t>(std::ranges::size(data));
+    } else if (world > 1) {
+      throw Error(
+          "data parallel: the task's train_data(epoch) has no size (make it a sized range, such "
+          "as a std::vector or kokoro::data::PrefetchLoader), and every rank must know its share "
+          "to take as many steps as the others");
+    }
+    // A run resumed in the middle of an epoch starts after the batches used.
+    const std::int64_t start = epoch_position_;
+    std::int64_t own_batches = std::numeric_limits<std::int64_t>::max();
+    std::int64_t padding = -1;  // a batch from the share's start, taken again at its end
+    if (batches >= 0) {
+      const auto mine = shard_indices(
+          batches, DataShard{.rank = rank,
+                             .world_size = world,
+                             .position = start,
+                             .drop_last = world > 1 && config_.hardware.distributed_drop_last});
+      const auto rounds = static_cast<std::int64_t>(mine.size());
+      own_batches = rounds;
+      if (rounds > 0 && start + (rounds - 1) * world + rank >= batches) {
+        padding = mine.back();
+        --own_batches;
+      }
+      steps_per_epoch_ = step_in_epoch_ + (rounds + accumulation - 1) / accumulation;
     }
     std::vector<Batch> group;
     group.reserve(static_cast<std::size_t>(accumulation));
-    // A run resumed in the middle of an epoch skips the batches already used.
-    std::int64_t skip = step_in_epoch_ * accumulation;
+    const auto run_group = [&] {
+      next_position_ = advance_position(
+          epoch_position_, batches >= 0 ? batches : std::numeric_limits<std::int64_t>::max(), world,
+          static_cast<std::int64_t>(group.size()));
+      step(group);
+      group.clear();
+      return !rolled_back_;
+    };
+    std::optional<Batch> padding_batch;
+    std::int64_t index = -1;
+    std::int64_t taken = 0;
     phase_start(Phase::data);
     for (auto&& batch : data) {
       phase_stop(Phase::data);
-      if (skip > 0) {
-        --skip;
-      } else {
-        if (reached_stop_condition() || stop_requested()) return false;
+      ++index;
+      if (index == padding) padding_batch.emplace(batch);
+      if (index >= start && (index - start) % world == rank && taken < own_batches) {
+        ++taken;
+        if (should_stop()) return false;
         group.emplace_back(std::forward<decltype(batch)>(batch));
-        if (static_cast<std::int64_t>(group.size()) == accumulation) {
-          step(group);
-          group.clear();
-          if (rolled_back_) return false;
-        }
+        if (static_cast<std::int64_t>(group.size()) == accumulation && !run_group()) return false;
       }
       phase_start(Phase::data);
     }
     phase_stop(Phase::data);
+    if (padding_batch) {
+      if (should_stop()) return false;
+      group.push_back(std::move(*padding_batch));
+      if (static_cast<std::int64_t>(group.size()) == accumulation && !run_group()) return false;
+    }
     if (!group.empty()) {
-      if (reached_stop_condition()) return false;
-      step(group);
-      if (rolled_back_) return false;
+      if (distributed() ? should_stop() : reached_stop_condition()) return false;
+      if (!run_group()) return false;
     }
     return true;
+  }
+
+  /// Whether to stop before the next step: training.max_steps (the same on
+  /// every rank), else the time budget or a signal; in data parallel these
+  /// are agreed by all ranks at the last step (combine_gradients), so that
+  /// no rank waits for a step the others will not take.
+  bool should_stop() const {
+    if (config_.training.max_steps > 0 && global_step_ >= config_.training.max_steps) return true;
+    return distributed() ? stop_agreed_ : reached_stop_condition() || stop_requested() != 0;
+  }
+
+  bool distributed() const { return distribution_.world_size() > 1; }
+  /// Only rank 0 logs and saves.
+  bool writes() const { return distribution_.rank() == 0; }
+
+  /// Data parallel, between backward and unscale: every rank's gradients
+  /// become the sample-weighted mean over all ranks' samples, which is what
+  /// one process would have computed on all their batches at once. The same
+  /// collective adds up the loss sums (so one rank's non-finite loss skips
+  /// the step on all) and the ranks' wishes to stop (time budget, signal).
+  void combine_gradients(std::int64_t samples, torch::Tensor& loss_sum) {
+    std::vector<torch::Tensor> tensors;
+    tensors.reserve(parameters_.size() + 1);
+    const double weight = static_cast<double>(samples);
+    for (auto& p : parameters_) {
+      auto& grad = p.mutable_grad();
+      if (!grad.defined()) grad = torch::zeros_like(p);  // every rank sends every tensor
+      grad.mul_(weight);
+      tensors.push_back(grad);
+    }
+    const bool wants_stop = reached_stop_condition() || stop_requested() != 0;
+    tensors.push_back(torch::stack({torch::scalar_tensor(weight, torch::kDouble),
+                                    loss_sum.detach().to(torch::kCPU, torch::kDouble).reshape({}),
+                                    torch::scalar_tensor(wants_stop ? 1.0 : 0.0, torch::kDouble)}));
+    distribution_.all_reduce_sum(tensors);
+    const auto totals = tensors.back();
+    const double all_samples = totals[0].item<double>();
+    for (std::size_t i = 0; i + 1 < tensors.size(); ++i) tensors[i].div_(all_samples);
+    loss_sum = totals[1].to(torch::kFloat);
+    stop_agreed_ = totals[2].item<double>() > 0.0;
   }
 
   void init() {
@@ -844,6 +994,14 @@ class Trainer {
     for (auto& note : run_notes_) say(Message::Level::info, std::move(note));
     run_notes_.clear();
     resume(config_.training.resume);
+    if (distributed()) {
+      // Every rank starts from rank 0's weights and buffers.
+      torch::NoGradGuard no_grad;
+      std::vector<torch::Tensor> state;
+      for (const auto& p : task_.model().parameters()) state.push_back(p);
+      for (const auto& b : task_.model().buffers()) state.push_back(b);
+      distribution_.broadcast(state);
+    }
   }
 
   void warn(std::string message) { say(Message::Level::warning, std::move(message)); }
@@ -851,6 +1009,13 @@ class Trainer {
   /// To the loggers that take messages; to stderr when none does, so that
   /// nothing the run has to say is lost.
   void say(Message::Level level, std::string text) {
+    if (!writes()) {
+      // Other ranks leave the console to rank 0 but for their warnings.
+      if (level == Message::Level::warning) {
+        std::fprintf(stderr, "kokoro: rank %d: warning: %s\n", distribution_.rank(), text.c_str());
+      }
+      return;
+    }
     const Message message{.level = level, .text = std::move(text)};
     if constexpr (MessageLogger<Logger>) {
       try {
@@ -900,6 +1065,11 @@ class Trainer {
   /// Sends the running metrics since the last log to the logger.
   void flush_step_log() {
     if (window_steps_ == 0) return;
+    // In data parallel the means and the samples are over every rank.
+    if (distributed()) {
+      window_meter_.sum_across(
+          [&](std::vector<torch::Tensor>& t) { distribution_.all_reduce_sum(t); });
+    }
     Metrics metrics = window_meter_.mean();
     metrics.set("lr", current_lr());
     metrics.set("grad_norm", last_grad_norm_.item<double>());
@@ -911,7 +1081,13 @@ class Trainer {
     metrics.set("logger_failures", static_cast<double>(logger_failures_));
     metrics.set("side_task_failures", static_cast<double>(side_task_failures_));
     const double seconds = detail::seconds_since(window_start_);
-    if (seconds > 0) metrics.set("samples_per_sec", window_meter_.samples() / seconds);
+    if (seconds > 0) {
+      metrics.set("samples_per_sec", window_meter_.samples() / seconds);
+      if (distributed()) {
+        metrics.set("samples_per_sec_per_rank",
+                    window_meter_.samples() / seconds / distribution_.world_size());
+      }
+    }
     if constexpr (requires { memory_.metrics(metrics); }) memory_.metrics(metrics);
     guard_logger("on_step", [&] {
       logger_.on_step(StepContext{.epoch = epoch_,
@@ -928,11 +1104,12 @@ class Trainer {
     window_start_ = detail::Clock::now();
   }
 
-  /// The configuration with its run folder resolved (resolve_run_folder);
-  /// what was decided goes to `notes`, said once the loggers exist.
-  static Config with_run_folder(Config config, std::vector<std::string>& notes) {
-    auto folder = resolve_run_folder(config);
-    notes = std::move(folder.notes);
+  /// The configuration with its run folder resolved (resolve_run_folder;
+  /// in data parallel rank 0 decides for all); what was decided goes to
+  /// `notes`, said once the loggers exist.
+  static Config with_run_folder(Config config, std::vector<std::string>& notes,
+                                Distribution& distribution) {
+    notes = resolve_run_folder(config, distribution).notes;
     return config;
   }
 
@@ -1014,6 +1191,7 @@ class Trainer {
   /// training goes on.
   template <class Call>
   void guard_logger(const char* hook, Call&& call) {
+    if (!writes()) return;
     try {
       call();
     } catch (const std::exception& e) {
@@ -1080,6 +1258,7 @@ class Trainer {
                     tc.max_rollbacks));
   }
 
+  Distribution distribution_;           // before config_: rank 0 resolves the run folder for all
   std::vector<std::string> run_notes_;  // before config_: filled while it is made
   Config config_;
   detail::RunSetup setup_;
@@ -1101,6 +1280,9 @@ class Trainer {
   std::int64_t epoch_ = 0;
   std::int64_t global_step_ = 0;
   std::int64_t step_in_epoch_ = 0;
+  std::int64_t epoch_position_ = 0;  // batches of this epoch used, over all ranks
+  std::int64_t next_position_ = -1;  // where the step train_epoch runs leaves it
+  bool stop_agreed_ = false;         // data parallel: a rank asked to stop at the last step
   std::int64_t steps_per_epoch_ = 0;
   std::optional<detail::Clock::time_point> deadline_;  // training.max_minutes
   std::int64_t skipped_steps_ = 0;

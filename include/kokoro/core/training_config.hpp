@@ -140,6 +140,10 @@ struct HardwareSection {
   bool oom_recovery = true;
   bool oom_keep_split = false;
   bool cpu_memory_cache = true;
+  std::string distributed = "auto";
+  std::string distributed_backend = "auto";
+  double distributed_timeout = 600.0;
+  bool distributed_drop_last = false;
 
   friend bool operator==(const HardwareSection&, const HardwareSection&) = default;
 
@@ -176,6 +180,19 @@ struct HardwareSection {
     v("cpu_memory_cache", s.cpu_memory_cache,
       "on the CPU, keep freed tensor memory for the next step instead of faulting it in again "
       "(emptied under memory pressure)");
+    v("distributed", s.distributed,
+      "auto | off | on: data parallel over torch.distributed (auto: when a launcher such as "
+      "torchrun set WORLD_SIZE > 1)",
+      rule::OneOf{{"auto", "off", "on"}});
+    v("distributed_backend", s.distributed_backend,
+      "auto | gloo | nccl (auto: NCCL for CUDA where libtorch has it, else Gloo)",
+      rule::OneOf{{"auto", "gloo", "nccl"}});
+    v("distributed_timeout", s.distributed_timeout,
+      "seconds a rank waits for the others in a collective before the run stops with an error",
+      rule::positive);
+    v("distributed_drop_last", s.distributed_drop_last,
+      "data parallel: drop an epoch's batches that do not fill every rank (false: the short "
+      "ranks repeat batches from the epoch's start)");
   }
 };
 

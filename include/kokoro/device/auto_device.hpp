@@ -54,7 +54,7 @@ class AutoDevice {
   static Any make(DeviceType type, const TrainingConfig* config) {
     switch (type) {
       case DeviceType::CUDA:
-        return CudaDevice{};
+        return CudaDevice{CudaDevice::for_this_process()};
       case DeviceType::MPS:
         return MpsDevice{};
       case DeviceType::CPU:

@@ -10,6 +10,7 @@
 #include <torch/cuda.h>
 
 #include <cstdint>
+#include <cstdlib>
 
 #if defined(KOKORO_WITH_CUDA) && __has_include(<cuda_runtime_api.h>) && \
     __has_include(<c10/cuda/CUDACachingAllocator.h>)
@@ -26,6 +27,18 @@ namespace kokoro {
 class CudaDevice {
  public:
   explicit CudaDevice(c10::DeviceIndex index = 0) : index_(index) {}
+
+  /// The GPU of this process: its launcher's LOCAL_RANK (torchrun starts
+  /// one process per GPU on a node) modulo the GPUs it sees, else 0.
+  static c10::DeviceIndex for_this_process() {
+    const char* local_rank = std::getenv("LOCAL_RANK");
+    const auto count = static_cast<long>(torch::cuda::device_count());
+    if (local_rank == nullptr || count <= 0) return 0;
+    char* end = nullptr;
+    const long rank = std::strtol(local_rank, &end, 10);
+    if (end == local_rank || *end != '\0' || rank < 0) return 0;
+    return static_cast<c10::DeviceIndex>(rank % count);
+  }
 
   c10::Device device() const { return c10::Device(c10::DeviceType::CUDA, index_); }
 

@@ -72,8 +72,12 @@ class EnglishTtsTask {
   /// <output_dir>/cache; `progress` hears how far it got) and builds the
   /// model. Throws kokoro::Error when data.data_dir is empty or holds no
   /// usable clip.
-  explicit EnglishTtsTask(const TtsConfig& config, const CorpusProgress& progress = {})
-      : config_(config),
+  /// `writes_files`: false on the ranks of a data-parallel run but rank 0,
+  /// which leave the cache's summaries and the run's vocabulary to it.
+  explicit EnglishTtsTask(const TtsConfig& config, const CorpusProgress& progress = {},
+                          bool writes_files = true)
+      : writes_files_(writes_files),
+        config_(config),
         run_dir_(run_directory(config)),
         processor_(EnglishPhonemeProcessor::for_phoneme_set(config.data.phoneme_set)),
         data_(std::make_unique<TtsData>(prepare(config, progress), config, pin_batches(config))),
@@ -81,6 +85,7 @@ class EnglishTtsTask {
         checkpointing_(nn::parse_checkpointing_mode(config.model.gradient_checkpointing)
                            .value_or(nn::CheckpointingMode::automatic)),
         vocoder_(mel_options(config.audio)) {
+    if (!writes_files_) return;
     std::filesystem::create_directories(run_dir_);
     save_phoneme_processor(processor_, run_dir_ / "phonemes.txt");
   }
@@ -180,7 +185,7 @@ class EnglishTtsTask {
     const auto cache = config.data.cache_dir.empty()
                            ? std::filesystem::path(config.logging.output_dir) / "cache"
                            : std::filesystem::path(config.data.cache_dir);
-    return prepare_corpus(config, processor_, config.data.data_dir, cache, progress);
+    return prepare_corpus(config, processor_, config.data.data_dir, cache, progress, writes_files_);
   }
 
   static bool pin_batches(const TtsConfig& config) {
@@ -188,6 +193,7 @@ class EnglishTtsTask {
            torch::cuda::is_available();
   }
 
+  bool writes_files_;  // before the members whose construction writes
   TtsConfig config_;
   std::filesystem::path run_dir_;
   EnglishPhonemeProcessor processor_;

@@ -198,12 +198,16 @@ struct Outcome {
 /// training.seed) and makes sure every clip's features are in
 /// `<cache_root>/<settings key>`, computing the missing ones on
 /// max(1, data.num_workers) threads, telling `progress` how far it got.
-/// Throws kokoro::Error when the metadata cannot be read or no clip is usable.
+/// `write_summaries`: whether to (re)write the cache's settings.txt and
+/// report.txt (false: a rank of a data-parallel run that reads the cache
+/// rank 0 made). Throws kokoro::Error when the metadata cannot be read or no
+/// clip is usable.
 inline PreparedCorpus prepare_corpus(const TtsConfig& config,
                                      const EnglishPhonemeProcessor& processor,
                                      const std::filesystem::path& data_dir,
                                      const std::filesystem::path& cache_root,
-                                     const CorpusProgress& progress = {}) {
+                                     const CorpusProgress& progress = {},
+                                     bool write_summaries = true) {
   const auto start = std::chrono::steady_clock::now();
   const auto& data = config.data;
   const auto& audio = config.audio;
@@ -219,7 +223,7 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
   const auto settings = detail::corpus::settings_text(config, processor);
   out.cache_dir = cache_root / fmt::format("{:016x}", detail::fnv1a(settings));
   std::filesystem::create_directories(out.cache_dir);
-  write_file_atomically(out.cache_dir / "settings.txt", settings);
+  if (write_summaries) write_file_atomically(out.cache_dir / "settings.txt", settings);
 
   const audio::MelSpectrogram mel(mel_options(audio));
   const auto& utterances = metadata.utterances;
@@ -421,12 +425,13 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
   // The report on disk is a convenience: a failure to write it (a full
   // disk) is said in the report itself, and the run goes on.
   try {
-    write_file_atomically(
-        out.cache_dir / "report.txt", report.summary() + "\n\n" + [&] {
-          std::string all;
-          for (const auto& m : report.messages) all += m + "\n";
-          return all;
-        }());
+    if (write_summaries)
+      write_file_atomically(
+          out.cache_dir / "report.txt", report.summary() + "\n\n" + [&] {
+            std::string all;
+            for (const auto& m : report.messages) all += m + "\n";
+            return all;
+          }());
   } catch (const std::exception& e) {
     out.report.messages.push_back(fmt::format("the report was not written: {}", e.what()));
   }

@@ -1,0 +1,271 @@
+// Data-parallel training over PyTorch's own c10d: the distribution policy
+// of kokoro::DefaultPolicies. `hardware.distributed` chooses:
+//   off   one process (every collective returns at once);
+//   auto  (the default) a process group when a launcher set WORLD_SIZE > 1;
+//   on    a process group, which needs the launcher's variables.
+// The group meets at MASTER_ADDR:MASTER_PORT through a c10d::TCPStore,
+// hosted by rank 0 as torch.distributed's env:// rendezvous does (or by
+// torchrun's agent, see launch_environment.hpp), and runs Gloo, which
+// carries CPU tensors; a CUDA libtorch built with NCCL carries CUDA tensors
+// over NCCL (`hardware.distributed_backend`). Collectives that do not
+// finish within `hardware.distributed_timeout` seconds, because a rank died
+// or hangs, throw kokoro::Error naming this rank and the collective.
+//
+// Written on c10d's process groups rather than libtorch's DDP module, which
+// 1.13 has only in Python (torch/nn/parallel); its Reducer's bucketing is
+// what all_reduce_sum does: tensors flattened into buckets of one dtype and
+// device of at most 25 MiB, one collective per bucket.
+#pragma once
+
+#include <torch/types.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#if defined(USE_C10D_NCCL) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>) && \
+    __has_include(<cuda_runtime_api.h>)
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#define KOKORO_HAS_NCCL 1
+#endif
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kokoro/core/distribution_policy.hpp"
+#include "kokoro/core/training_config.hpp"
+#include "kokoro/distributed/launch_environment.hpp"
+#include "kokoro/util/errors.hpp"
+
+namespace kokoro {
+
+/// Whether this libtorch can run NCCL process groups.
+inline constexpr bool kHasNccl =
+#if defined(KOKORO_HAS_NCCL)
+    true;
+#else
+    false;
+#endif
+
+class DataParallel {
+ public:
+  /// The size of one all-reduce bucket (PyTorch DDP's default bucket_cap_mb).
+  static constexpr std::int64_t kBucketBytes = std::int64_t{25} << 20;
+
+  explicit DataParallel(const TrainingConfig& config)
+      : DataParallel(config.hardware, read_launch_environment()) {}
+
+  /// With the launch variables given (tests; programs use the one above).
+  DataParallel(const HardwareSection& hardware, const LaunchEnvironment& env)
+      : env_(env),
+        timeout_(std::chrono::milliseconds(
+            static_cast<std::int64_t>(hardware.distributed_timeout * 1000.0))) {
+    const auto& mode = hardware.distributed;
+    if (mode == "off" || (mode == "auto" && env.world_size <= 1)) {
+      env_ = LaunchEnvironment{};
+      return;
+    }
+    if (mode == "on" && !env.launched) {
+      throw ConfigError(
+          "hardware.distributed: on, but this process was not started by a launcher (WORLD_SIZE, "
+          "RANK, MASTER_ADDR and MASTER_PORT are unset): start it with torchrun "
+          "--nproc_per_node=N --no_python <program>, or set hardware.distributed: auto");
+    }
+    if (env.world_size <= 1) return;  // "on" in a group of one: nothing to meet
+    connect(hardware.distributed_backend);
+  }
+
+  int rank() const { return env_.rank; }
+  int world_size() const { return env_.world_size; }
+  int local_rank() const { return env_.local_rank; }
+  /// "gloo", "nccl", or "none" for one process.
+  const std::string& backend() const { return backend_; }
+
+  /// Each tensor becomes its sum over the ranks, in place, in buckets.
+  void all_reduce_sum(std::vector<torch::Tensor>& tensors) {
+    if (!group_) return;
+    std::size_t first = 0;
+    while (first < tensors.size()) {
+      // A bucket: consecutive tensors of one dtype and device, up to the cap.
+      std::size_t last = first + 1;
+      std::int64_t bytes = tensors[first].numel() * tensors[first].element_size();
+      while (last < tensors.size() && same_kind(tensors[last], tensors[first]) &&
+             bytes + tensors[last].numel() * tensors[last].element_size() <= kBucketBytes) {
+        bytes += tensors[last].numel() * tensors[last].element_size();
+        ++last;
+      }
+      reduce_bucket(tensors, first, last);
+      first = last;
+    }
+  }
+
+  /// Every rank's tensors become rank 0's, in place.
+  void broadcast(std::vector<torch::Tensor>& tensors) {
+    if (!group_ || tensors.empty()) return;
+    for (auto& t : tensors) {
+      std::vector<torch::Tensor> one{carried(t)};
+      c10d::BroadcastOptions options;
+      options.rootRank = 0;
+      run("broadcast", [&] { return group_->broadcast(one, options); });
+      if (one[0].data_ptr() != t.data_ptr()) t.copy_(one[0]);
+    }
+  }
+
+  /// Rank 0's value for `key` on every rank. Rank 0 sets it in the store;
+  /// the others wait for it, up to `wait` (default: the timeout), or until
+  /// rank 0's store goes away. Every rank shares the same keys in order.
+  std::string share(const std::string& key, const std::string& value,
+                    std::chrono::milliseconds wait = std::chrono::milliseconds(0)) {
+    if (!group_) return value;
+    const auto full = fmt::format("kokoro/share/{}/{}", key, shares_++);
+    try {
+      if (env_.rank == 0) {
+        store_->set(full, std::vector<std::uint8_t>(value.begin(), value.end()));
+        return value;
+      }
+      store_->wait({full}, wait.count() > 0 ? wait : timeout_);
+      const auto bytes = store_->get(full);
+      return std::string(bytes.begin(), bytes.end());
+    } catch (const std::exception& e) {
+      throw failure(fmt::format("receiving \"{}\" from rank 0", key), e);
+    }
+  }
+
+  /// Waits until every rank arrives.
+  void barrier() {
+    if (!group_) return;
+    run("barrier", [&] { return group_->barrier(); });
+  }
+
+ private:
+  void connect(const std::string& backend) {
+    try {
+      c10d::TCPStoreOptions options;
+      options.port = static_cast<std::uint16_t>(env_.master_port);
+      options.isServer = env_.rank == 0 && !env_.agent_store;
+      options.numWorkers = env_.world_size;
+      options.waitWorkers = false;
+      options.timeout = timeout_;
+      options.multiTenant = true;
+      c10::intrusive_ptr<c10d::Store> store =
+          c10::make_intrusive<c10d::TCPStore>(env_.master_addr, options);
+      // torchrun's agent store is shared by its restarts: one prefix each,
+      // as torch.distributed keys it.
+      if (env_.agent_store) {
+        store = c10::make_intrusive<c10d::PrefixStore>(
+            fmt::format("/worker/attempt_{}", env_.restart_count), store);
+      }
+      store_ = store;
+      const bool nccl = backend == "nccl" || (backend == "auto" && kHasNccl && cuda_requested());
+      if (nccl) {
+#if defined(KOKORO_HAS_NCCL)
+        auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+        nccl_options->timeout = timeout_;
+        group_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+            c10::make_intrusive<c10d::PrefixStore>("kokoro/nccl/", store_), env_.rank,
+            env_.world_size, nccl_options);
+        backend_ = "nccl";
+        return;
+#else
+        throw ConfigError(
+            "hardware.distributed_backend: nccl, but this libtorch has no NCCL (a CPU build); "
+            "use gloo or auto");
+#endif
+      }
+      auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout_);
+      gloo_options->devices.push_back(gloo_device());
+      group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(
+          c10::make_intrusive<c10d::PrefixStore>("kokoro/gloo/", store_), env_.rank,
+          env_.world_size, gloo_options);
+      backend_ = "gloo";
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw failure(fmt::format("meeting the group at {}:{}", env_.master_addr, env_.master_port),
+                    e);
+    }
+  }
+
+  /// The network device Gloo binds: GLOO_SOCKET_IFNAME's interface when set
+  /// (as torch.distributed does), loopback for a group on this machine, else
+  /// the address this host's name resolves to.
+  std::shared_ptr<::gloo::transport::Device> gloo_device() const {
+    if (const char* interface = std::getenv("GLOO_SOCKET_IFNAME"); interface && *interface) {
+      return c10d::ProcessGroupGloo::createDeviceForInterface(interface);
+    }
+    const auto& addr = env_.master_addr;
+    if (addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1") {
+      return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+    }
+    return c10d::ProcessGroupGloo::createDefaultDevice();
+  }
+
+  bool cuda_requested() const {
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    return !(visible != nullptr && std::string(visible).empty());
+  }
+
+  static bool same_kind(const torch::Tensor& a, const torch::Tensor& b) {
+    return a.scalar_type() == b.scalar_type() && a.device() == b.device();
+  }
+
+  /// The tensor as the backend carries it: Gloo takes CPU tensors, so a
+  /// CUDA tensor without NCCL goes through the host.
+  torch::Tensor carried(const torch::Tensor& t) const {
+    if (backend_ == "gloo" && !t.device().is_cpu()) return t.to(torch::kCPU);
+    return t.is_contiguous() ? t : t.contiguous();
+  }
+
+  void reduce_bucket(std::vector<torch::Tensor>& tensors, std::size_t first, std::size_t last) {
+    std::vector<torch::Tensor> flat_parts;
+    flat_parts.reserve(last - first);
+    for (std::size_t i = first; i < last; ++i) flat_parts.push_back(tensors[i].reshape({-1}));
+    std::vector<torch::Tensor> bucket{carried(torch::cat(flat_parts))};
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp::SUM;
+    run("all_reduce", [&] { return group_->allreduce(bucket, options); });
+    std::int64_t offset = 0;
+    for (std::size_t i = first; i < last; ++i) {
+      auto& t = tensors[i];
+      const auto n = t.numel();
+      t.copy_(bucket[0].narrow(0, offset, n).view_as(t));
+      offset += n;
+    }
+  }
+
+  template <class Start>
+  void run(const char* what, Start&& start) {
+    try {
+      auto work = start();
+      work->wait(timeout_);
+    } catch (const std::exception& e) {
+      throw failure(what, e);
+    }
+  }
+
+  Error failure(const std::string& what, const std::exception& e) const {
+    std::string cause = e.what();
+    cause = cause.substr(0, cause.find('\n'));
+    return Error(fmt::format(
+        "rank {} of {}: {} failed: another rank stopped, or did not answer within "
+        "hardware.distributed_timeout = {} s: {}",
+        env_.rank, env_.world_size, what, std::chrono::duration<double>(timeout_).count(), cause));
+  }
+
+  LaunchEnvironment env_;
+  std::chrono::milliseconds timeout_;
+  c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  std::string backend_ = "none";
+  std::int64_t shares_ = 0;
+};
+
+static_assert(DistributionPolicy<DataParallel>);
+
+}  // namespace kokoro

@@ -1,0 +1,142 @@
+// One rank of a small data-parallel run for the distributed tests, started
+// by the test (with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set) or by
+// torchrun, or as one plain process for the reference run. The task is the
+// linear test task on 80 samples in batches of `batch`; the rank records
+// which batches it trained on.
+//   kokoro_distributed_runner DIR [batch=B] [steps=S] [accumulation=A]
+//       [scaler=dynamic] [files] [resume] [die_at=S] [hang_at=S] [timeout=T]
+//       [drop_last] [samples=N] [no_writes]
+// files: checkpoints every 3 steps and metrics.jsonl in DIR/run; resume:
+// training.resume auto; die_at / hang_at: rank 1 exits / sleeps before that
+// step; no_writes: this process may write no file content (RLIMIT_FSIZE 0),
+// so that a write it should not make fails and is counted.
+// Writes DIR/result-rank<R>.txt: "steps N", "params v ...", "batches i ..."
+// (each with its values on one line); exits 0 after a complete run, 1 on an
+// error (printed to stderr).
+#include <sys/resource.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <kokoro/amp/dynamic_grad_scaler.hpp>
+
+#include "test_tasks.hpp"
+
+namespace {
+
+int g_die_at = -1;
+int g_hang_at = -1;
+
+/// The linear task recording the batches it trains on by their index.
+struct TaggedTask : kokoro::test::LinearTask {
+  using LinearTask::LinearTask;
+  kokoro::Loss loss(const Batch& b) {
+    if (model().is_training()) {
+      const auto id = ids.at(b.x[0][0].template item<float>());
+      seen.push_back(id);
+      const int rank = std::getenv("RANK") ? std::atoi(std::getenv("RANK")) : 0;
+      const auto step = static_cast<int>(steps_started++);
+      if (rank == 1 && step == g_die_at) std::_Exit(7);
+      if (rank == 1 && step == g_hang_at) std::this_thread::sleep_for(std::chrono::hours(1));
+    }
+    return LinearTask::loss(b);
+  }
+  std::map<float, int> ids;
+  std::vector<int> seen;
+  std::int64_t steps_started = 0;
+};
+
+struct Policies : kokoro::DefaultPolicies {
+  using logger = kokoro::Loggers<kokoro::JsonlLogger>;
+};
+struct ScaledPolicies : Policies {
+  using scaler = kokoro::DynamicGradScaler;
+};
+
+template <class P>
+int run(const std::string& dir, const std::map<std::string, std::string>& options) {
+  const auto get = [&](const std::string& key, const std::string& fallback) {
+    const auto it = options.find(key);
+    return it == options.end() ? fallback : it->second;
+  };
+  const std::int64_t batch = std::stoll(get("batch", "4"));
+  const std::int64_t samples = std::stoll(get("samples", "80"));
+  auto config = kokoro::test::quick_config();
+  config.training.epochs = 1000;
+  config.training.max_steps = std::stoll(get("steps", "10"));
+  config.training.accumulation_steps = std::stoll(get("accumulation", "1"));
+  config.training.validate_every = 1;
+  config.hardware.distributed_timeout = std::stod(get("timeout", "30"));
+  config.hardware.distributed_drop_last = options.contains("drop_last");
+  config.logging.output_dir = dir;
+  config.logging.run_name = "run";
+  if (options.contains("resume")) config.training.resume = "auto";
+  if (options.contains("files")) {
+    config.logging.checkpoints = true;
+    config.logging.checkpoint_every_steps = 3;
+    config.logging.jsonl = true;
+  }
+  kokoro::Trainer<TaggedTask, P> trainer(config);
+  auto& task = trainer.task();
+  std::vector<std::int64_t> sizes;
+  for (std::int64_t left = samples; left > 0; left -= batch) sizes.push_back(std::min(batch, left));
+  task.train = kokoro::test::split(kokoro::test::linear_data(samples), sizes);
+  for (std::size_t i = 0; i < task.train.size(); ++i) {
+    task.ids[task.train[i].x[0][0].template item<float>()] = static_cast<int>(i);
+  }
+  task.valid = kokoro::test::split(kokoro::test::linear_data(12, 7), {4, 4, 4});
+  const auto summary = trainer.fit();
+  const rlimit unlimited{.rlim_cur = RLIM_INFINITY, .rlim_max = RLIM_INFINITY};
+  setrlimit(RLIMIT_FSIZE, &unlimited);  // the result file is the test's, not the run's
+  const auto rank = trainer.distribution().rank();
+  std::ofstream out(dir + "/result-rank" + std::to_string(rank) + ".txt");
+  out.precision(9);
+  out << "steps " << summary.global_step << "\nparams";
+  for (const auto& p : task.model().parameters()) {
+    const auto flat = p.detach().reshape({-1});
+    for (std::int64_t i = 0; i < flat.numel(); ++i) out << ' ' << flat[i].template item<float>();
+  }
+  out << "\nbatches";
+  for (const auto id : task.seen) out << ' ' << id;
+  out << "\nvalidation " << summary.last_validation.get("loss").value_or(-1.0);
+  out << "\nfailures " << summary.checkpoint_failures + summary.logger_failures << '\n';
+  return summary.global_step == config.training.max_steps ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: kokoro_distributed_runner DIR [key=value | flag] ...\n");
+    return 2;
+  }
+  std::map<std::string, std::string> options;
+  for (int i = 2; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const auto eq = arg.find('=');
+    options[arg.substr(0, eq)] = eq == std::string::npos ? "" : arg.substr(eq + 1);
+  }
+  if (options.contains("die_at")) g_die_at = std::stoi(options["die_at"]);
+  if (options.contains("hang_at")) g_hang_at = std::stoi(options["hang_at"]);
+  if (options.contains("no_writes")) {
+    std::signal(SIGXFSZ, SIG_IGN);  // writes fail with EFBIG instead
+    const rlimit limit{.rlim_cur = 0, .rlim_max = RLIM_INFINITY};
+    setrlimit(RLIMIT_FSIZE, &limit);
+  }
+  try {
+    const std::string dir = argv[1];
+    const int code = options["scaler"] == "dynamic" ? run<ScaledPolicies>(dir, options)
+                                                    : run<Policies>(dir, options);
+    return code;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kokoro_distributed_runner: %s\n", e.what());
+    return 1;
+  }
+}
