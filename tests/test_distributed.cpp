@@ -253,6 +253,20 @@ TEST_CASE("2 ranks of batch 4 take the steps of 1 process of batch 8") {
   }
 }
 
+TEST_CASE("an out-of-memory step on one rank is retried there in halves, the ranks in step") {
+  const auto plain = run_ranks(scratch("no-oom"), 2, {"batch=4"});
+  const auto recovered = run_ranks(scratch("oom"), 2, {"batch=4", "oom_at=2"});
+  for (const auto& r : recovered) {
+    CAPTURE(r.stderr_text);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.steps == 10);
+  }
+  // Rank 1's step 3 ran as two halves of 2 samples, weighted as the whole.
+  CHECK(recovered[1].batches.size() == 11);
+  CHECK(std::count(recovered[1].batches.begin(), recovered[1].batches.end(), -1) == 1);
+  check_same_parameters(recovered, plain[0]);
+}
+
 TEST_CASE("data parallel: only rank 0 writes, and a run of 2 ranks resumes on 1") {
   const auto dir = scratch("writer");
   // Rank 1 may write no file content: a write it made would fail and count.

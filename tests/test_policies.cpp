@@ -13,6 +13,28 @@
 
 using namespace kokoro;
 
+// ---- distribution -----------------------------------------------------------
+
+/// DataParallel as one process builds it (no launcher): a group of one.
+struct SingleDataParallel : DataParallel {
+  SingleDataParallel() : DataParallel(HardwareSection{}, LaunchEnvironment{}) {}
+};
+
+TEST_CASE_TEMPLATE("a distribution policy of one process leaves tensors and values as they are", D,
+                   SingleProcess, SingleDataParallel) {
+  static_assert(DistributionPolicy<D>);
+  D distribution;
+  CHECK(distribution.rank() == 0);
+  CHECK(distribution.world_size() == 1);
+  std::vector<torch::Tensor> tensors{torch::arange(4.0), torch::ones({2, 3}, torch::kDouble)};
+  const auto before = std::vector<torch::Tensor>{tensors[0].clone(), tensors[1].clone()};
+  distribution.all_reduce_sum(tensors);
+  distribution.broadcast(tensors);
+  CHECK(torch::equal(tensors[0], before[0]));
+  CHECK(torch::equal(tensors[1], before[1]));
+  CHECK(distribution.share("key", "value") == "value");
+}
+
 // ---- device ---------------------------------------------------------------
 
 TEST_CASE_TEMPLATE("a device policy places tensors and reports memory sanely", D, CpuDevice,

@@ -5,14 +5,14 @@
 // which batches it trained on.
 //   kokoro_distributed_runner DIR [batch=B] [steps=S] [accumulation=A]
 //       [scaler=dynamic] [files] [resume] [die_at=S] [hang_at=S] [timeout=T]
-//       [drop_last] [samples=N] [no_writes]
+//       [drop_last] [samples=N] [no_writes] [oom_at=S]
 // files: checkpoints every 3 steps and metrics.jsonl in DIR/run; resume:
 // training.resume auto; die_at / hang_at: rank 1 exits / sleeps before that
-// step; no_writes: this process may write no file content (RLIMIT_FSIZE 0),
-// so that a write it should not make fails and is counted.
-// Writes DIR/result-rank<R>.txt: "steps N", "params v ...", "batches i ..."
-// (each with its values on one line); exits 0 after a complete run, 1 on an
-// error (printed to stderr).
+// step; oom_at: rank 1 runs out of memory once at that step (std::bad_alloc,
+// so the Trainer retries the batch in halves); no_writes: this process may write no file content
+// (RLIMIT_FSIZE 0), so that a write it should not make fails and is counted. Writes
+// DIR/result-rank<R>.txt: "steps N", "params v ...", "batches i ..." (each with its values on one
+// line); exits 0 after a complete run, 1 on an error (printed to stderr).
 #include <sys/resource.h>
 
 #include <chrono>
@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,17 +34,25 @@ namespace {
 
 int g_die_at = -1;
 int g_hang_at = -1;
+int g_oom_at = -1;
 
 /// The linear task recording the batches it trains on by their index.
 struct TaggedTask : kokoro::test::LinearTask {
   using LinearTask::LinearTask;
   kokoro::Loss loss(const Batch& b) {
     if (model().is_training()) {
-      const auto id = ids.at(b.x[0][0].template item<float>());
-      seen.push_back(id);
+      // A batch's second half (out-of-memory recovery) is recorded as -1.
+      const auto it = ids.find(b.x[0][0].template item<float>());
+      seen.push_back(it == ids.end() ? -1 : it->second);
       const int rank = std::getenv("RANK") ? std::atoi(std::getenv("RANK")) : 0;
       const auto step = static_cast<int>(steps_started++);
       if (rank == 1 && step == g_die_at) std::_Exit(7);
+      if (rank == 1 && step == g_oom_at) {
+        seen.pop_back();
+        --steps_started;
+        g_oom_at = -1;  // once: the halves then run
+        throw std::bad_alloc();
+      }
       if (rank == 1 && step == g_hang_at) std::this_thread::sleep_for(std::chrono::hours(1));
     }
     return LinearTask::loss(b);
@@ -125,6 +134,7 @@ int main(int argc, char** argv) {
   }
   if (options.contains("die_at")) g_die_at = std::stoi(options["die_at"]);
   if (options.contains("hang_at")) g_hang_at = std::stoi(options["hang_at"]);
+  if (options.contains("oom_at")) g_oom_at = std::stoi(options["oom_at"]);
   if (options.contains("no_writes")) {
     std::signal(SIGXFSZ, SIG_IGN);  // writes fail with EFBIG instead
     const rlimit limit{.rlim_cur = 0, .rlim_max = RLIM_INFINITY};
