@@ -6,6 +6,7 @@
 //   kokoro_distributed_runner DIR [batch=B] [steps=S] [accumulation=A]
 //       [scaler=dynamic] [files] [resume] [die_at=S] [hang_at=S] [timeout=T]
 //       [drop_last] [samples=N] [no_writes] [oom_at=S]
+//   kokoro_distributed_runner DIR task=tts corpus=DIR cache=DIR batch=B [steps=S]
 // files: checkpoints every 3 steps and metrics.jsonl in DIR/run; resume:
 // training.resume auto; die_at / hang_at: rank 1 exits / sleeps before that
 // step; oom_at: rank 1 runs out of memory once at that step (std::bad_alloc,
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include <kokoro/amp/dynamic_grad_scaler.hpp>
+#include <kokoro/tts/english_tts_task.hpp>
 
 #include "test_tasks.hpp"
 
@@ -119,6 +121,52 @@ int run(const std::string& dir, const std::map<std::string, std::string>& option
   return summary.global_step == config.training.max_steps ? 0 : 1;
 }
 
+/// Writes the parameters of `module` as one line after `key`.
+void write_parameters(std::ofstream& out, const char* key, torch::nn::Module& module) {
+  out << key;
+  for (const auto& p : module.parameters()) {
+    const auto flat = p.detach().reshape({-1}).to(torch::kDouble).contiguous();
+    const auto* values = flat.data_ptr<double>();
+    for (std::int64_t i = 0; i < flat.numel(); ++i) out << ' ' << values[i];
+  }
+  out << '\n';
+}
+
+/// The TTS task on the corpus `corpus=DIR` (features cached in `cache=DIR`),
+/// float32 without dropout, batches of `batch` clips: the model is tiny, so
+/// that 10 steps take seconds.
+int run_tts(const std::string& dir, const std::map<std::string, std::string>& options) {
+  kokoro::tts::TtsConfig config(kokoro::test::quick_framework_config());
+  config.data.data_dir = options.at("corpus");
+  config.data.cache_dir = options.at("cache");
+  config.data.validation_split = 0.0;
+  config.data.num_workers = 1;
+  config.model.hidden_dim = 32;
+  config.model.encoder_layers = 1;
+  config.model.decoder_layers = 1;
+  config.model.num_heads = 2;
+  config.model.ff_dim = 64;
+  config.model.dropout = 0.0;
+  config.model.attention_dropout = 0.0;
+  config.model.gradient_checkpointing = "false";
+  config.audio.max_frames = 1000;
+  config.training.batch_size = std::stoll(options.at("batch"));
+  config.training.learning_rate = 3e-3;
+  config.training.epochs = 1000;
+  config.training.max_steps = std::stoll(options.contains("steps") ? options.at("steps") : "10");
+  config.logging.output_dir = dir;
+  config.logging.run_name = "run";
+  config.logging.media_every_epochs = 0;
+  kokoro::Trainer<kokoro::tts::EnglishTtsTask, Policies> trainer(config);
+  std::ofstream out(dir + "/result-rank" + std::to_string(trainer.distribution().rank()) + ".txt");
+  out.precision(9);
+  write_parameters(out, "initial", trainer.task().model());
+  const auto summary = trainer.fit();
+  out << "steps " << summary.global_step << '\n';
+  write_parameters(out, "params", trainer.task().model());
+  return summary.global_step == config.training.max_steps ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,6 +190,7 @@ int main(int argc, char** argv) {
   }
   try {
     const std::string dir = argv[1];
+    if (options["task"] == "tts") return run_tts(dir, options);
     const int code = options["scaler"] == "dynamic" ? run<ScaledPolicies>(dir, options)
                                                     : run<Policies>(dir, options);
     return code;

@@ -853,14 +853,35 @@ class Trainer {
 
   /// Runs the optimizer steps of one epoch, `training.accumulation_steps`
   /// batches each: every batch from the epoch's position in one process,
-  /// this rank's share in data parallel. False when a stop cut it short.
+  /// this rank's share in data parallel (from the task's
+  /// `train_data(epoch, const DataShard&)` when it has one, which then builds
+  /// only its own batches; else taken from the whole list). False when a stop
+  /// cut it short.
   bool train_epoch() {
+    const DataShard shard{.rank = distribution_.rank(),
+                          .world_size = distribution_.world_size(),
+                          .position = epoch_position_,
+                          .drop_last = config_.hardware.distributed_drop_last};
+    if constexpr (requires { task_.train_data(epoch_, shard); }) {
+      if (distributed()) {
+        auto&& data = task_.train_data(epoch_, shard);
+        return train_on(data, true);
+      }
+    }
+    auto&& data = task_.train_data(epoch_);
+    return train_on(data, false);
+  }
+
+  /// The epoch's steps over `data`: all of it is this rank's when
+  /// `task_sharded`, else this rank's share of it is taken here.
+  template <class Data>
+  bool train_on(Data& data, bool task_sharded) {
     const auto accumulation = config_.training.accumulation_steps;
     const int world = distribution_.world_size();
-    const int rank = distribution_.rank();
-    auto&& data = task_.train_data(epoch_);
+    const int rank = task_sharded ? 0 : distribution_.rank();
+    const int stride = task_sharded ? 1 : world;
     std::int64_t batches = -1;
-    if constexpr (std::ranges::sized_range<decltype(data)>) {
+    if constexpr (std::ranges::sized_range<Data>) {
       batches = static_cast<std::int64_t>(std::ranges::size(data));
     } else if (world > 1) {
       throw Error(
@@ -868,19 +889,25 @@ class Trainer {
           "as a std::vector or kokoro::data::PrefetchLoader), and every rank must know its share "
           "to take as many steps as the others");
     }
-    // A run resumed in the middle of an epoch starts after the batches used.
-    const std::int64_t start = epoch_position_;
+    // A run resumed in the middle of an epoch starts after the batches used;
+    // a task that shards its data has already started there.
+    const std::int64_t start = task_sharded ? 0 : epoch_position_;
+    // Where the epoch ends in the position's units (batches over all ranks).
+    const std::int64_t end = batches < 0
+                                 ? std::numeric_limits<std::int64_t>::max()
+                                 : (task_sharded ? epoch_position_ + world * batches : batches);
     std::int64_t own_batches = std::numeric_limits<std::int64_t>::max();
     std::int64_t padding = -1;  // a batch from the share's start, taken again at its end
     if (batches >= 0) {
-      const auto mine = shard_indices(
-          batches, DataShard{.rank = rank,
-                             .world_size = world,
-                             .position = start,
-                             .drop_last = world > 1 && config_.hardware.distributed_drop_last});
+      const auto mine =
+          shard_indices(batches, DataShard{.rank = rank,
+                                           .world_size = stride,
+                                           .position = start,
+                                           .drop_last = !task_sharded && world > 1 &&
+                                                        config_.hardware.distributed_drop_last});
       const auto rounds = static_cast<std::int64_t>(mine.size());
       own_batches = rounds;
-      if (rounds > 0 && start + (rounds - 1) * world + rank >= batches) {
+      if (rounds > 0 && start + (rounds - 1) * stride + rank >= batches) {
         padding = mine.back();
         --own_batches;
       }
@@ -889,9 +916,8 @@ class Trainer {
     std::vector<Batch> group;
     group.reserve(static_cast<std::size_t>(accumulation));
     const auto run_group = [&] {
-      next_position_ = advance_position(
-          epoch_position_, batches >= 0 ? batches : std::numeric_limits<std::int64_t>::max(), world,
-          static_cast<std::int64_t>(group.size()));
+      next_position_ =
+          advance_position(epoch_position_, end, world, static_cast<std::int64_t>(group.size()));
       step(group);
       group.clear();
       return !rolled_back_;
@@ -904,7 +930,7 @@ class Trainer {
       phase_stop(Phase::data);
       ++index;
       if (index == padding) padding_batch.emplace(batch);
-      if (index >= start && (index - start) % world == rank && taken < own_batches) {
+      if (index >= start && (index - start) % stride == rank && taken < own_batches) {
         ++taken;
         if (should_stop()) return false;
         group.emplace_back(std::forward<decltype(batch)>(batch));

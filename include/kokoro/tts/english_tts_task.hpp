@@ -116,6 +116,11 @@ class EnglishTtsTask {
   }
 
   data::PrefetchLoader<TtsBatch> train_data(std::int64_t epoch) { return data_->train(epoch); }
+  /// This rank's share in data parallel (TtsData::train): the batches of one
+  /// process with every rank's batch together, split between the ranks.
+  data::PrefetchLoader<TtsBatch> train_data(std::int64_t epoch, const DataShard& shard) {
+    return data_->train(epoch, shard);
+  }
   data::PrefetchLoader<TtsBatch> valid_data() { return data_->validation(); }
 
   /// The first validation clip (or training clip, without validation data):

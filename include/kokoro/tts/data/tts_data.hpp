@@ -9,6 +9,7 @@
 #include <numeric>
 #include <vector>
 
+#include "kokoro/core/data_shard.hpp"
 #include "kokoro/data/length_buckets.hpp"
 #include "kokoro/data/prefetch_loader.hpp"
 #include "kokoro/tts/data/batch.hpp"
@@ -40,6 +41,34 @@ class TtsData {
   data::PrefetchLoader<TtsBatch> train(std::int64_t epoch) const {
     return data::PrefetchLoader<TtsBatch>(data::bucket_batches(train_frames_, options_, epoch),
                                           maker(corpus_.train), workers_, prefetch_);
+  }
+
+  /// One rank's training batches of `epoch` in data parallel: the batches
+  /// one process would make with every rank's batch together (batch size
+  /// and frame cap times the number of ranks), each split into as many
+  /// parts of neighbouring lengths, of which this rank builds its own; from
+  /// the shard's position (batches over all ranks, so position / ranks of
+  /// these). A batch with fewer clips than ranks is left out on every rank.
+  /// So W ranks take the steps of one process of batch size W x B.
+  data::PrefetchLoader<TtsBatch> train(std::int64_t epoch, const DataShard& shard) const {
+    const auto world = static_cast<std::size_t>(std::max(1, shard.world_size));
+    auto together = options_;
+    together.batch_size *= static_cast<std::int64_t>(world);
+    together.max_frames_per_batch *= static_cast<std::int64_t>(world);
+    const auto batches = data::bucket_batches(train_frames_, together, epoch);
+    std::vector<std::vector<std::size_t>> mine;
+    const auto first = static_cast<std::size_t>(std::max<std::int64_t>(0, shard.position)) / world;
+    const auto rank = static_cast<std::size_t>(shard.rank);
+    for (std::size_t b = first; b < batches.size(); ++b) {
+      const auto& batch = batches[b];
+      if (batch.size() < world) continue;
+      const auto begin = batch.begin() + static_cast<std::ptrdiff_t>(rank * batch.size() / world);
+      const auto end =
+          batch.begin() + static_cast<std::ptrdiff_t>((rank + 1) * batch.size() / world);
+      mine.emplace_back(begin, end);
+    }
+    return data::PrefetchLoader<TtsBatch>(std::move(mine), maker(corpus_.train), workers_,
+                                          prefetch_);
   }
 
   /// Every validation clip once, in batches of similar length, under the
