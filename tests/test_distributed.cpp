@@ -364,33 +364,37 @@ double distance(const std::vector<double>& a, const std::vector<double>& b) {
 TEST_CASE("the TTS task: 2 ranks of batch 2 move the weights as 1 process of batch 4 does") {
   const auto corpus = test::tiny_demo_corpus().string();
   const auto cache = scratch("tts-cache");
-  const std::vector<std::string> common{"task=tts", "corpus=" + corpus, "cache=" + cache.string()};
-  auto with = [&](const std::string& batch) {
-    auto args = common;
-    args.push_back("batch=" + batch);
-    return args;
-  };
-  // The single process first: it fills the feature cache the ranks then read.
-  const auto single = run_ranks(scratch("tts-single"), 0, with("4"));
-  CAPTURE(single[0].stderr_text);
-  REQUIRE(single[0].exit_code == 0);
-  const auto ranks = run_ranks(scratch("tts-pair"), 2, with("2"));
-  for (const auto& r : ranks) {
-    CAPTURE(r.stderr_text);
-    REQUIRE(r.exit_code == 0);
-    REQUIRE(r.params.size() == single[0].params.size());
+  for (const std::vector<std::string>& variant :
+       {std::vector<std::string>{}, {"accumulation=2"}, {"scaler=dynamic"}}) {
+    CAPTURE(variant.empty() ? std::string("plain") : variant[0]);
+    auto with = [&](const std::string& batch) {
+      std::vector<std::string> args{"task=tts", "corpus=" + corpus, "cache=" + cache.string(),
+                                    "batch=" + batch};
+      args.insert(args.end(), variant.begin(), variant.end());
+      return args;
+    };
+    // The single process first: it fills the feature cache the ranks read.
+    const auto single = run_ranks(scratch("tts-single"), 0, with("4"));
+    CAPTURE(single[0].stderr_text);
+    REQUIRE(single[0].exit_code == 0);
+    const auto ranks = run_ranks(scratch("tts-pair"), 2, with("2"));
+    for (const auto& r : ranks) {
+      CAPTURE(r.stderr_text);
+      REQUIRE(r.exit_code == 0);
+      REQUIRE(r.params.size() == single[0].params.size());
+    }
+    CHECK(ranks[0].params == ranks[1].params);
+    CHECK(ranks[0].initial == single[0].initial);  // the same seed, then rank 0's weights
+    const double moved = distance(single[0].params, single[0].initial);
+    const double apart = distance(ranks[0].params, single[0].params);
+    CAPTURE(moved);
+    CAPTURE(apart);
+    CHECK(moved > 1.0);
+    // Measured: 1.5e-6 of the distance training moved the weights. The TTS
+    // losses are per-clip means averaged over the batch, so weighting each
+    // rank by its clips is exact, and what is left is float32 summed in
+    // another order, grown by 10 AdamW steps. Two ranks on the wrong clips
+    // (or on the same ones) land percents apart.
+    CHECK(apart < 1e-4 * moved);
   }
-  CHECK(ranks[0].params == ranks[1].params);
-  CHECK(ranks[0].initial == single[0].initial);  // the same seed, then rank 0's weights
-  const double moved = distance(single[0].params, single[0].initial);
-  const double apart = distance(ranks[0].params, single[0].params);
-  CAPTURE(moved);
-  CAPTURE(apart);
-  CHECK(moved > 1.0);
-  // Measured: 1.5e-6 of the distance training moved the weights. The TTS
-  // losses are per-clip means averaged over the batch, so weighting each
-  // rank by its clips is exact, and what is left is float32 summed in
-  // another order, grown by 10 AdamW steps. Two ranks on the wrong clips
-  // (or on the same ones) land percents apart.
-  CHECK(apart < 1e-4 * moved);
 }

@@ -7,6 +7,7 @@
 //       [scaler=dynamic] [files] [resume] [die_at=S] [hang_at=S] [timeout=T]
 //       [drop_last] [samples=N] [no_writes] [oom_at=S]
 //   kokoro_distributed_runner DIR task=tts corpus=DIR cache=DIR batch=B [steps=S]
+//       [accumulation=A] [scaler=dynamic]
 // files: checkpoints every 3 steps and metrics.jsonl in DIR/run; resume:
 // training.resume auto; die_at / hang_at: rank 1 exits / sleeps before that
 // step; oom_at: rank 1 runs out of memory once at that step (std::bad_alloc,
@@ -135,6 +136,7 @@ void write_parameters(std::ofstream& out, const char* key, torch::nn::Module& mo
 /// The TTS task on the corpus `corpus=DIR` (features cached in `cache=DIR`),
 /// float32 without dropout, batches of `batch` clips: the model is tiny, so
 /// that 10 steps take seconds.
+template <class P>
 int run_tts(const std::string& dir, const std::map<std::string, std::string>& options) {
   kokoro::tts::TtsConfig config(kokoro::test::quick_framework_config());
   config.data.data_dir = options.at("corpus");
@@ -154,10 +156,13 @@ int run_tts(const std::string& dir, const std::map<std::string, std::string>& op
   config.training.learning_rate = 3e-3;
   config.training.epochs = 1000;
   config.training.max_steps = std::stoll(options.contains("steps") ? options.at("steps") : "10");
+  if (options.contains("accumulation")) {
+    config.training.accumulation_steps = std::stoll(options.at("accumulation"));
+  }
   config.logging.output_dir = dir;
   config.logging.run_name = "run";
   config.logging.media_every_epochs = 0;
-  kokoro::Trainer<kokoro::tts::EnglishTtsTask, Policies> trainer(config);
+  kokoro::Trainer<kokoro::tts::EnglishTtsTask, P> trainer(config);
   std::ofstream out(dir + "/result-rank" + std::to_string(trainer.distribution().rank()) + ".txt");
   out.precision(9);
   write_parameters(out, "initial", trainer.task().model());
@@ -190,7 +195,10 @@ int main(int argc, char** argv) {
   }
   try {
     const std::string dir = argv[1];
-    if (options["task"] == "tts") return run_tts(dir, options);
+    if (options["task"] == "tts") {
+      return options["scaler"] == "dynamic" ? run_tts<ScaledPolicies>(dir, options)
+                                            : run_tts<Policies>(dir, options);
+    }
     const int code = options["scaler"] == "dynamic" ? run<ScaledPolicies>(dir, options)
                                                     : run<Policies>(dir, options);
     return code;
