@@ -295,14 +295,21 @@ TEST_CASE("data parallel: only rank 0 writes, and a run of 2 ranks resumes on 1"
 
 TEST_CASE("a rank that dies or hangs stops the others within the timeout, naming the rank") {
   SUBCASE("dies") {
+    const auto dir = scratch("dies");
     const auto start = std::chrono::steady_clock::now();
-    const auto ranks = run_ranks(scratch("dies"), 2, {"batch=4", "timeout=20", "die_at=3"});
+    const auto ranks = run_ranks(dir, 2, {"batch=4", "timeout=20", "die_at=4", "files"});
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     CHECK(ranks[1].exit_code == 7);
     CHECK(ranks[0].exit_code == 1);
     CHECK(ranks[0].stderr_text.find("rank 0 of 2") != std::string::npos);
     CHECK(seconds < 20.0);
+    // The checkpoint of step 3 is whole: one process resumes from it.
+    const auto resumed = run_ranks(dir, 0, {"batch=4", "files", "resume"});
+    CAPTURE(resumed[0].stderr_text);
+    CHECK(resumed[0].exit_code == 0);
+    CHECK(resumed[0].stderr_text.find("step 3") != std::string::npos);
+    CHECK(resumed[0].batches.front() == 6);
   }
   SUBCASE("hangs") {
     const auto start = std::chrono::steady_clock::now();
@@ -397,4 +404,17 @@ TEST_CASE("the TTS task: 2 ranks of batch 2 move the weights as 1 process of bat
     // (or on the same ones) land percents apart.
     CHECK(apart < 1e-4 * moved);
   }
+}
+
+TEST_CASE("a signal to one rank stops every rank at the same step, and rank 0 saves it") {
+  const auto dir = scratch("signal");
+  const auto ranks = run_ranks(dir, 2, {"batch=4", "files", "term_at=4"});
+  for (const auto& r : ranks) {
+    CAPTURE(r.stderr_text);
+    CHECK(r.exit_code == 3);  // stopped before training.max_steps
+  }
+  // Rank 1 asked during step 5; both finished it and stopped there.
+  CHECK(ranks[0].steps == 5);
+  CHECK(ranks[1].steps == 5);
+  CHECK(fs::exists(dir / "run" / "checkpoints" / "checkpoint_step000000005.pt"));
 }

@@ -5,13 +5,14 @@
 // which batches it trained on.
 //   kokoro_distributed_runner DIR [batch=B] [steps=S] [accumulation=A]
 //       [scaler=dynamic] [files] [resume] [die_at=S] [hang_at=S] [timeout=T]
-//       [drop_last] [samples=N] [no_writes] [oom_at=S]
+//       [drop_last] [samples=N] [no_writes] [oom_at=S] [term_at=S]
 //   kokoro_distributed_runner DIR task=tts corpus=DIR cache=DIR batch=B [steps=S]
 //       [accumulation=A] [scaler=dynamic]
 // files: checkpoints every 3 steps and metrics.jsonl in DIR/run; resume:
 // training.resume auto; die_at / hang_at: rank 1 exits / sleeps before that
 // step; oom_at: rank 1 runs out of memory once at that step (std::bad_alloc,
-// so the Trainer retries the batch in halves); no_writes: this process may write no file content
+// so the Trainer retries the batch in halves); term_at: rank 1 gets SIGTERM
+// during that step; no_writes: this process may write no file content
 // (RLIMIT_FSIZE 0), so that a write it should not make fails and is counted. Writes
 // DIR/result-rank<R>.txt: "steps N", "params v ...", "batches i ..." (each with its values on one
 // line); exits 0 after a complete run, 1 on an error (printed to stderr).
@@ -38,6 +39,7 @@ namespace {
 int g_die_at = -1;
 int g_hang_at = -1;
 int g_oom_at = -1;
+int g_term_at = -1;
 
 /// The linear task recording the batches it trains on by their index.
 struct TaggedTask : kokoro::test::LinearTask {
@@ -50,6 +52,7 @@ struct TaggedTask : kokoro::test::LinearTask {
       const int rank = std::getenv("RANK") ? std::atoi(std::getenv("RANK")) : 0;
       const auto step = static_cast<int>(steps_started++);
       if (rank == 1 && step == g_die_at) std::_Exit(7);
+      if (rank == 1 && step == g_term_at) std::raise(SIGTERM);
       if (rank == 1 && step == g_oom_at) {
         seen.pop_back();
         --steps_started;
@@ -119,7 +122,8 @@ int run(const std::string& dir, const std::map<std::string, std::string>& option
   for (const auto id : task.seen) out << ' ' << id;
   out << "\nvalidation " << summary.last_validation.get("loss").value_or(-1.0);
   out << "\nfailures " << summary.checkpoint_failures + summary.logger_failures << '\n';
-  return summary.global_step == config.training.max_steps ? 0 : 1;
+  if (summary.global_step != config.training.max_steps) return 3;  // stopped early
+  return 0;
 }
 
 /// Writes the parameters of `module` as one line after `key`.
@@ -188,6 +192,7 @@ int main(int argc, char** argv) {
   if (options.contains("die_at")) g_die_at = std::stoi(options["die_at"]);
   if (options.contains("hang_at")) g_hang_at = std::stoi(options["hang_at"]);
   if (options.contains("oom_at")) g_oom_at = std::stoi(options["oom_at"]);
+  if (options.contains("term_at")) g_term_at = std::stoi(options["term_at"]);
   if (options.contains("no_writes")) {
     std::signal(SIGXFSZ, SIG_IGN);  // writes fail with EFBIG instead
     const rlimit limit{.rlim_cur = 0, .rlim_max = RLIM_INFINITY};
