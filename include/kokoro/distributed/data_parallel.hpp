@@ -11,10 +11,11 @@
 // finish within `hardware.distributed_timeout` seconds, because a rank died
 // or hangs, throw kokoro::Error naming this rank and the collective.
 //
-// Written on c10d's process groups rather than libtorch's DDP module, which
-// 1.13 has only in Python (torch/nn/parallel); its Reducer's bucketing is
-// what all_reduce_sum does: tensors flattened into buckets of one dtype and
-// device of at most 25 MiB, one collective per bucket.
+// Written on c10d's process groups: libtorch's DistributedDataParallel is a
+// Python module (torch/nn/parallel), set up from Python around its C++
+// c10d::Reducer. all_reduce_sum buckets as DDP does (tensors flattened into
+// buckets of one dtype and device of at most 25 MiB, one collective each),
+// after backward rather than overlapped with it.
 #pragma once
 
 #include <torch/types.h>
