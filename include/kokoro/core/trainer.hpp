@@ -413,33 +413,27 @@ class Trainer {
       torch::NoGradGuard no_grad;
       EvalModeGuard eval(task_.model());
       LossMeter meter;
-      if (!distributed()) {
-        for (auto&& batch : task_.valid_data()) {
-          const Batch b = batch;
-          validate_batch(b, meter);
-        }
-        return meter.mean();
-      }
-      // Each rank evaluates every world-th batch; the sums are added up. A
-      // rank left without a batch evaluates the first with weight 0, so that
-      // every rank brings the same parts.
+      // In data parallel each rank evaluates every world-th batch and the
+      // sums are added up; a rank left without a batch evaluates the first
+      // with weight 0, so that every rank brings the same parts.
       const auto world = distribution_.world_size();
       std::int64_t index = 0;
       std::optional<Batch> first;
       for (auto&& batch : task_.valid_data()) {
-        if (index == 0) first.emplace(batch);
+        if (world > 1 && index == 0) first.emplace(batch);
         if (index++ % world == distribution_.rank()) {
           const Batch b = batch;
           validate_batch(b, meter);
         }
       }
-      if (meter.samples() == 0 && first) {
-        LossMeter unweighted;
-        validate_batch(*first, unweighted);
-        meter.add_parts_of(unweighted);
-      }
-      if (index > 0)
+      if (world > 1 && index > 0) {
+        if (meter.samples() == 0) {
+          LossMeter unweighted;
+          validate_batch(*first, unweighted);
+          meter.add_parts_of(unweighted);
+        }
         meter.sum_across([&](std::vector<torch::Tensor>& t) { distribution_.all_reduce_sum(t); });
+      }
       return meter.mean();
     } else {
       return {};
