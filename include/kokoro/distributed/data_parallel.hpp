@@ -18,6 +18,7 @@
 // after backward rather than overlapped with it.
 #pragma once
 
+#include <torch/cuda.h>
 #include <torch/types.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -33,6 +34,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -79,7 +81,7 @@ class DataParallel {
           "--nproc_per_node=N --no_python <program>, or set hardware.distributed: auto");
     }
     if (env.world_size <= 1) return;  // "on" in a group of one: nothing to meet
-    connect(hardware.distributed_backend);
+    connect(hardware.distributed_backend, trains_on_cuda(hardware.device));
   }
 
   int rank() const { return env_.rank; }
@@ -145,7 +147,7 @@ class DataParallel {
   }
 
  private:
-  void connect(const std::string& backend) {
+  void connect(const std::string& backend, bool cuda) {
     try {
       c10d::TCPStoreOptions options;
       options.port = static_cast<std::uint16_t>(env_.master_port);
@@ -163,7 +165,7 @@ class DataParallel {
             fmt::format("/worker/attempt_{}", env_.restart_count), store);
       }
       store_ = store;
-      const bool nccl = backend == "nccl" || (backend == "auto" && kHasNccl && cuda_requested());
+      const bool nccl = backend == "nccl" || (backend == "auto" && kHasNccl && cuda);
       if (nccl) {
 #if defined(KOKORO_HAS_NCCL)
         auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
@@ -207,9 +209,10 @@ class DataParallel {
     return c10d::ProcessGroupGloo::createDefaultDevice();
   }
 
-  bool cuda_requested() const {
-    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
-    return !(visible != nullptr && std::string(visible).empty());
+  /// Whether the run's tensors will be CUDA tensors: `hardware.device`
+  /// cuda, or auto where a GPU is visible (AutoDevice's choice).
+  static bool trains_on_cuda(const std::string& device) {
+    return device == "cuda" || (device == "auto" && torch::cuda::is_available());
   }
 
   static bool same_kind(const torch::Tensor& a, const torch::Tensor& b) {
