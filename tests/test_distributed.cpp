@@ -3,9 +3,13 @@
 // against one process; the shard rule; the launch variables.
 #include <doctest/doctest.h>
 
+#include <torch/nn/modules/linear.h>
 #include <kokoro/core/data_shard.hpp>
 #include <kokoro/distributed/data_parallel.hpp>
+#include <kokoro/distributed/gradient_buckets.hpp>
 #include <kokoro/distributed/launch_environment.hpp>
+#include <kokoro/nn/gradient_checkpoint.hpp>
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -59,6 +63,8 @@ struct RankResult {
   std::vector<int> batches;
   double validation = -1;
   std::int64_t failures = -1;
+  /// GradientOverlapReport: steps, buckets, started in / after backward, redone.
+  std::vector<std::int64_t> overlap;
   std::string stderr_text;
 };
 
@@ -135,6 +141,9 @@ std::vector<RankResult> run_ranks(const fs::path& dir, int world,
       }
       if (key == "validation") words >> r.validation;
       if (key == "failures") words >> r.failures;
+      if (key == "overlap") {
+        for (std::int64_t v; words >> v;) r.overlap.push_back(v);
+      }
     }
   }
   return results;
@@ -256,6 +265,26 @@ TEST_CASE("2 ranks of batch 4 take the steps of 1 process of batch 8") {
     REQUIRE(single[0].exit_code == 0);
     const auto ranks = run_ranks(scratch("pair-scaler"), 2, {"batch=4", "scaler=dynamic"});
     check_same_parameters(ranks, single[0]);
+  }
+  SUBCASE("the all-reduce overlapped with backward or after it: the same weights, bitwise") {
+    const auto after =
+        run_ranks(scratch("pair-after"), 2, {"batch=4", "accumulation=2", "overlap=off"});
+    const auto during = run_ranks(scratch("pair-during"), 2, {"batch=4", "accumulation=2"});
+    for (const auto* pair : {&after, &during}) {
+      for (const auto& r : *pair) {
+        CAPTURE(r.stderr_text);
+        REQUIRE(r.exit_code == 0);
+        REQUIRE(r.overlap.size() == 5);
+        CHECK(r.overlap[0] == 10);  // steps
+        CHECK(r.overlap[4] == 0);   // none redone
+      }
+    }
+    CHECK(during[0].params == after[0].params);
+    // The linear model is one bucket: it goes out in the last micro-batch's
+    // backward when overlapping, after backward when not.
+    CHECK(during[0].overlap[2] == 10);
+    CHECK(after[0].overlap[2] == 0);
+    CHECK(after[0].overlap[3] == 10);
   }
 }
 
@@ -403,6 +432,19 @@ TEST_CASE("the TTS task: 2 ranks of batch 2 move the weights as 1 process of bat
     // another order, grown by 10 AdamW steps. Two ranks on the wrong clips
     // (or on the same ones) land percents apart.
     CHECK(apart < 1e-4 * moved);
+    // Buckets of 16 KiB: most of the gradients go out while backward runs.
+    for (const auto& r : ranks) {
+      REQUIRE(r.overlap.size() == 5);
+      const auto [steps, buckets, during, after, redone] =
+          std::tuple{r.overlap[0], r.overlap[1], r.overlap[2], r.overlap[3], r.overlap[4]};
+      CAPTURE(buckets);
+      CAPTURE(during);
+      CHECK(steps == 10);
+      CHECK(buckets > 4);
+      CHECK(during + after == steps * buckets);
+      CHECK(during > steps * buckets / 2);
+      CHECK(redone == 0);
+    }
   }
 }
 
@@ -417,4 +459,145 @@ TEST_CASE("a signal to one rank stops every rank at the same step, and rank 0 sa
   CHECK(ranks[0].steps == 5);
   CHECK(ranks[1].steps == 5);
   CHECK(fs::exists(dir / "run" / "checkpoints" / "checkpoint_step000000005.pt"));
+}
+
+namespace {
+
+/// A Gloo group of one rank in this process: its all-reduce is the identity,
+/// so what GradientBuckets does around it can be seen on its own.
+c10::intrusive_ptr<c10d::ProcessGroup> group_of_one() {
+  auto options = c10d::ProcessGroupGloo::Options::create(std::chrono::seconds(10));
+  options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::HashStore>(), 0, 1,
+                                                     options);
+}
+
+/// Three layers, each parameter its own bucket (a 1-byte cap).
+struct Layers {
+  Layers() {
+    torch::manual_seed(3);
+    for (int i = 0; i < 3; ++i) layers.emplace_back(torch::nn::Linear(4, 4));
+    for (auto& l : layers) {
+      for (const auto& p : l->parameters()) params.push_back(p);
+    }
+  }
+  torch::Tensor loss(const torch::Tensor& x) {
+    auto h = x;
+    for (auto& l : layers) h = torch::tanh(l->forward(h));
+    return h.pow(2).sum();
+  }
+  std::vector<torch::Tensor> grads() const {
+    std::vector<torch::Tensor> g;
+    for (const auto& p : params) g.push_back(p.grad().clone());
+    return g;
+  }
+  void zero() {
+    for (auto& p : params) p.mutable_grad().reset();
+  }
+  std::vector<torch::nn::Linear> layers;
+  std::vector<torch::Tensor> params;
+};
+
+GradientBuckets buckets_for(const Layers& model) {
+  return GradientBuckets(group_of_one(), model.params, {.bucket_bytes = 1, .first_bucket_bytes = 1},
+                         [](const std::string& what, const std::exception& e) {
+                           return Error(what + ": " + e.what());
+                         });
+}
+
+void check_weighted(const std::vector<torch::Tensor>& got, const std::vector<torch::Tensor>& plain,
+                    double weight) {
+  REQUIRE(got.size() == plain.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    CAPTURE(i);
+    CHECK(torch::allclose(got[i], plain[i] * weight, 1e-5, 1e-6));
+  }
+}
+
+}  // namespace
+
+TEST_CASE(
+    "gradient buckets go out while backward runs, and a step that cannot trust them is redone") {
+  Layers model;
+  const auto x = torch::randn({5, 4});
+  model.loss(x).backward();
+  const auto plain = model.grads();
+  model.zero();
+  auto buckets = buckets_for(model);
+  const auto totals = torch::tensor({5.0, 1.5}, torch::kDouble);
+
+  SUBCASE("every bucket starts in backward, in order, and carries gradient x weight") {
+    buckets.expect_last_backward(3.0);
+    model.loss(x).backward();
+    const auto summed = buckets.finish(3.0, totals);
+    CHECK(torch::equal(summed, totals));
+    check_weighted(model.grads(), plain, 3.0);
+    const auto r = buckets.report();
+    CHECK(r.buckets == 6);
+    CHECK(r.started_in_backward == 6);
+    CHECK(r.started_after_backward == 0);
+    CHECK(r.redone_steps == 0);
+  }
+  SUBCASE("a parameter without a gradient holds back its bucket and the later ones") {
+    buckets.expect_last_backward(2.0);
+    // Only the last layer: buckets 0 and 1 (its bias, its weight) are ready,
+    // bucket 2 (the middle layer's bias) never is, and the rest wait for it.
+    torch::tanh(model.layers[2]->forward(x)).pow(2).sum().backward();
+    buckets.finish(2.0, totals);
+    const auto r = buckets.report();
+    CHECK(r.started_in_backward == 2);
+    CHECK(r.started_after_backward == 4);
+    CHECK(r.redone_steps == 0);
+    for (std::size_t i = 0; i < 4; ++i)
+      CHECK(model.params[i].grad().abs().sum().item<double>() == 0);
+    CHECK(model.params[4].grad().abs().sum().item<double>() > 0);
+  }
+  SUBCASE("an abandoned backward (out of memory) is reduced again from the gradients") {
+    buckets.expect_last_backward(2.0);
+    model.loss(x).backward();  // went out, then the step is run again in halves
+    buckets.abandon();
+    model.zero();
+    model.loss(x.slice(0, 0, 2)).backward();
+    buckets.expect_last_backward(2.0);  // ignored: this step is already abandoned
+    model.loss(x.slice(0, 2, 5)).backward();
+    buckets.finish(2.0, totals);
+    check_weighted(model.grads(), plain, 2.0);
+    CHECK(buckets.report().redone_steps == 1);
+    // The next step overlaps again.
+    model.zero();
+    buckets.expect_last_backward(1.0);
+    model.loss(x).backward();
+    buckets.finish(1.0, totals);
+    check_weighted(model.grads(), plain, 1.0);
+    const auto r = buckets.report();
+    CHECK(r.redone_steps == 1);
+    CHECK(r.started_in_backward == 6 + 6);
+  }
+  SUBCASE("a gradient that grows after its bucket went out: the step is redone, and right") {
+    // The first layer in two checkpointed segments: the reentrant backward of
+    // each reaches its accumulators, the second time after their buckets
+    // (over this layer alone) went out.
+    auto first = GradientBuckets(group_of_one(), model.layers[0]->parameters(),
+                                 {.bucket_bytes = 1, .first_bucket_bytes = 1},
+                                 [](const std::string& what, const std::exception& e) {
+                                   return Error(what + ": " + e.what());
+                                 });
+    auto layer = [&](const torch::autograd::variable_list& in) -> torch::autograd::variable_list {
+      return {torch::tanh(model.layers[0]->forward(in[0]))};
+    };
+    auto twice = [&] {
+      const auto h = nn::checkpoint(layer, {x})[0];
+      return nn::checkpoint(layer, {h})[0].pow(2).sum();
+    };
+    twice().backward();
+    const auto& w = model.layers[0]->weight;
+    const auto reference = w.grad().clone();
+    model.zero();
+    first.expect_last_backward(2.0);
+    twice().backward();
+    first.finish(2.0, totals);
+    CHECK(torch::allclose(w.grad(), reference * 2.0, 1e-5, 1e-6));
+    CHECK(first.report().started_in_backward == 2);
+    CHECK(first.report().redone_steps == 1);
+  }
 }

@@ -5,9 +5,9 @@
 // which batches it trained on.
 //   kokoro_distributed_runner DIR [batch=B] [steps=S] [accumulation=A]
 //       [scaler=dynamic] [files] [resume] [die_at=S] [hang_at=S] [timeout=T]
-//       [drop_last] [samples=N] [no_writes] [oom_at=S] [term_at=S]
+//       [drop_last] [samples=N] [no_writes] [oom_at=S] [term_at=S] [overlap=off]
 //   kokoro_distributed_runner DIR task=tts corpus=DIR cache=DIR batch=B [steps=S]
-//       [accumulation=A] [scaler=dynamic]
+//       [accumulation=A] [scaler=dynamic] [overlap=off] [checkpointing]
 // files: checkpoints every 3 steps and metrics.jsonl in DIR/run; resume:
 // training.resume auto; die_at / hang_at: rank 1 exits / sleeps before that
 // step; oom_at: rank 1 runs out of memory once at that step (std::bad_alloc,
@@ -15,7 +15,9 @@
 // during that step; no_writes: this process may write no file content
 // (RLIMIT_FSIZE 0), so that a write it should not make fails and is counted. Writes
 // DIR/result-rank<R>.txt: "steps N", "params v ...", "batches i ..." (each with its values on one
-// line); exits 0 after a complete run, 1 on an error (printed to stderr).
+// line), and "overlap" with DataParallel's GradientOverlapReport (steps,
+// buckets, started in backward, started after, redone steps); exits 0 after a complete run, 1 on an
+// error (printed to stderr).
 #include <sys/resource.h>
 
 #include <chrono>
@@ -75,6 +77,12 @@ struct ScaledPolicies : Policies {
   using scaler = kokoro::DynamicGradScaler;
 };
 
+void write_overlap(std::ofstream& out, const kokoro::DataParallel& distribution) {
+  const auto r = distribution.gradient_overlap();
+  out << "overlap " << r.steps << ' ' << r.buckets << ' ' << r.started_in_backward << ' '
+      << r.started_after_backward << ' ' << r.redone_steps << '\n';
+}
+
 template <class P>
 int run(const std::string& dir, const std::map<std::string, std::string>& options) {
   const auto get = [&](const std::string& key, const std::string& fallback) {
@@ -90,6 +98,7 @@ int run(const std::string& dir, const std::map<std::string, std::string>& option
   config.training.validate_every = 1;
   config.hardware.distributed_timeout = std::stod(get("timeout", "30"));
   config.hardware.distributed_drop_last = options.contains("drop_last");
+  config.hardware.distributed_overlap = get("overlap", "on") != "off";
   config.logging.output_dir = dir;
   config.logging.run_name = "run";
   if (options.contains("resume")) config.training.resume = "auto";
@@ -122,6 +131,7 @@ int run(const std::string& dir, const std::map<std::string, std::string>& option
   for (const auto id : task.seen) out << ' ' << id;
   out << "\nvalidation " << summary.last_validation.get("loss").value_or(-1.0);
   out << "\nfailures " << summary.checkpoint_failures + summary.logger_failures << '\n';
+  write_overlap(out, trainer.distribution());
   if (summary.global_step != config.training.max_steps) return 3;  // stopped early
   return 0;
 }
@@ -154,7 +164,10 @@ int run_tts(const std::string& dir, const std::map<std::string, std::string>& op
   config.model.ff_dim = 64;
   config.model.dropout = 0.0;
   config.model.attention_dropout = 0.0;
-  config.model.gradient_checkpointing = "false";
+  config.model.gradient_checkpointing = options.contains("checkpointing") ? "true" : "false";
+  config.hardware.distributed_overlap =
+      !options.contains("overlap") || options.at("overlap") != "off";
+  config.hardware.distributed_bucket_mb = 1.0 / 64;  // many buckets, so that overlap shows
   config.audio.max_frames = 1000;
   config.training.batch_size = std::stoll(options.at("batch"));
   config.training.learning_rate = 3e-3;
@@ -173,6 +186,7 @@ int run_tts(const std::string& dir, const std::map<std::string, std::string>& op
   const auto summary = trainer.fit();
   out << "steps " << summary.global_step << '\n';
   write_parameters(out, "params", trainer.task().model());
+  write_overlap(out, trainer.distribution());
   return summary.global_step == config.training.max_steps ? 0 : 1;
 }
 

@@ -37,6 +37,17 @@ template <class D>
 concept has_share = requires(D& d, const std::string& key, const std::string& value) {
   { d.share(key, value) } -> std::convertible_to<std::string>;
 };
+/// The optional gradient protocol: a policy that has it gets the step's
+/// gradients through it instead of all_reduce_sum, and may send them while
+/// backward runs.
+template <class D>
+concept reduces_gradients = requires(D& d, const std::vector<torch::Tensor>& parameters,
+                                     double weight, const torch::Tensor& totals) {
+  d.track_gradients(parameters);
+  d.expect_last_backward(weight);
+  d.abandon_backward();
+  { d.finish_gradients(weight, totals) } -> std::convertible_to<torch::Tensor>;
+};
 }  // namespace detail::distribution
 
 /// A distribution policy.
@@ -49,6 +60,18 @@ concept has_share = requires(D& d, const std::string& key, const std::string& va
 ///  - `std::string share(const std::string& key, const std::string& value)`:
 ///    rank 0's `value` for `key`, on every rank (a rendezvous for small
 ///    decisions such as the run folder's name).
+/// Optionally, to overlap the gradients' all-reduce with backward (as
+/// DataParallel does):
+///  - `void track_gradients(const std::vector<torch::Tensor>& parameters)`,
+///    once, with the optimizer's parameters;
+///  - `void expect_last_backward(double weight)`: the next backward is the
+///    step's last, and this rank's gradients weigh `weight`;
+///  - `void abandon_backward()`: that backward failed (out of memory) and
+///    the step's micro-batches run again;
+///  - `torch::Tensor finish_gradients(double weight, const torch::Tensor&
+///    totals)`: after backward, every gradient becomes the sum over the
+///    ranks of gradient x weight, and the returned tensor is `totals`
+///    summed over the ranks.
 template <class D>
 concept DistributionPolicy =
     detail::distribution::has_rank<D> && detail::distribution::has_sum<D> &&

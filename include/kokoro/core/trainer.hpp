@@ -688,6 +688,9 @@ class Trainer {
         break;
       } catch (const std::exception& e) {
         if (!config_.hardware.oom_recovery || !detail::is_out_of_memory(e)) throw;
+        if constexpr (detail::distribution::reduces_gradients<Distribution>) {
+          if (distributed()) distribution_.abandon_backward();
+        }
         release_cached_memory();
         tell_task_memory(true);
         if constexpr (!SliceableBatch<Batch>) {
@@ -719,6 +722,7 @@ class Trainer {
   void accumulate(const std::vector<Batch>& pieces, std::int64_t total, LossMeter& meter) {
     for (auto& p : parameters_) p.mutable_grad().reset();
     for (const auto& b : pieces) {
+      const bool last = &b == &pieces.back();
       const auto samples = static_cast<std::int64_t>(b.size());
       phase_start(Phase::h2d);
       const Batch on_device = b.to(device_.device());
@@ -732,6 +736,10 @@ class Trainer {
               ? loss.total
               : loss.total * (static_cast<double>(samples) / static_cast<double>(total));
       phase_start(Phase::backward);
+      if constexpr (detail::distribution::reduces_gradients<Distribution>) {
+        // The gradients may go out to the other ranks as backward finishes them.
+        if (last && distributed()) distribution_.expect_last_backward(static_cast<double>(total));
+      }
       scaler_.scale(weighted).backward();
       phase_stop(Phase::backward);
       meter.add(loss, samples);
@@ -960,27 +968,36 @@ class Trainer {
 
   /// Data parallel, between backward and unscale: every rank's gradients
   /// become the sample-weighted mean over all ranks' samples, which is what
-  /// one process would have computed on all their batches at once. The same
-  /// collective adds up the loss sums (so one rank's non-finite loss skips
-  /// the step on all) and the ranks' wishes to stop (time budget, signal).
+  /// one process would have computed on all their batches at once. The
+  /// step's totals are summed with them: the samples, the loss sums (so one
+  /// rank's non-finite loss skips the step on all) and the ranks' wishes to
+  /// stop (time budget, signal). A policy with the gradient protocol
+  /// (DataParallel) may have sent most gradients during backward already.
   void combine_gradients(std::int64_t samples, torch::Tensor& loss_sum) {
-    std::vector<torch::Tensor> tensors;
-    tensors.reserve(parameters_.size() + 1);
     const double weight = static_cast<double>(samples);
-    for (auto& p : parameters_) {
-      auto& grad = p.mutable_grad();
-      if (!grad.defined()) grad = torch::zeros_like(p);  // every rank sends every tensor
-      grad.mul_(weight);
-      tensors.push_back(grad);
-    }
     const bool wants_stop = reached_stop_condition() || stop_requested() != 0;
-    tensors.push_back(torch::stack({torch::scalar_tensor(weight, torch::kDouble),
-                                    loss_sum.detach().to(torch::kCPU, torch::kDouble).reshape({}),
-                                    torch::scalar_tensor(wants_stop ? 1.0 : 0.0, torch::kDouble)}));
-    distribution_.all_reduce_sum(tensors);
-    const auto totals = tensors.back();
-    const double all_samples = totals[0].item<double>();
-    for (std::size_t i = 0; i + 1 < tensors.size(); ++i) tensors[i].div_(all_samples);
+    auto totals = torch::stack({torch::scalar_tensor(weight, torch::kDouble),
+                                loss_sum.detach().to(torch::kCPU, torch::kDouble).reshape({}),
+                                torch::scalar_tensor(wants_stop ? 1.0 : 0.0, torch::kDouble)});
+    if constexpr (detail::distribution::reduces_gradients<Distribution>) {
+      totals = distribution_.finish_gradients(weight, totals);
+      const double all_samples = totals[0].item<double>();
+      for (auto& p : parameters_) p.mutable_grad().div_(all_samples);
+    } else {
+      std::vector<torch::Tensor> tensors;
+      tensors.reserve(parameters_.size() + 1);
+      for (auto& p : parameters_) {
+        auto& grad = p.mutable_grad();
+        if (!grad.defined()) grad = torch::zeros_like(p);  // every rank sends every tensor
+        grad.mul_(weight);
+        tensors.push_back(grad);
+      }
+      tensors.push_back(totals);
+      distribution_.all_reduce_sum(tensors);
+      totals = tensors.back();
+      const double all_samples = totals[0].item<double>();
+      for (std::size_t i = 0; i + 1 < tensors.size(); ++i) tensors[i].div_(all_samples);
+    }
     loss_sum = totals[1].to(torch::kFloat);
     stop_agreed_ = totals[2].item<double>() > 0.0;
   }
@@ -1021,6 +1038,9 @@ class Trainer {
       for (const auto& p : task_.model().parameters()) state.push_back(p);
       for (const auto& b : task_.model().buffers()) state.push_back(b);
       distribution_.broadcast(state);
+      if constexpr (detail::distribution::reduces_gradients<Distribution>) {
+        distribution_.track_gradients(parameters_);
+      }
     }
   }
 

@@ -144,6 +144,8 @@ struct HardwareSection {
   std::string distributed_backend = "auto";
   double distributed_timeout = 600.0;
   bool distributed_drop_last = false;
+  bool distributed_overlap = true;
+  double distributed_bucket_mb = 25.0;
 
   friend bool operator==(const HardwareSection&, const HardwareSection&) = default;
 
@@ -193,6 +195,11 @@ struct HardwareSection {
     v("distributed_drop_last", s.distributed_drop_last,
       "data parallel: drop an epoch's batches that do not fill every rank (false: the short "
       "ranks repeat batches from the epoch's start)");
+    v("distributed_overlap", s.distributed_overlap,
+      "data parallel: all-reduce gradients in buckets while backward runs (false: after it)");
+    v("distributed_bucket_mb", s.distributed_bucket_mb,
+      "data parallel: MiB of gradients per all-reduce (PyTorch DDP's bucket_cap_mb)",
+      rule::positive);
   }
 };
 

@@ -13,9 +13,11 @@
 //
 // Written on c10d's process groups: libtorch's DistributedDataParallel is a
 // Python module (torch/nn/parallel), set up from Python around its C++
-// c10d::Reducer. all_reduce_sum buckets as DDP does (tensors flattened into
-// buckets of one dtype and device of at most 25 MiB, one collective each),
-// after backward rather than overlapped with it.
+// c10d::Reducer. The Trainer's gradients go through GradientBuckets
+// (gradient_buckets.hpp), which all-reduces them in buckets as backward
+// makes them ready (`hardware.distributed_overlap`, on by default; off: the
+// same buckets, after backward). all_reduce_sum, for everything else,
+// buckets the same way after the fact.
 #pragma once
 
 #include <torch/cuda.h>
@@ -30,6 +32,7 @@
 #define KOKORO_HAS_NCCL 1
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -43,6 +46,7 @@
 
 #include "kokoro/core/distribution_policy.hpp"
 #include "kokoro/core/training_config.hpp"
+#include "kokoro/distributed/gradient_buckets.hpp"
 #include "kokoro/distributed/launch_environment.hpp"
 #include "kokoro/util/errors.hpp"
 
@@ -60,6 +64,9 @@ class DataParallel {
  public:
   /// The size of one all-reduce bucket (PyTorch DDP's default bucket_cap_mb).
   static constexpr std::int64_t kBucketBytes = std::int64_t{25} << 20;
+  /// The first gradient bucket's, so that communication starts early in
+  /// backward (DDP's _DEFAULT_FIRST_BUCKET_BYTES).
+  static constexpr std::int64_t kFirstBucketBytes = std::int64_t{1} << 20;
 
   explicit DataParallel(const TrainingConfig& config)
       : DataParallel(config.hardware, read_launch_environment()) {}
@@ -67,6 +74,8 @@ class DataParallel {
   /// With the launch variables given (tests; programs use the one above).
   DataParallel(const HardwareSection& hardware, const LaunchEnvironment& env)
       : env_(env),
+        overlap_(hardware.distributed_overlap),
+        bucket_bytes_(static_cast<std::int64_t>(hardware.distributed_bucket_mb * (1 << 20))),
         timeout_(std::chrono::milliseconds(
             static_cast<std::int64_t>(hardware.distributed_timeout * 1000.0))) {
     const auto& mode = hardware.distributed;
@@ -138,6 +147,41 @@ class DataParallel {
     } catch (const std::exception& e) {
       throw failure(fmt::format("receiving \"{}\" from rank 0", key), e);
     }
+  }
+
+  // The Trainer's gradients (see core/distribution_policy.hpp).
+
+  /// From now on `finish_gradients` reduces these parameters' gradients.
+  void track_gradients(const std::vector<torch::Tensor>& parameters) {
+    if (!group_) return;
+    buckets_ = std::make_unique<GradientBuckets>(
+        group_, parameters,
+        GradientBuckets::Options{.bucket_bytes = std::max<std::int64_t>(bucket_bytes_, 1),
+                                 .first_bucket_bytes = std::min(bucket_bytes_, kFirstBucketBytes),
+                                 .timeout = timeout_,
+                                 .via_host = backend_ == "gloo" && !parameters.empty() &&
+                                             !parameters.front().device().is_cpu()},
+        [rank = env_.rank, world = env_.world_size, timeout = timeout_](const std::string& what,
+                                                                        const std::exception& e) {
+          return failure(rank, world, timeout, what, e);
+        });
+  }
+  /// The next backward is the step's last (its gradients may go out).
+  void expect_last_backward(double weight) {
+    if (buckets_ && overlap_) buckets_->expect_last_backward(weight);
+  }
+  /// That backward failed and the step is run again.
+  void abandon_backward() {
+    if (buckets_) buckets_->abandon();
+  }
+  /// Every tracked gradient becomes the sum over the ranks of gradient x
+  /// weight; returns `totals` summed over the ranks.
+  torch::Tensor finish_gradients(double weight, const torch::Tensor& totals) {
+    if (!buckets_) return totals;
+    return buckets_->finish(weight, totals);
+  }
+  GradientOverlapReport gradient_overlap() const {
+    return buckets_ ? buckets_->report() : GradientOverlapReport{};
   }
 
   /// Waits until every rank arrives.
@@ -254,20 +298,28 @@ class DataParallel {
   }
 
   Error failure(const std::string& what, const std::exception& e) const {
+    return failure(env_.rank, env_.world_size, timeout_, what, e);
+  }
+  static Error failure(int rank, int world, std::chrono::milliseconds timeout,
+                       const std::string& what, const std::exception& e) {
     std::string cause = e.what();
     cause = cause.substr(0, cause.find('\n'));
-    return Error(fmt::format(
-        "rank {} of {}: {} failed: another rank stopped, or did not answer within "
-        "hardware.distributed_timeout = {} s: {}",
-        env_.rank, env_.world_size, what, std::chrono::duration<double>(timeout_).count(), cause));
+    return Error(
+        fmt::format("rank {} of {}: {} failed: another rank stopped, or did not answer within "
+                    "hardware.distributed_timeout = {} s: {}",
+                    rank, world, what, std::chrono::duration<double>(timeout).count(), cause));
   }
 
   LaunchEnvironment env_;
+  bool overlap_ = true;
+  std::int64_t bucket_bytes_ = kBucketBytes;
   std::chrono::milliseconds timeout_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
   std::string backend_ = "none";
   std::int64_t shares_ = 0;
+  // Last: its hooks call back into the group and failure().
+  std::unique_ptr<GradientBuckets> buckets_;
 };
 
 static_assert(DistributionPolicy<DataParallel>);
