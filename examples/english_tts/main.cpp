@@ -219,6 +219,15 @@ int main(int argc, char** argv) {
       std::printf("  sample       %s\n", file.c_str());
     }
     std::printf("  phonemes     %s\n", (out / "phonemes.txt").c_str());
+    if (const auto overlap = trainer.distribution().gradient_overlap(); overlap.steps > 0) {
+      std::printf(
+          "  all-reduce   %d ranks over %s: %lld of %lld gradient buckets went out during "
+          "backward, %lld steps reduced again\n",
+          trainer.distribution().world_size(), trainer.distribution().backend().c_str(),
+          static_cast<long long>(overlap.started_in_backward),
+          static_cast<long long>(overlap.started_in_backward + overlap.started_after_backward),
+          static_cast<long long>(overlap.redone_steps));
+    }
     std::printf("  continue it  kokoro-train --output-dir %s --resume auto\n",
                 config.logging.output_dir.c_str());
     if (!summary.checkpoint_error.empty()) {

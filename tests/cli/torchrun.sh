@@ -1,7 +1,8 @@
 #!/bin/sh
 # Launches an example program as 2 ranks with torchrun, as README shows, and
 # checks that it trains to completion and that the ranks wrote one run: one
-# run folder holding the final checkpoint.
+# run folder holding the final checkpoint, and that every gradient bucket
+# went out during backward (kokoro-train's closing lines count them).
 #   torchrun.sh [--demo-corpus MAKER] PROGRAM [ARGS...]
 # --demo-corpus: first build an 8-clip corpus with MAKER and pass it as
 # --data-dir. The program's runs go to a temporary folder.
@@ -38,5 +39,12 @@ if [ "$folders" != 1 ] || ! ls runs/*/checkpoints/final.pt >/dev/null 2>&1; then
   echo "torchrun.sh: expected one run folder with checkpoints/final.pt"
   exit 1
 fi
-grep -E "rank|steps|final" log.txt | tail -n 5
+# kokoro-train counts the gradient buckets that went out during backward:
+# with overlap on (the default) that is all of them.
+if ! grep -Eq "all-reduce +2 ranks over gloo: ([0-9]+) of \1 gradient buckets went out during backward, 0 steps" log.txt; then
+  cat log.txt
+  echo "torchrun.sh: expected every gradient bucket to go out during backward"
+  exit 1
+fi
+grep -E "rank|steps|final|all-reduce" log.txt | tail -n 6
 echo "torchrun.sh: 2 ranks trained, one run written"
