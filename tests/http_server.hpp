@@ -1,7 +1,9 @@
 // A one-thread HTTP/1.1 server on 127.0.0.1 for the tests of network
 // loggers: it records each request (method, path, Authorization header,
 // body) and answers with what the test's handler returns, or, when silent,
-// accepts connections and never answers (a hung service).
+// accepts connections and never answers (a hung service). A PUT to a path
+// under /cut/ is read half way and its connection closed without an answer:
+// an upload that fails in the middle.
 #pragma once
 
 #include <arpa/inet.h>
@@ -96,7 +98,8 @@ class HttpServer {
       const std::string body = handler_(request);
       const std::string response =
           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+          "Content-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body;
       ::send(fd, response.data(), response.size(), MSG_NOSIGNAL);
       ::close(fd);
     }
@@ -119,20 +122,32 @@ class HttpServer {
         const std::string head = data.substr(0, header_end);
         const auto first_space = head.find(' ');
         request.method = head.substr(0, first_space);
-        request.path = head.substr(first_space + 1, head.find(' ', first_space + 1) - first_space - 1);
+        request.path =
+            head.substr(first_space + 1, head.find(' ', first_space + 1) - first_space - 1);
         std::size_t at = head.find("\r\n");
         while (at != std::string::npos && at < head.size()) {
           const auto next = head.find("\r\n", at + 2);
-          const auto line = head.substr(at + 2, next == std::string::npos ? std::string::npos : next - at - 2);
+          const auto line =
+              head.substr(at + 2, next == std::string::npos ? std::string::npos : next - at - 2);
           const auto colon = line.find(':');
           std::string name = line.substr(0, colon);
-          std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+          std::transform(name.begin(), name.end(), name.begin(),
+                         [](unsigned char c) { return std::tolower(c); });
           std::string value = colon == std::string::npos ? "" : line.substr(colon + 1);
           value.erase(0, value.find_first_not_of(' '));
           if (name == "content-length") length = std::stoul(value);
           if (name == "authorization") request.authorization = value;
           at = next;
         }
+      }
+      if (request.method == "PUT" && request.path.rfind("/cut/", 0) == 0 &&
+          data.size() >= header_end + 4 + length / 2) {
+        request.body = data.substr(header_end + 4);
+        {
+          std::lock_guard lock(mutex_);
+          requests_.push_back(request);
+        }
+        return false;  // closed half way through the body
       }
       if (data.size() >= header_end + 4 + length) {
         request.body = data.substr(header_end + 4, length);

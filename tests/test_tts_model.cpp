@@ -274,6 +274,65 @@ TEST_CASE("cached generation equals the full causal decoder on the frames it pro
   CHECK(max_difference(full.mel[0], synthesis.mel_before) < 1e-5);
 }
 
+TEST_CASE("batched generation: each row as if alone, its own stop, durations given or scaled") {
+  torch::manual_seed(2);
+  KokoroModel model(tiny_config(0.0));
+  // Rows of different lengths, padded with <pad> = 0.
+  const auto batch =
+      torch::tensor({{4, 9, 2, 6, 1}, {3, 8, 0, 0, 0}, {5, 5, 7, 2, 0}}, torch::kLong);
+  const GenerateOptions never_stop{.stop_threshold = 2.0, .max_frames = 9};
+  const auto together = model->generate(batch, never_stop);
+  REQUIRE(together.size() == 3);
+  for (std::int64_t b = 0; b < 3; ++b) {
+    CAPTURE(b);
+    const auto row = batch[b].masked_select(batch[b].ne(0));
+    const auto alone = model->generate(row, 2.0, 9);
+    CHECK(together[b].durations.masked_select(batch[b].ne(0)).equal(alone.durations));
+    REQUIRE(together[b].mel.sizes() == alone.mel.sizes());
+    CHECK(max_difference(together[b].mel, alone.mel) < 1e-5);
+    CHECK_FALSE(together[b].stopped);
+  }
+
+  // Given durations are used as they are; a scale stretches predicted ones.
+  const auto given =
+      torch::tensor({{1, 2, 0, 3, 1}, {2, 2, 0, 0, 0}, {1, 1, 1, 1, 0}}, torch::kLong);
+  auto with_given = never_stop;
+  with_given.durations = given;
+  const auto forced = model->generate(batch, with_given);
+  for (std::int64_t b = 0; b < 3; ++b) CHECK(forced[b].durations.equal(given[b]));
+  auto slower = never_stop;
+  slower.duration_scale = 3.0;
+  torch::NoGradGuard no_grad;
+  model->eval();
+  // Durations of about e - 1 frames, so that no row is left with none (the
+  // one-frame rule would apply) and the scale shows.
+  model->named_parameters()["duration_predictor.6.bias"].fill_(1.0);
+  const auto mask = batch.ne(0);
+  const auto logs = model->predict_log_durations(model->encode(batch, mask), mask);
+  const auto stretched = model->generate(batch, slower);
+  for (std::int64_t b = 0; b < 3; ++b) {
+    const auto expected = (torch::expm1(logs[b]) * 3.0)
+                              .round()
+                              .clamp(0, 9)
+                              .to(torch::kLong)
+                              .masked_fill(mask[b].logical_not(), 0);
+    CHECK(stretched[b].durations.equal(expected));
+    CHECK(expected.sum().item<std::int64_t>() > 0);
+  }
+
+  // Each row stops at its own frame: a threshold of 0 stops every row at once.
+  const auto at_once = model->generate(batch, GenerateOptions{.stop_threshold = 0.0});
+  for (const auto& r : at_once) {
+    CHECK(r.stopped);
+    CHECK(r.mel.size(0) == 1);
+  }
+  CHECK_THROWS_AS(model->generate(torch::tensor({{3, 4}, {0, 0}}, torch::kLong), never_stop),
+                  Error);
+  auto bad_scale = never_stop;
+  bad_scale.duration_scale = 0.0;
+  CHECK_THROWS_AS(model->generate(batch, bad_scale), Error);
+}
+
 TEST_CASE("gradient checkpointing gives the plain model's losses and gradients, dropout on") {
   torch::manual_seed(5);
   KokoroModel plain(tiny_config(0.2, /*checkpointing=*/false));

@@ -16,6 +16,14 @@
 #include <filesystem>
 #include <fstream>
 
+#include <kokoro/log/png.hpp>
+#include <kokoro/util/wav.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <functional>
+#include <map>
+
 #include "http_server.hpp"
 #include "test_tasks.hpp"
 
@@ -149,7 +157,8 @@ TEST_CASE("the W&B logger creates the run, streams rows in order and marks it fi
   REQUIRE(notices.size() == 2);
   CHECK(notices[0].text == "streaming to W&B project 'proj' as run run1");
   CHECK(notices[1].text ==
-        "W&B run " + server.url() + "/tester/proj/runs/run1: 26 rows sent, 0 dropped, 0 unsent");
+        "W&B run " + server.url() +
+            "/tester/proj/runs/run1: 26 rows sent, 0 dropped, 0 unsent; 0 files uploaded (0.0 MB)");
   CHECK(logger.take_messages().empty());
 }
 
@@ -423,4 +432,184 @@ TEST_CASE("W&B settings come from the environment and ~/.netrc as W&B's client r
   ::unsetenv("WANDB_ENTITY");
   ::setenv("HOME", saved.c_str(), 1);
   std::filesystem::remove_all(home);
+}
+
+namespace {
+
+/// A service that also gives upload URLs: each file's URL is on this server
+/// under /upload/<name>, or /cut/<name> (the upload fails half way) for the
+/// names in `cut`, with one upload header.
+struct UploadingService {
+  std::string base;  // the server's URL, set once it listens
+  std::vector<std::string> cut;
+  std::string operator()(const HttpServer::Request& r) const {
+    if (r.path == "/graphql" && r.body.find("RunUploadUrls") != std::string::npos) {
+      const auto query = nlohmann::json::parse(r.body);
+      nlohmann::json edges = nlohmann::json::array();
+      for (const auto& name : query["variables"]["files"]) {
+        const auto n = name.get<std::string>();
+        const bool fails = std::find(cut.begin(), cut.end(), n) != cut.end();
+        edges.push_back(
+            {{"node", {{"name", n}, {"url", base + (fails ? "/cut/" : "/upload/") + n}}}});
+      }
+      return nlohmann::json{
+          {"data",
+           {{"model",
+             {{"bucket",
+               {{"id", "UnVuOjE="},
+                {"files", {{"uploadHeaders", {"X-Test-Upload: yes"}}, {"edges", edges}}}}}}}}}}
+          .dump();
+    }
+    return service(r);
+  }
+};
+
+/// sha256sum's answer for `bytes`: the digest from outside the code under test.
+std::string sha256sum(const std::string& bytes) {
+  const auto dir = test::scratch_dir("wandb-sha");
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "bytes";
+  std::ofstream(file, std::ios::binary) << bytes;
+  std::string command = "sha256sum '" + file.string() + "'";
+  std::FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char out[65] = "";
+  REQUIRE(std::fread(out, 1, 64, pipe) == 64);
+  ::pclose(pipe);
+  return std::string(out, 64);
+}
+
+struct MediaRun {
+  Image image{.tag = "samples/mel",
+              .height = 2,
+              .width = 3,
+              .channels = 1,
+              .pixels = {0, 40, 80, 120, 160, 200}};
+  AudioClip clip{
+      .tag = "samples/audio", .sample_rate = 16000, .samples = std::vector<float>(400, 0.25f)};
+  std::filesystem::path checkpoints = test::scratch_dir("wandb-upload") / "checkpoints";
+  std::string final_bytes = std::string(300000, 'f');
+  std::string best_bytes = std::string(1000, 'b');
+
+  /// Media at step 5, a row at step 6, and the end with final.pt and best.pt.
+  void run(WandbLogger& logger, const TrainingConfig& config) {
+    std::filesystem::create_directories(checkpoints);
+    std::ofstream(checkpoints / "final.pt", std::ios::binary) << final_bytes;
+    std::ofstream(checkpoints / "best.pt", std::ios::binary) << best_bytes;
+    logger.on_train_begin(test::run_context(config));
+    Media media;
+    media.images.push_back(image);
+    media.audio.push_back(clip);
+    logger.on_media(MediaContext{.epoch = 0, .global_step = 5, .media = media});
+    Metrics m;
+    m.set("loss", 1.0);
+    logger.on_step(StepContext{.epoch = 0,
+                               .global_step = 6,
+                               .step_in_epoch = 6,
+                               .steps_per_epoch = 10,
+                               .samples = 8,
+                               .step_taken = true,
+                               .metrics = m});
+    logger.on_train_end(RunSummary{.checkpoint = (checkpoints / "final.pt").string()});
+  }
+};
+
+}  // namespace
+
+TEST_CASE("W&B: sample media become history media values and run files; checkpoints upload") {
+  UploadingService handler;
+  HttpServer server(std::ref(handler));
+  handler.base = server.url();
+  auto settings = settings_for(server.url());
+  settings.upload_checkpoints = true;
+  WandbLogger logger(settings);
+  MediaRun run;
+  run.run(logger, test::quick_config());
+
+  const auto stats = logger.stats();
+  CHECK(stats.finished);
+  CHECK(stats.files_uploaded == 4);
+  CHECK(stats.files_failed == 0);
+  const auto png = encode_png(run.image);
+  const auto wav = encode_wav(run.clip.samples, run.clip.sample_rate);
+  CHECK(stats.bytes_uploaded ==
+        static_cast<std::int64_t>(png.size() + wav.size() + run.final_bytes.size() +
+                                  run.best_bytes.size()));
+
+  std::map<std::string, std::string> put;  // path -> body
+  YAML::Node media_row;
+  std::vector<std::string> uploaded;
+  for (const auto& r : server.requests()) {
+    if (r.method == "PUT") put[r.path] = r.body;
+    if (r.path != "/files/tester/proj/run1/file_stream") continue;
+    const auto body = YAML::Load(r.body);
+    if (body["uploaded"]) {
+      for (const auto& n : body["uploaded"]) uploaded.push_back(n.as<std::string>());
+    }
+    if (body["files"] && body["files"]["wandb-history.jsonl"]) {
+      for (const auto& line : body["files"]["wandb-history.jsonl"]["content"]) {
+        const auto row = YAML::Load(line.as<std::string>());
+        if (row["samples/mel"]) media_row = row;
+      }
+    }
+  }
+  // The history row: W&B's media values, each naming its file by path and SHA-256.
+  REQUIRE(media_row);
+  const auto image = media_row["samples/mel"];
+  CHECK(image["_type"].as<std::string>() == "image-file");
+  CHECK(image["sha256"].as<std::string>() == sha256sum(png));
+  CHECK(image["size"].as<std::size_t>() == png.size());
+  CHECK(image["width"].as<int>() == 3);
+  CHECK(image["height"].as<int>() == 2);
+  const auto image_path = image["path"].as<std::string>();
+  CHECK(image_path.rfind("media/images/samples/mel_5_", 0) == 0);
+  const auto audio = media_row["samples/audio"];
+  CHECK(audio["_type"].as<std::string>() == "audio-file");
+  CHECK(audio["sample_rate"].as<int>() == 16000);
+  CHECK(audio["sha256"].as<std::string>() == sha256sum(wav));
+  CHECK(media_row["global_step"].as<int>() == 5);
+  // The files: PUT to the URLs the API gave, byte for byte.
+  CHECK(put["/upload/" + image_path] == png);
+  CHECK(put["/upload/" + audio["path"].as<std::string>()] == wav);
+  CHECK(put["/upload/checkpoints/final.pt"] == run.final_bytes);
+  CHECK(put["/upload/checkpoints/best.pt"] == run.best_bytes);
+  CHECK(uploaded.size() == 4);
+  const auto notices = logger.take_messages();
+  REQUIRE(notices.size() == 2);
+  CHECK(notices[1].text.find("4 files uploaded (0.3 MB)") != std::string::npos);
+}
+
+TEST_CASE("W&B: an upload that fails half way is tried again, then reported; the run goes on") {
+  UploadingService handler;
+  handler.cut = {"checkpoints/final.pt"};
+  HttpServer server(std::ref(handler));
+  handler.base = server.url();
+  auto settings = settings_for(server.url());
+  settings.upload_checkpoints = true;
+  WandbLogger logger(settings);
+  MediaRun run;
+  const auto start = std::chrono::steady_clock::now();
+  run.run(logger, test::quick_config());
+  CHECK(seconds_since(start) < 20.0);
+
+  const auto stats = logger.stats();
+  CHECK(stats.finished);        // the run was still marked finished
+  CHECK(stats.rows_sent == 2);  // and its rows sent
+  CHECK(stats.files_uploaded == 3);
+  CHECK(stats.files_failed == 1);
+  CHECK(stats.last_upload_error.rfind("checkpoints/final.pt: ", 0) == 0);
+  int tries = 0;
+  for (const auto& r : server.requests()) {
+    if (r.method == "PUT" && r.path == "/cut/checkpoints/final.pt") {
+      ++tries;
+      CHECK(r.body.size() < run.final_bytes.size());  // cut in the middle
+    }
+  }
+  CHECK(tries == 3);
+  const auto notices = logger.take_messages();
+  const bool warned = std::any_of(notices.begin(), notices.end(), [](const Message& m) {
+    return m.level == Message::Level::warning &&
+           m.text.find("1 file uploads failed; last: checkpoints/final.pt") != std::string::npos;
+  });
+  CHECK(warned);
 }

@@ -31,7 +31,7 @@ struct EnglishPolicies {
   using scheduler = kokoro::ScheduleFromConfig;  // cosine warm restarts by default
   using logger =
       kokoro::Loggers<kokoro::ConsoleLogger, kokoro::JsonlLogger, kokoro::TensorBoardLogger,
-                      kokoro::WandbLogger, kokoro::SampleFileLogger>;
+                      kokoro::WandbLogger, kokoro::SampleFileLogger, kokoro::ReportLogger>;
   using checkpoints = kokoro::CheckpointManager;
   using profiler = kokoro::InterbatchProfiler;
   using distribution = kokoro::DataParallel;  // when torchrun starts several ranks
@@ -215,6 +215,9 @@ int main(int argc, char** argv) {
       std::printf("  TensorBoard  tensorboard --logdir %s\n", (out / "tensorboard").c_str());
     }
     if (config.logging.jsonl) std::printf("  metrics      %s\n", (out / "metrics.jsonl").c_str());
+    if (config.logging.report) {
+      std::printf("  report       %s\n", (out / kokoro::ReportLogger::kFileName).c_str());
+    }
     for (const auto& file : trainer.logger().get<kokoro::SampleFileLogger>().last_written()) {
       std::printf("  sample       %s\n", file.c_str());
     }
@@ -230,6 +233,12 @@ int main(int argc, char** argv) {
     }
     std::printf("  continue it  kokoro-train --output-dir %s --resume auto\n",
                 config.logging.output_dir.c_str());
+    if (!summary.checkpoint.empty()) {
+      // The synthesiser is built beside this program.
+      const auto synthesizer = std::filesystem::path(argv[0]).parent_path() / "kokoro-synthesize";
+      std::printf("  hear it      %s --checkpoint %s \"Hello.\" -o hello.wav\n",
+                  synthesizer.c_str(), summary.checkpoint.c_str());
+    }
     if (!summary.checkpoint_error.empty()) {
       std::fprintf(stderr, "kokoro-train: %s\n", summary.checkpoint_error.c_str());
       return 1;

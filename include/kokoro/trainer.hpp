@@ -18,6 +18,7 @@
 #include "kokoro/log/console_logger.hpp"
 #include "kokoro/log/jsonl_logger.hpp"
 #include "kokoro/log/loggers.hpp"
+#include "kokoro/log/report_logger.hpp"
 #include "kokoro/log/sample_file_logger.hpp"
 #include "kokoro/log/tensorboard_logger.hpp"
 #include "kokoro/log/wandb_logger.hpp"
@@ -43,7 +44,8 @@ struct DefaultPolicies {
   using memory = AdaptiveMemory<>;
   using scheduler = ScheduleFromConfig;
   using logger =
-      Loggers<ConsoleLogger, JsonlLogger, TensorBoardLogger, WandbLogger, SampleFileLogger>;
+      Loggers<ConsoleLogger, JsonlLogger, TensorBoardLogger, WandbLogger, SampleFileLogger,
+              ReportLogger>;
   using checkpoints = CheckpointManager;
   using profiler = InterbatchProfiler;
   using distribution = DataParallel;

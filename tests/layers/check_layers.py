@@ -25,7 +25,8 @@ LAYERS = {
     "nn": 5, "data": 5, "audio": 5,
     "tts": 6,
 }
-# Inside tts/: its configuration, then text, alignment, data, model, the task.
+# Inside tts/: its configuration, then text, alignment, data, model, the task,
+# and the synthesiser that loads what the task trained.
 TTS_LAYERS = {
     "tts_config.hpp": 0,
     "text": 1,
@@ -33,6 +34,7 @@ TTS_LAYERS = {
     "data": 3,
     "model": 4,
     "english_tts_task.hpp": 5,
+    "synthesizer.hpp": 6,
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](kokoro/[^">]+)[">]')
 

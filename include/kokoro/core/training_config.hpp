@@ -215,10 +215,12 @@ struct LoggingSection {
   std::int64_t keep_checkpoints = 5;
   bool tensorboard = true;
   bool jsonl = true;
+  bool report = true;
   bool profile = false;
   std::int64_t media_every_epochs = 1;
   bool wandb = false;
   std::string wandb_project = "kokoro";
+  bool wandb_upload_checkpoints = false;
 
   friend bool operator==(const LoggingSection&, const LoggingSection&) = default;
 
@@ -241,6 +243,8 @@ struct LoggingSection {
       rule::non_negative);
     v("tensorboard", s.tensorboard, "write TensorBoard event files");
     v("jsonl", s.jsonl, "write metrics.jsonl");
+    v("report", s.report,
+      "write report.html: curves, samples and settings in one page (rewritten each epoch)");
     v("profile", s.profile,
       "time each step's phases; print a summary and write profile_trace.json at the end");
     v("media_every_epochs", s.media_every_epochs,
@@ -249,6 +253,8 @@ struct LoggingSection {
       rule::non_negative);
     v("wandb", s.wandb, "stream to Weights & Biases (needs WANDB_API_KEY)");
     v("wandb_project", s.wandb_project, "W&B project name");
+    v("wandb_upload_checkpoints", s.wandb_upload_checkpoints,
+      "at the end, upload final.pt and best.pt to the W&B run's files");
   }
 };
 

@@ -11,6 +11,16 @@
 // `_runtime` go on from there and the history is appended to, never
 // rewritten.
 //
+// Media and files: sample images and audio (on_media) go into the history
+// as W&B media values ({"_type": "image-file" | "audio-file", "path",
+// "sha256", "size", ...}) and their PNG/WAV files are uploaded as the run's
+// files under media/; with `logging.wandb_upload_checkpoints`, the final and
+// best checkpoints are uploaded as checkpoints/final.pt and best.pt when
+// training ends. Uploads follow W&B's file flow: a GraphQL `RunUploadUrls`
+// query gives each file's upload URL (and headers), the file is PUT there,
+// and the file stream is told which files were uploaded. A failed upload is
+// tried again twice, then counted and reported; training never waits on it.
+//
 // Training never waits for the network: rows go into a bounded queue that a
 // background thread sends every `flush_seconds`; when the queue is full new
 // rows are dropped and counted. At the end of training the thread gets one
@@ -33,6 +43,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -50,11 +61,16 @@
 
 #include "kokoro/core/context.hpp"
 #include "kokoro/core/logger_policy.hpp"
+#include "kokoro/core/media.hpp"
 #include "kokoro/core/run_folder.hpp"
 #include "kokoro/core/training_config.hpp"
 #include "kokoro/log/http_client.hpp"
 #include "kokoro/log/json.hpp"
+#include "kokoro/log/png.hpp"
 #include "kokoro/util/atomic_file.hpp"
+#include "kokoro/util/wav.hpp"
+
+#include <openssl/evp.h>
 
 namespace kokoro {
 
@@ -110,6 +126,24 @@ inline Json config_json(const ConfigValues& settings) {
   return out;
 }
 
+/// The SHA-256 of `bytes` in hex (W&B's media values carry it).
+inline std::string sha256_hex(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) out += fmt::format("{:02x}", digest[i]);
+  return out;
+}
+
+/// A file for the run: bytes in memory (media) or a file on disk (checkpoints).
+struct Upload {
+  std::string name;  ///< its path among the run's files
+  std::string bytes;
+  std::filesystem::path file;  ///< used when set
+  int attempts = 0;
+};
+
 }  // namespace detail::wandb
 
 /// Where and how a WandbLogger streams.
@@ -131,6 +165,13 @@ struct WandbSettings {
   double max_backoff_seconds = 30.0;
   std::size_t max_queued_rows = 10000;
   double finish_timeout_seconds = 15.0;
+  /// At the end, how long the files still queued (checkpoints) may take on
+  /// top of finish_timeout_seconds.
+  double upload_timeout_seconds = 600.0;
+  /// An upload is given up when it moves under 1 KiB/s for this long.
+  long upload_stall_seconds = 60;
+  /// Upload final.pt and best.pt at the end (logging.wandb_upload_checkpoints).
+  bool upload_checkpoints = false;
   HttpOptions http;
 
   bool online() const {
@@ -156,6 +197,7 @@ struct WandbSettings {
     const auto resume = env("WANDB_RESUME");
     s.resume = resume == "allow" || resume == "must" || resume == "auto" || resume == "true";
     s.run_id_file = run_directory(config) / "wandb-run-id";
+    s.upload_checkpoints = config.logging.wandb_upload_checkpoints;
     return s;
   }
 };
@@ -175,6 +217,10 @@ struct WandbStats {
   /// and the `_step` this session's rows start from.
   std::int64_t resumed_lines = 0;
   std::int64_t first_step = 0;
+  std::int64_t files_uploaded = 0;
+  std::int64_t bytes_uploaded = 0;
+  std::int64_t files_failed = 0;  ///< given up after three tries (or unsent at the end)
+  std::string last_upload_error;
 };
 
 namespace detail::wandb {
@@ -221,6 +267,13 @@ class Stream {
     }
   }
 
+  /// Queues a file for the run's files; never blocks on the network.
+  void upload(Upload file) {
+    std::lock_guard lock(mutex_);
+    if (finishing_) return;
+    uploads_.push_back(std::move(file));
+  }
+
   /// Replaces the summary sent with the next batch (merged over the
   /// resumed run's summary).
   void set_summary(Json json) {
@@ -242,7 +295,9 @@ class Stream {
     cv_.notify_all();
     {
       std::unique_lock lock(mutex_);
-      const auto limit = std::chrono::duration<double>(settings_.finish_timeout_seconds);
+      const auto limit = std::chrono::duration<double>(
+          settings_.finish_timeout_seconds +
+          (uploads_.empty() ? 0.0 : settings_.upload_timeout_seconds));
       if (!done_cv_.wait_for(lock, limit, [&] { return done_; })) {
         abort_ = true;  // interrupts a request in flight within about a second
       }
@@ -251,6 +306,8 @@ class Stream {
     thread_.join();
     std::lock_guard lock(mutex_);
     stats_.rows_unsent = static_cast<std::int64_t>(rows_.size());
+    stats_.files_failed += static_cast<std::int64_t>(uploads_.size());
+    uploads_.clear();
   }
 
   WandbStats stats() const {
@@ -426,6 +483,87 @@ class Stream {
     return ok;
   }
 
+  /// The queued files, a batch at a time: their upload URLs from the API,
+  /// then a PUT each. Returns false when the API could not be reached (the
+  /// loop backs off); a file that fails is tried again on later rounds, and
+  /// given up after its third try.
+  bool send_uploads(std::unique_lock<std::mutex>& lock) {
+    static constexpr const char* query =
+        "query RunUploadUrls($name: String!, $files: [String]!, $entity: String, $run: String!) "
+        "{ model(name: $name, entityName: $entity) { bucket(name: $run) { id files(names: "
+        "$files) { uploadHeaders edges { node { name url(upload: true) } } } } } }";
+    std::vector<Upload> batch;
+    while (!uploads_.empty() && batch.size() < 16) {
+      batch.push_back(std::move(uploads_.front()));
+      uploads_.pop_front();
+    }
+    const std::string entity = stats_.entity;
+    lock.unlock();
+    Json names = Json::array();
+    for (const auto& f : batch) names.push_back(f.name);
+    Json variables = {{"name", settings_.project},
+                      {"run", settings_.run_id},
+                      {"entity", entity},
+                      {"files", names}};
+    const auto response =
+        post(settings_.base_url + "/graphql",
+             detail::dump(Json{{"query", query}, {"variables", std::move(variables)}}));
+    std::map<std::string, std::string> urls;
+    std::vector<std::string> headers;
+    if (response.ok()) {
+      const auto reply = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+      static const Json::json_pointer files_at("/data/model/bucket/files");
+      if (reply.is_object() && reply.contains(files_at) && reply[files_at].is_object()) {
+        const auto& files = reply[files_at];
+        if (files.contains("uploadHeaders") && files["uploadHeaders"].is_array()) {
+          for (const auto& h : files["uploadHeaders"]) {
+            if (h.is_string()) headers.push_back(h.get<std::string>());
+          }
+        }
+        if (files.contains("edges") && files["edges"].is_array()) {
+          for (const auto& edge : files["edges"]) {
+            const auto& node = edge.value("node", Json::object());
+            if (node.contains("name") && node.contains("url") && node["url"].is_string()) {
+              urls[node["name"].get<std::string>()] = node["url"].get<std::string>();
+            }
+          }
+        }
+      }
+    }
+    Json uploaded = Json::array();
+    std::vector<Upload> again;
+    for (auto& f : batch) {
+      const auto it = urls.find(f.name);
+      HttpResponse put;
+      if (it == urls.end()) {
+        put.error = response.ok() ? "the API gave no upload URL" : "the upload URL query failed";
+      } else {
+        put = http_.put(it->second, f.file.empty() ? &f.bytes : nullptr, f.file, headers,
+                        settings_.upload_stall_seconds, &abort_);
+      }
+      std::lock_guard guard(mutex_);
+      if (put.ok()) {
+        ++stats_.files_uploaded;
+        std::error_code ec;
+        stats_.bytes_uploaded += static_cast<std::int64_t>(
+            f.file.empty() ? f.bytes.size() : std::filesystem::file_size(f.file, ec));
+        uploaded.push_back(f.name);
+      } else {
+        stats_.last_upload_error = fmt::format(
+            "{}: {}", f.name, put.error.empty() ? fmt::format("HTTP {}", put.status) : put.error);
+        if (++f.attempts >= 3) {
+          ++stats_.files_failed;
+        } else {
+          again.push_back(std::move(f));
+        }
+      }
+    }
+    if (!uploaded.empty()) post(file_stream_url(), detail::dump(Json{{"uploaded", uploaded}}));
+    lock.lock();
+    for (auto& f : again) uploads_.push_back(std::move(f));
+    return response.ok();
+  }
+
   void run() {
     std::unique_lock lock(mutex_);
     double backoff = 0.0;
@@ -448,6 +586,12 @@ class Stream {
       }
       while (ok && !abort_ && (!rows_.empty() || summary_dirty_)) {
         ok = send_batch(lock);
+        last_post = Clock::now();
+      }
+      // Files: one batch a round while training (rows come first); all of
+      // them, each tried up to three times, on the last round.
+      for (int round = 0; ok && !abort_ && !uploads_.empty() && (last_try || round < 1); ++round) {
+        ok = send_uploads(lock);
         last_post = Clock::now();
       }
       if (ok && !last_try &&
@@ -482,6 +626,7 @@ class Stream {
   std::condition_variable cv_;
   std::condition_variable done_cv_;
   std::deque<Json> rows_;
+  std::deque<Upload> uploads_;
   Json summary_ = Json::object();
   Json summary_base_;          // the resumed run's summary
   double runtime_base_ = 0.0;  // the resumed run's _runtime
@@ -564,10 +709,59 @@ class WandbLogger {
     send(row);
   }
 
-  /// Marks the run finished (exit code 0, or 128 + the signal that stopped
-  /// it) and reports what was sent and dropped.
+  /// Sample images and audio: one history row of W&B media values, their
+  /// files uploaded under media/.
+  void on_media(const MediaContext& ctx) {
+    if (!stream_ || (ctx.media.images.empty() && ctx.media.audio.empty())) return;
+    Json row = Json::object();
+    const auto add = [&](const std::string& tag, const char* kind, const char* ext,
+                         std::string bytes, Json fields) {
+      const auto sha = detail::wandb::sha256_hex(bytes);
+      const auto path =
+          fmt::format("media/{}/{}_{}_{}.{}", kind, tag, ctx.global_step, sha.substr(0, 20), ext);
+      fields["path"] = path;
+      fields["sha256"] = sha;
+      fields["size"] = bytes.size();
+      row[tag] = std::move(fields);
+      stream_->upload({.name = path, .bytes = std::move(bytes), .file = {}, .attempts = 0});
+    };
+    for (const auto& image : ctx.media.images) {
+      add(image.tag, "images", "png", encode_png(image),
+          {{"_type", "image-file"},
+           {"format", "png"},
+           {"width", image.width},
+           {"height", image.height}});
+    }
+    for (const auto& clip : ctx.media.audio) {
+      add(clip.tag, "audio", "wav", encode_wav(clip.samples, clip.sample_rate),
+          {{"_type", "audio-file"}, {"sample_rate", clip.sample_rate}, {"caption", clip.tag}});
+    }
+    row["epoch"] = ctx.epoch;
+    row["global_step"] = ctx.global_step;
+    row["_runtime"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    row["_timestamp"] = detail::unix_seconds();
+    stream_->push(std::move(row));
+  }
+
+  /// Uploads the final and best checkpoints when asked to
+  /// (logging.wandb_upload_checkpoints), marks the run finished (exit code
+  /// 0, or 128 + the signal that stopped it) and reports what was sent,
+  /// dropped and uploaded.
   void on_train_end(const RunSummary& summary) {
     if (!stream_) return;
+    if (stream_->settings().upload_checkpoints && !summary.checkpoint.empty()) {
+      const std::filesystem::path last = summary.checkpoint;
+      for (const auto& file : {last, last.parent_path() / "best.pt"}) {
+        std::error_code ec;
+        if (std::filesystem::is_regular_file(file, ec)) {
+          stream_->upload({.name = "checkpoints/" + file.filename().string(),
+                           .bytes = {},
+                           .file = file,
+                           .attempts = 0});
+        }
+      }
+    }
     stream_->finish(summary.stop_signal ? 128 + summary.stop_signal : 0);
     const auto st = stream_->stats();
     const auto& s = stream_->settings();
@@ -575,9 +769,20 @@ class WandbLogger {
     if (st.run_created) {
       notices_.push_back(
           {.level = Message::Level::info,
-           .text = fmt::format("W&B run {}/{}/{}/runs/{}: {} rows sent, {} dropped, {} unsent{}",
-                               app, st.entity, s.project, st.run_id, st.rows_sent, st.rows_dropped,
-                               st.rows_unsent, st.finished ? "" : " (not marked finished)")});
+           .text = fmt::format(
+               "W&B run {}/{}/{}/runs/{}: {} rows sent, {} dropped, {} unsent; {} files "
+               "uploaded ({:.1f} MB){}{}",
+               app, st.entity, s.project, st.run_id, st.rows_sent, st.rows_dropped, st.rows_unsent,
+               st.files_uploaded, static_cast<double>(st.bytes_uploaded) / 1e6,
+               st.files_failed > 0
+                   ? fmt::format(", {} failed (last: {})", st.files_failed, st.last_upload_error)
+                   : "",
+               st.finished ? "" : " (not marked finished)")});
+      if (st.files_failed > 0) {
+        notices_.push_back({.level = Message::Level::warning,
+                            .text = fmt::format("W&B: {} file uploads failed; last: {}",
+                                                st.files_failed, st.last_upload_error)});
+      }
     } else {
       notices_.push_back(
           {.level = Message::Level::warning,

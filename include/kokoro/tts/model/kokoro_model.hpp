@@ -57,6 +57,16 @@ struct MelSynthesis {
   bool stopped = false;      ///< the stop token fired; false: max_frames was reached
 };
 
+/// How generate() runs.
+struct GenerateOptions {
+  double stop_threshold = 0.5;     ///< a row stops at the first frame with sigmoid(stop) above it
+  std::int64_t max_frames = 1000;  ///< frames at most per row (and per phoneme)
+  double duration_scale = 1.0;     ///< every predicted duration times this (0.8: 25% faster)
+  /// [B, T] int64 frames per phoneme to use instead of the predicted ones
+  /// (undefined: predicted).
+  torch::Tensor durations{};
+};
+
 /// The decoder's heads for a run of frames.
 struct DecoderOutputs {
   torch::Tensor mel;          ///< [B, F, n_mels]
@@ -250,7 +260,6 @@ class KokoroModelImpl : public torch::nn::Module {
   /// and in eval mode, restoring the module's mode afterwards.
   MelSynthesis generate(const torch::Tensor& phonemes, double stop_threshold = 0.5,
                         std::int64_t max_frames = 1000) {
-    if (max_frames < 1) throw Error("KokoroModel::generate: max_frames must be at least 1");
     auto ids = phonemes.dim() == 1 ? phonemes.unsqueeze(0) : phonemes;
     if (ids.dim() != 2 || ids.size(0) != 1 || ids.size(1) == 0) {
       throw Error(
@@ -258,39 +267,97 @@ class KokoroModelImpl : public torch::nn::Module {
                       "got {}",
                       fmt::join(phonemes.sizes(), "x")));
     }
+    return generate(ids,
+                    GenerateOptions{.stop_threshold = stop_threshold, .max_frames = max_frames})
+        .front();
+  }
+
+  /// Synthesis of a batch of utterances, `phonemes` [B, T] padded with id 0,
+  /// as generate() above does for each row: the rows are decoded together,
+  /// cross-attention masked to each row's own frames, and each row stops at
+  /// its own stop frame; the batch runs until every row has stopped or
+  /// reached max_frames. Row b's result equals generate() on row b alone up
+  /// to float rounding.
+  std::vector<MelSynthesis> generate(const torch::Tensor& phonemes,
+                                     const GenerateOptions& options) {
+    if (options.max_frames < 1) throw Error("KokoroModel::generate: max_frames must be at least 1");
+    if (!(options.duration_scale > 0.0)) {
+      throw Error(fmt::format("KokoroModel::generate: duration_scale must be above 0, got {}",
+                              options.duration_scale));
+    }
+    if (phonemes.dim() != 2 || phonemes.size(0) == 0 || phonemes.size(1) == 0) {
+      throw Error(
+          fmt::format("KokoroModel::generate: expects phonemes [B, T] with B, T > 0, got {}",
+                      fmt::join(phonemes.sizes(), "x")));
+    }
     torch::NoGradGuard no_grad;
     EvalModeGuard eval_scope(*this);
     const auto device = mel_head_->weight.device();
-    ids = ids.to(device, torch::kLong);
+    const auto ids = phonemes.to(device, torch::kLong);
     const auto mask = ids.ne(0);
-    if (!mask.any().item<bool>()) throw Error("KokoroModel::generate: only <pad> ids given");
+    if (!mask.any(1).all().item<bool>()) {
+      throw Error("KokoroModel::generate: a row holds only <pad> ids");
+    }
+    const auto batch = ids.size(0);
 
     auto encoded = encode(ids, mask);
-    auto durations = log_to_duration(predict_log_durations(encoded, mask), mask, max_frames);
-    auto memory = regulate(encoded, durations, durations.sum().item<std::int64_t>());
+    torch::Tensor durations;
+    if (options.durations.defined()) {
+      if (options.durations.sizes() != ids.sizes()) {
+        throw Error(fmt::format("KokoroModel::generate: durations {} do not match phonemes {}",
+                                fmt::join(options.durations.sizes(), "x"),
+                                fmt::join(ids.sizes(), "x")));
+      }
+      durations = options.durations.to(device, torch::kLong).masked_fill(mask.logical_not(), 0);
+    } else {
+      durations = log_to_duration(predict_log_durations(encoded, mask), mask, options.max_frames,
+                                  options.duration_scale);
+    }
+    auto memory = regulate(encoded, durations, durations.sum(1).max().item<std::int64_t>());
+    // One row alone attends to all of its memory; a mask is only needed for
+    // the padding of shorter rows.
+    const auto memory_mask = batch > 1 ? memory.mask : torch::Tensor();
 
     std::vector<nn::DecoderBlockCache> caches;
     caches.reserve(decoder_.size());
     for (auto& block : decoder_) caches.push_back(block->start(memory.states));
 
     std::vector<torch::Tensor> frames;
-    auto previous = torch::zeros({1, 1, n_mels_}, mel_head_->weight.options());
-    bool stopped = false;
-    for (std::int64_t t = 0; t < max_frames; ++t) {
+    std::vector<std::int64_t> length(static_cast<std::size_t>(batch), 0);  // 0: not stopped yet
+    auto previous = torch::zeros({batch, 1, n_mels_}, mel_head_->weight.options());
+    std::int64_t running = batch;
+    for (std::int64_t t = 0; t < options.max_frames && running > 0; ++t) {
       auto x = decoder_input_->forward(previous) +
                nn::sinusoidal_positions(1, config_.hidden_dim, t, previous.options());
-      for (std::size_t i = 0; i < decoder_.size(); ++i) x = decoder_[i]->step(x, caches[i]);
+      for (std::size_t i = 0; i < decoder_.size(); ++i) {
+        x = decoder_[i]->step(x, caches[i], memory_mask);
+      }
       auto out = heads(decoder_norm_->forward(nn::residual_stream(x)));
       frames.push_back(out.mel);
       previous = out.mel;
-      if (torch::sigmoid(out.stop_logits).item<double>() > stop_threshold) {
-        stopped = true;
-        break;
+      const auto stops = torch::sigmoid(out.stop_logits.reshape({batch}))
+                             .gt(options.stop_threshold)
+                             .to(torch::kCPU);
+      const auto* stop = stops.data_ptr<bool>();
+      for (std::int64_t b = 0; b < batch; ++b) {
+        auto& n = length[static_cast<std::size_t>(b)];
+        if (n == 0 && stop[b]) {
+          n = t + 1;
+          --running;
+        }
       }
     }
-    auto mel_before = torch::cat(frames, 1);  // [1, frames, n_mels]
-    auto mel = postnet_.is_empty() ? mel_before : mel_before + postnet_->forward(mel_before);
-    return {mel[0], mel_before[0], durations[0], stopped};
+    const auto mel_before = torch::cat(frames, 1);  // [B, frames, n_mels]
+    std::vector<MelSynthesis> out;
+    out.reserve(static_cast<std::size_t>(batch));
+    for (std::int64_t b = 0; b < batch; ++b) {
+      const auto n = length[static_cast<std::size_t>(b)];
+      const bool stopped = n > 0;
+      const auto row = mel_before[b].narrow(0, 0, stopped ? n : mel_before.size(1)).unsqueeze(0);
+      const auto mel = postnet_.is_empty() ? row : row + postnet_->forward(row);
+      out.push_back({mel[0], row[0], durations[b], stopped});
+    }
+    return out;
   }
 
   /// Trainable scalars.

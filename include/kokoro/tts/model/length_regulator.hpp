@@ -61,12 +61,14 @@ inline torch::Tensor duration_to_log(const torch::Tensor& durations) {
 /// and 0 where `mask` is false. A token may get 0 frames, as word boundaries
 /// and punctuation without a pause do in training: a floor of one frame would
 /// add frames the decoder never saw there. Only a row that would get no
-/// frame at all gets one, on its longest-predicted token.
+/// frame at all gets one, on its longest-predicted token. `scale` stretches
+/// every duration before the rounding (2: half as fast).
 inline torch::Tensor log_to_duration(const torch::Tensor& log_durations, const torch::Tensor& mask,
-                                     std::int64_t max_frames) {
+                                     std::int64_t max_frames, double scale = 1.0) {
   const auto logs = log_durations.to(torch::kFloat);
-  auto frames =
-      torch::expm1(logs).round().clamp(0, static_cast<double>(max_frames)).to(torch::kLong);
+  auto stretched = torch::expm1(logs);
+  if (scale != 1.0) stretched = stretched * scale;
+  auto frames = stretched.round().clamp(0, static_cast<double>(max_frames)).to(torch::kLong);
   frames = frames.masked_fill(mask.logical_not(), 0);
   const auto empty = frames.sum(-1).eq(0).logical_and(mask.any(-1));
   if (empty.any().item<bool>()) {

@@ -1,0 +1,295 @@
+// Synthesizer: a trained model, back from its checkpoint, saying text. It
+// takes everything from the run itself: the model's shape, the audio
+// settings and the phoneme set from the configuration the run saved, the
+// phoneme vocabulary from the run (so that embedding row i means what it
+// meant in training), the weights strictly (every tensor present and of its
+// shape). Text goes through the training front end (normaliser, espeak-ng
+// or flite), lines are synthesised in batches (KokoroModel::generate), and a
+// vocoder turns each mel into samples.
+//
+// Checkpoints it reads:
+//   - final.pt, best.pt, step-N.pt: kokoro-train's full checkpoints, which
+//     hold the configuration (`config`) and the vocabulary (`task_state`);
+//   - model_weights.pt: the weights alone; the configuration and the
+//     vocabulary are the run folder's run.yaml and phonemes.txt, looked for
+//     next to the file and one folder up (<run>/checkpoints/..).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+#include <fmt/format.h>
+
+#include "kokoro/audio/griffin_lim.hpp"
+#include "kokoro/checkpoint/checkpoint_file.hpp"
+#include "kokoro/core/config_io.hpp"
+#include "kokoro/core/state_io.hpp"
+#include "kokoro/tts/data/corpus.hpp"
+#include "kokoro/tts/english_tts_task.hpp"
+#include "kokoro/tts/model/kokoro_model.hpp"
+#include "kokoro/tts/text/phoneme_processor.hpp"
+#include "kokoro/tts/tts_config.hpp"
+#include "kokoro/util/errors.hpp"
+
+namespace kokoro::tts {
+
+/// A log-mel [frames, n_mels] to samples at the model's sample rate.
+using Vocoder = std::function<std::vector<float>(const torch::Tensor&)>;
+
+/// A trained model as its run left it.
+struct TrainedModel {
+  TtsConfig config;
+  EnglishPhonemeProcessor processor;
+  KokoroModel model;
+  std::filesystem::path source;   ///< the checkpoint file
+  std::int64_t global_step = -1;  ///< the step it was saved at (-1: not recorded)
+};
+
+namespace detail::synthesis {
+
+inline std::string read_text_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+/// `name` next to `file` or in the folder above it (a run's checkpoints/).
+inline std::filesystem::path run_file(const std::filesystem::path& file, const char* name) {
+  const auto here = file.parent_path() / name;
+  if (std::filesystem::exists(here)) return here;
+  const auto above = file.parent_path().parent_path() / name;
+  if (std::filesystem::exists(above)) return above;
+  return {};
+}
+
+}  // namespace detail::synthesis
+
+/// Loads the model of `checkpoint` onto `device`, in eval mode. Throws
+/// kokoro::Error naming the file when it is missing, damaged, not a TTS
+/// checkpoint, or does not fit the model its configuration describes.
+inline TrainedModel load_trained_model(const std::filesystem::path& checkpoint,
+                                       const torch::Device& device = torch::kCPU) {
+  namespace fs = std::filesystem;
+  const auto source = checkpoint.string();
+  if (!fs::exists(checkpoint)) {
+    throw Error(
+        fmt::format("{}: no such checkpoint (give final.pt, best.pt, a step-N.pt or "
+                    "model_weights.pt of a kokoro-train run)",
+                    source));
+  }
+  const auto dict = load_checkpoint_file(checkpoint);
+  TtsConfig config;
+  std::vector<std::string> vocabulary;
+  std::string voice = "en-us";
+  IValueDict weights = dict;
+  std::int64_t step = -1;
+  if (dict.contains("model_state_dict")) {
+    if (!dict.contains("config") || !dict.at("config").isString()) {
+      throw Error(
+          fmt::format("{}: the checkpoint has no configuration (`config`); it was not "
+                      "written by kokoro-train",
+                      source));
+    }
+    const auto task = dict.contains("task_state")
+                          ? state_dict_from_ivalue(dict.at("task_state"), source)
+                          : StateDict{};
+    const auto it = task.find("phoneme_vocabulary");
+    const auto* saved =
+        it == task.end() ? nullptr : std::get_if<std::vector<std::string>>(&it->second);
+    if (saved == nullptr) {
+      throw Error(
+          fmt::format("{}: no phoneme vocabulary in its task_state: not a checkpoint of "
+                      "the English TTS task",
+                      source));
+    }
+    vocabulary = *saved;
+    try {
+      apply_yaml(config, dict.at("config").toStringRef(), source + " (its config)");
+    } catch (const std::exception& e) {
+      throw Error(fmt::format("{}: its configuration is not one of this build's TTS runs: {}",
+                              source, e.what()));
+    }
+    if (const auto v = task.find("phoneme_voice"); v != task.end()) {
+      if (const auto* s = std::get_if<std::string>(&v->second)) voice = *s;
+    }
+    weights = dict.at("model_state_dict").toGenericDict();
+    if (dict.contains("global_step") && dict.at("global_step").isInt()) {
+      step = dict.at("global_step").toInt();
+    }
+  } else {
+    // The weights alone: the run folder has the rest.
+    const auto yaml = detail::synthesis::run_file(checkpoint, "run.yaml");
+    const auto phonemes = detail::synthesis::run_file(checkpoint, "phonemes.txt");
+    if (yaml.empty() || phonemes.empty()) {
+      throw Error(fmt::format(
+          "{}: holds weights only, and {} is not next to it or in the folder above; give the "
+          "run's final.pt instead, or keep model_weights.pt in its run folder",
+          source, yaml.empty() ? "run.yaml" : "phonemes.txt"));
+    }
+    try {
+      apply_yaml(config, detail::synthesis::read_text_file(yaml), yaml.string());
+    } catch (const std::exception& e) {
+      throw Error(fmt::format("{}: not one of this build's TTS configurations: {}", yaml.string(),
+                              e.what()));
+    }
+    const auto processor = load_phoneme_processor(phonemes);
+    vocabulary = processor.vocabulary();
+    voice = processor.voice();
+  }
+  EnglishPhonemeProcessor processor(vocabulary, voice);
+  KokoroModel model(model_options(config.model, processor.vocab_size(), config.audio.n_mels));
+  load_module_state_dict(*model, weights, source);
+  model->to(device);
+  model->eval();
+  return TrainedModel{.config = config,
+                      .processor = std::move(processor),
+                      .model = model,
+                      .source = checkpoint,
+                      .global_step = step};
+}
+
+/// How lines are synthesised.
+struct SpeakOptions {
+  /// Speaking rate: every predicted duration divided by it (1.25: a quarter
+  /// faster; 0.8: slower).
+  double speed = 1.0;
+  /// Longest audio per line; a line whose stop token has not fired by then
+  /// is cut there (and reported as not stopped).
+  double max_seconds = 20.0;
+  double stop_threshold = 0.5;
+  /// Lines decoded together (similar lengths are grouped).
+  std::int64_t batch_size = 8;
+};
+
+/// One line, spoken.
+struct SpokenLine {
+  std::string text;
+  std::vector<std::string> tokens;   ///< the phoneme tokens it was read as
+  std::vector<std::string> unknown;  ///< tokens outside the model's vocabulary (read as <unk>)
+  torch::Tensor mel;                 ///< [frames, n_mels] on the CPU
+  std::vector<float> samples;
+  bool stopped = true;  ///< false: cut at max_seconds
+  /// Wall time spent on it: its share (by frames) of its batch's decoding,
+  /// plus its vocoder run.
+  double compute_seconds = 0;
+  double seconds() const { return sample_rate > 0 ? samples.size() / double(sample_rate) : 0; }
+  int sample_rate = 0;
+};
+
+class Synthesizer {
+ public:
+  /// `vocoder` empty: Griffin-Lim with the run's audio settings.
+  explicit Synthesizer(TrainedModel trained, Vocoder vocoder = {}, int sample_rate = 0)
+      : trained_(std::move(trained)),
+        vocoder_(vocoder ? std::move(vocoder) : griffin_lim(trained_.config)),
+        sample_rate_(sample_rate > 0 ? sample_rate
+                                     : static_cast<int>(trained_.config.audio.sample_rate)) {}
+
+  int sample_rate() const { return sample_rate_; }
+  const TrainedModel& trained() const { return trained_; }
+
+  /// Each line spoken, in the order given. Throws kokoro::Error naming the
+  /// line (1-based) when one has nothing to say.
+  std::vector<SpokenLine> speak(const std::vector<std::string>& lines,
+                                const SpeakOptions& options = {}) {
+    if (!(options.speed > 0.0)) {
+      throw Error(fmt::format("speed must be above 0, got {}", options.speed));
+    }
+    if (!(options.max_seconds > 0.0)) {
+      throw Error(fmt::format("max_seconds must be above 0, got {}", options.max_seconds));
+    }
+    const auto& audio = trained_.config.audio;
+    const auto max_frames = std::max<std::int64_t>(
+        1, static_cast<std::int64_t>(options.max_seconds * static_cast<double>(audio.sample_rate) /
+                                     static_cast<double>(audio.hop_length)));
+    std::vector<SpokenLine> spoken(lines.size());
+    std::vector<std::vector<std::int64_t>> ids(lines.size());
+    const auto& processor = trained_.processor;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      auto& line = spoken[i];
+      line.text = lines[i];
+      line.sample_rate = sample_rate_;
+      line.tokens = processor.tokens(lines[i]);
+      for (const auto& token : line.tokens) {
+        if (processor.id(token) == processor.unk_id() && token != EnglishPhonemeProcessor::kUnk) {
+          line.unknown.push_back(token);
+        }
+      }
+      ids[i] = processor.encode_tokens(line.tokens);
+      const bool speakable =
+          std::any_of(ids[i].begin(), ids[i].end(), [](std::int64_t id) { return id != 0; });
+      if (!speakable) {
+        throw Error(fmt::format("line {}: nothing to say in \"{}\"", i + 1, lines[i]));
+      }
+    }
+    // Similar lengths together, so that a batch pads little.
+    std::vector<std::size_t> order(lines.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return ids[a].size() < ids[b].size(); });
+    const auto per_batch = static_cast<std::size_t>(std::max<std::int64_t>(1, options.batch_size));
+    for (std::size_t first = 0; first < order.size(); first += per_batch) {
+      const auto last = std::min(order.size(), first + per_batch);
+      std::size_t longest = 0;
+      for (auto k = first; k < last; ++k) longest = std::max(longest, ids[order[k]].size());
+      auto batch = torch::zeros(
+          {static_cast<std::int64_t>(last - first), static_cast<std::int64_t>(longest)},
+          torch::kLong);
+      for (auto k = first; k < last; ++k) {
+        const auto& row = ids[order[k]];
+        batch[static_cast<std::int64_t>(k - first)]
+            .narrow(0, 0, static_cast<std::int64_t>(row.size()))
+            .copy_(torch::tensor(row, torch::kLong));
+      }
+      const auto started = std::chrono::steady_clock::now();
+      const auto results =
+          trained_.model->generate(batch, GenerateOptions{.stop_threshold = options.stop_threshold,
+                                                          .max_frames = max_frames,
+                                                          .duration_scale = 1.0 / options.speed});
+      const double decoding = seconds_since(started);
+      std::int64_t frames = 0;
+      for (const auto& r : results) frames += r.mel.size(0);
+      for (auto k = first; k < last; ++k) {
+        auto& line = spoken[order[k]];
+        const auto& result = results[k - first];
+        line.mel = result.mel.to(torch::kCPU, torch::kFloat);
+        line.stopped = result.stopped;
+        const auto vocoding = std::chrono::steady_clock::now();
+        line.samples = vocoder_(line.mel);
+        line.compute_seconds = decoding * static_cast<double>(line.mel.size(0)) /
+                                   static_cast<double>(std::max<std::int64_t>(frames, 1)) +
+                               seconds_since(vocoding);
+      }
+    }
+    return spoken;
+  }
+
+ private:
+  static double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
+
+  static Vocoder griffin_lim(const TtsConfig& config) {
+    auto vocoder = std::make_shared<audio::GriffinLim>(mel_options(config.audio));
+    return [vocoder](const torch::Tensor& mel) { return (*vocoder)(mel); };
+  }
+
+  TrainedModel trained_;
+  Vocoder vocoder_;
+  int sample_rate_;
+};
+
+}  // namespace kokoro::tts
