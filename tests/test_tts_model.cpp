@@ -320,6 +320,18 @@ TEST_CASE("batched generation: each row as if alone, its own stop, durations giv
     CHECK(expected.sum().item<std::int64_t>() > 0);
   }
 
+  // With end_at_durations a row that never stops ends at its durations' total.
+  auto to_length = with_given;
+  to_length.end_at_durations = true;
+  const auto ended = model->generate(batch, to_length);
+  for (std::int64_t b = 0; b < 3; ++b) {
+    CHECK(ended[b].mel.size(0) == given[b].sum().item<std::int64_t>());
+    CHECK(ended[b].reached_durations);
+    CHECK_FALSE(ended[b].stopped);
+    CHECK(max_difference(ended[b].mel_before,
+                         forced[b].mel_before.narrow(0, 0, ended[b].mel.size(0))) < 1e-5);
+  }
+
   // Each row stops at its own frame: a threshold of 0 stops every row at once.
   const auto at_once = model->generate(batch, GenerateOptions{.stop_threshold = 0.0});
   for (const auto& r : at_once) {

@@ -171,7 +171,9 @@ int main(int argc, char** argv) {
       const double rtf = line.seconds() > 0 ? line.compute_seconds / line.seconds() : 0;
       std::printf("  %s  %.2f s  %lld frames  RTF %.3f%s\n", file.c_str(), line.seconds(),
                   static_cast<long long>(line.mel.size(0)), rtf,
-                  line.stopped ? "" : "  (no stop token: cut at --max-seconds)");
+                  line.stopped          ? ""
+                  : line.reached_length ? "  (no stop token: ended at its predicted length)"
+                                        : "  (no stop token: cut at --max-seconds)");
       if (!line.unknown.empty()) {
         std::fprintf(stderr, "kokoro-synthesize: line %zu: %zu tokens outside the vocabulary: %s\n",
                      i + 1, line.unknown.size(),

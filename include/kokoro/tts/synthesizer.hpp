@@ -166,8 +166,8 @@ struct SpeakOptions {
   /// Speaking rate: every predicted duration divided by it (1.25: a quarter
   /// faster; 0.8: slower).
   double speed = 1.0;
-  /// Longest audio per line; a line whose stop token has not fired by then
-  /// is cut there (and reported as not stopped).
+  /// Longest audio per line. A line ends at its stop token, else at its
+  /// predicted length (the frames its durations give), else here.
   double max_seconds = 20.0;
   double stop_threshold = 0.5;
   /// Lines decoded together (similar lengths are grouped).
@@ -181,7 +181,10 @@ struct SpokenLine {
   std::vector<std::string> unknown;  ///< tokens outside the model's vocabulary (read as <unk>)
   torch::Tensor mel;                 ///< [frames, n_mels] on the CPU
   std::vector<float> samples;
-  bool stopped = true;  ///< false: cut at max_seconds
+  bool stopped = true;  ///< the stop token fired
+  /// The stop token did not fire: the line ended at its predicted length
+  /// (else, with neither, it was cut at max_seconds).
+  bool reached_length = false;
   /// Wall time spent on it: its share (by frames) of its batch's decoding,
   /// plus its vocoder run.
   double compute_seconds = 0;
@@ -258,7 +261,9 @@ class Synthesizer {
       const auto results =
           trained_.model->generate(batch, GenerateOptions{.stop_threshold = options.stop_threshold,
                                                           .max_frames = max_frames,
-                                                          .duration_scale = 1.0 / options.speed});
+                                                          .duration_scale = 1.0 / options.speed,
+                                                          .durations = {},
+                                                          .end_at_durations = true});
       const double decoding = seconds_since(started);
       std::int64_t frames = 0;
       for (const auto& r : results) frames += r.mel.size(0);
@@ -267,6 +272,7 @@ class Synthesizer {
         const auto& result = results[k - first];
         line.mel = result.mel.to(torch::kCPU, torch::kFloat);
         line.stopped = result.stopped;
+        line.reached_length = result.reached_durations;
         const auto vocoding = std::chrono::steady_clock::now();
         line.samples = vocoder_(line.mel);
         line.compute_seconds = decoding * static_cast<double>(line.mel.size(0)) /

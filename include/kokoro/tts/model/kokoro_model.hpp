@@ -54,7 +54,9 @@ struct MelSynthesis {
   torch::Tensor mel;         ///< [frames, n_mels] after the PostNet: the output
   torch::Tensor mel_before;  ///< [frames, n_mels] the frames the decoder fed back to itself
   torch::Tensor durations;   ///< [T] int64 predicted frames per phoneme (0 on padding ids)
-  bool stopped = false;      ///< the stop token fired; false: max_frames was reached
+  bool stopped = false;      ///< the stop token fired; false: a limit was reached
+  /// Ended at the durations' total (GenerateOptions::end_at_durations).
+  bool reached_durations = false;
 };
 
 /// How generate() runs.
@@ -65,6 +67,10 @@ struct GenerateOptions {
   /// [B, T] int64 frames per phoneme to use instead of the predicted ones
   /// (undefined: predicted).
   torch::Tensor durations{};
+  /// Also end a row when it has as many frames as its durations give: the
+  /// decoder's frame t attends to memory frame t, so there is nothing left
+  /// to say after the last one (a young model's stop token may never fire).
+  bool end_at_durations = false;
 };
 
 /// The decoder's heads for a run of frames.
@@ -277,7 +283,8 @@ class KokoroModelImpl : public torch::nn::Module {
   /// cross-attention masked to each row's own frames, and each row stops at
   /// its own stop frame; the batch runs until every row has stopped or
   /// reached max_frames. Row b's result equals generate() on row b alone up
-  /// to float rounding.
+  /// to float rounding. With options.end_at_durations a row also ends at
+  /// its durations' total.
   std::vector<MelSynthesis> generate(const torch::Tensor& phonemes,
                                      const GenerateOptions& options) {
     if (options.max_frames < 1) throw Error("KokoroModel::generate: max_frames must be at least 1");
@@ -323,7 +330,10 @@ class KokoroModelImpl : public torch::nn::Module {
     for (auto& block : decoder_) caches.push_back(block->start(memory.states));
 
     std::vector<torch::Tensor> frames;
-    std::vector<std::int64_t> length(static_cast<std::size_t>(batch), 0);  // 0: not stopped yet
+    std::vector<std::int64_t> length(static_cast<std::size_t>(batch), 0);  // 0: not ended yet
+    std::vector<bool> stopped(static_cast<std::size_t>(batch), false);
+    const auto totals = durations.sum(1).to(torch::kCPU);
+    const auto* total = totals.data_ptr<std::int64_t>();
     auto previous = torch::zeros({batch, 1, n_mels_}, mel_head_->weight.options());
     std::int64_t running = batch;
     for (std::int64_t t = 0; t < options.max_frames && running > 0; ++t) {
@@ -341,8 +351,10 @@ class KokoroModelImpl : public torch::nn::Module {
       const auto* stop = stops.data_ptr<bool>();
       for (std::int64_t b = 0; b < batch; ++b) {
         auto& n = length[static_cast<std::size_t>(b)];
-        if (n == 0 && stop[b]) {
+        if (n != 0) continue;
+        if (stop[b] || (options.end_at_durations && t + 1 >= total[b])) {
           n = t + 1;
+          stopped[static_cast<std::size_t>(b)] = stop[b];
           --running;
         }
       }
@@ -352,10 +364,11 @@ class KokoroModelImpl : public torch::nn::Module {
     out.reserve(static_cast<std::size_t>(batch));
     for (std::int64_t b = 0; b < batch; ++b) {
       const auto n = length[static_cast<std::size_t>(b)];
-      const bool stopped = n > 0;
-      const auto row = mel_before[b].narrow(0, 0, stopped ? n : mel_before.size(1)).unsqueeze(0);
+      const bool ended = n > 0;
+      const bool stop = stopped[static_cast<std::size_t>(b)];
+      const auto row = mel_before[b].narrow(0, 0, ended ? n : mel_before.size(1)).unsqueeze(0);
       const auto mel = postnet_.is_empty() ? row : row + postnet_->forward(row);
-      out.push_back({mel[0], row[0], durations[b], stopped});
+      out.push_back({mel[0], row[0], durations[b], stop, ended && !stop});
     }
     return out;
   }
