@@ -24,7 +24,6 @@
 #include <fstream>
 #include <limits>
 #include <map>
-#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
