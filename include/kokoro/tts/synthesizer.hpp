@@ -19,10 +19,8 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <numeric>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,13 +55,6 @@ struct TrainedModel {
 };
 
 namespace detail::synthesis {
-
-inline std::string read_text_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 /// `name` next to `file` or in the folder above it (a run's checkpoints/).
 inline std::filesystem::path run_file(const std::filesystem::path& file, const char* name) {
@@ -139,7 +130,7 @@ inline TrainedModel load_trained_model(const std::filesystem::path& checkpoint,
           source, yaml.empty() ? "run.yaml" : "phonemes.txt"));
     }
     try {
-      apply_yaml(config, detail::synthesis::read_text_file(yaml), yaml.string());
+      config = load_config<TtsConfig>(yaml);
     } catch (const std::exception& e) {
       throw Error(fmt::format("{}: not one of this build's TTS configurations: {}", yaml.string(),
                               e.what()));
