@@ -4,6 +4,7 @@
 
 #include <kokoro/amp/dynamic_grad_scaler.hpp>
 #include <kokoro/core/autocast.hpp>
+#include <kokoro/util/autocast_state.hpp>
 
 #include <torch/optim/sgd.h>
 
@@ -194,22 +195,22 @@ TEST_CASE("a state dict missing a key is refused by name") {
 // ---- autocast -------------------------------------------------------------
 
 TEST_CASE("the autocast guard switches CPU bfloat16 on and restores the state, nested") {
-  REQUIRE_FALSE(at::autocast::is_cpu_enabled());
+  REQUIRE_FALSE(autocast_state::enabled(c10::DeviceType::CPU));
   const auto a = torch::randn({4, 4});
   {
     AutocastGuard outer(c10::DeviceType::CPU, torch::kBFloat16);
-    CHECK(at::autocast::is_cpu_enabled());
-    CHECK((at::autocast::get_autocast_cpu_dtype() == torch::kBFloat16));
+    CHECK(autocast_state::enabled(c10::DeviceType::CPU));
+    CHECK((autocast_state::dtype(c10::DeviceType::CPU) == torch::kBFloat16));
     CHECK((torch::mm(a, a).scalar_type() == torch::kBFloat16));
     {
       AutocastGuard inner(c10::DeviceType::CPU, torch::kBFloat16, /*enabled=*/false);
-      CHECK_FALSE(at::autocast::is_cpu_enabled());
+      CHECK_FALSE(autocast_state::enabled(c10::DeviceType::CPU));
       CHECK((torch::mm(a, a).scalar_type() == torch::kFloat));
     }
-    CHECK(at::autocast::is_cpu_enabled());
+    CHECK(autocast_state::enabled(c10::DeviceType::CPU));
     CHECK((torch::mm(a, a).scalar_type() == torch::kBFloat16));
   }
-  CHECK_FALSE(at::autocast::is_cpu_enabled());
+  CHECK_FALSE(autocast_state::enabled(c10::DeviceType::CPU));
   CHECK((torch::mm(a, a).scalar_type() == torch::kFloat));
 }
 
@@ -217,7 +218,7 @@ TEST_CASE("the autocast guard refuses what libtorch cannot autocast") {
   CHECK_THROWS_WITH_AS(AutocastGuard(c10::DeviceType::CPU, torch::kHalf),
                        "autocast on cpu supports bfloat16 only, not Half", Error);
   CHECK_THROWS_AS(AutocastGuard(c10::DeviceType::MPS, torch::kHalf), Error);
-  CHECK_FALSE(at::autocast::is_cpu_enabled());
+  CHECK_FALSE(autocast_state::enabled(c10::DeviceType::CPU));
 }
 
 namespace {

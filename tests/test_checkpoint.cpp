@@ -190,7 +190,42 @@ TEST_CASE("a damaged newest checkpoint is named and auto-resume falls back to an
   fs::remove_all(dir);
 }
 
-TEST_CASE("auto-resume in a trainer skips damaged checkpoints; a missing path is an error") {
+TEST_CASE("a checkpoint whose integrity entry is malformed is named, and auto skips it") {
+  const auto dir = scratch("malformed-integrity");
+  CheckpointManager manager(dir, 0);
+  auto good = make_ivalue_dict();
+  good.insert("global_step", std::int64_t{1});
+  manager.save_periodic(1, good);
+  // Written past save_checkpoint_file: each integrity entry libtorch would
+  // refuse to read as the dict of an integer it should be.
+  auto not_a_dict = make_ivalue_dict();
+  not_a_dict.insert("integrity", std::string("crc32"));
+  auto no_crc = make_ivalue_dict();
+  no_crc.insert("integrity", make_ivalue_dict());
+  auto text_crc = make_ivalue_dict();
+  auto entry = make_ivalue_dict();
+  entry.insert("crc32", std::string("0x1234"));
+  text_crc.insert("integrity", entry);
+  std::int64_t step = 2;
+  for (const auto& state : {not_a_dict, no_crc, text_crc}) {
+    const auto bytes = torch::pickle_save(state);
+    std::ofstream(manager.periodic_path(step), std::ios::binary)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    const auto expected = manager.periodic_path(step).filename().string() +
+                          ": the checkpoint's integrity entry is malformed";
+    CHECK_THROWS_WITH_AS(load_checkpoint_file(manager.periodic_path(step)),
+                         doctest::Contains(expected.c_str()), Error);
+    ++step;
+  }
+  std::vector<std::string> rejected;
+  const auto latest = manager.latest_valid(&rejected);
+  REQUIRE(latest.has_value());
+  CHECK(*latest == manager.periodic_path(1));
+  CHECK(rejected.size() == 3);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("auto-resume in a trainer skips damaged checkpoints, a missing path is an error") {
   const auto dir = scratch("trainer-fallback");
   auto config = resume_config(dir);
   config.logging.checkpoints = true;

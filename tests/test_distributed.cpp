@@ -65,6 +65,13 @@ struct RankResult {
   std::int64_t failures = -1;
   /// GradientOverlapReport: steps, buckets, started in / after backward, redone.
   std::vector<std::int64_t> overlap;
+  /// Each training forward's dropout mask (0 kept, 1 dropped).
+  std::vector<std::string> masks;
+  /// extra_params: whether the parameter has a gradient, then its values.
+  std::vector<double> unused;
+  std::vector<double> frozen;
+  /// The TTS runner: "epoch:id" of each clip trained on.
+  std::vector<std::string> clips;
   std::string stderr_text;
 };
 
@@ -143,6 +150,16 @@ std::vector<RankResult> run_ranks(const fs::path& dir, int world,
       if (key == "failures") words >> r.failures;
       if (key == "overlap") {
         for (std::int64_t v; words >> v;) r.overlap.push_back(v);
+      }
+      if (key == "clips") {
+        for (std::string v; words >> v;) r.clips.push_back(v);
+      }
+      if (key == "masks") {
+        for (std::string v; words >> v;) r.masks.push_back(v);
+      }
+      if (key == "unused" || key == "frozen") {
+        auto& values = key == "unused" ? r.unused : r.frozen;
+        for (double v; words >> v;) values.push_back(v);
       }
     }
   }
@@ -302,6 +319,112 @@ TEST_CASE("an out-of-memory step on one rank is retried there in halves, the ran
   check_same_parameters(recovered, plain[0]);
 }
 
+TEST_CASE("a parameter no rank uses and a frozen one stay untouched, as in one process") {
+  // Weight decay on: a parameter given a zero gradient would still shrink.
+  const auto single =
+      run_ranks(scratch("extra-single"), 0, {"batch=8", "extra_params", "weight_decay=0.1"});
+  REQUIRE(single[0].exit_code == 0);
+  const auto ranks =
+      run_ranks(scratch("extra-pair"), 2, {"batch=4", "extra_params", "weight_decay=0.1"});
+  check_same_parameters(ranks, single[0]);
+  // No gradient (the first value), and the values they were made with.
+  for (const auto* r : {&single[0], &ranks[0], &ranks[1]}) {
+    CHECK(r->unused == std::vector<double>{0, 1, 1, 1, 1});
+    CHECK(r->frozen == std::vector<double>{0, 2, 2, 2});
+  }
+  // A frozen parameter holds back no bucket: the one bucket of the linear
+  // model goes out during backward at every step.
+  const auto frozen = run_ranks(scratch("frozen-pair"), 2, {"batch=4", "frozen_only"});
+  for (const auto& r : frozen) {
+    CAPTURE(r.stderr_text);
+    REQUIRE(r.exit_code == 0);
+    REQUIRE(r.overlap.size() == 5);
+    CHECK(r.overlap[1] == 1);   // buckets
+    CHECK(r.overlap[2] == 10);  // started in backward
+    CHECK(r.frozen == std::vector<double>{0, 2, 2, 2});
+  }
+}
+
+TEST_CASE("out of memory inside a gradient bucket on one rank leaves the ranks in step") {
+  const auto plain = run_ranks(scratch("bucket-plain"), 2, {"batch=4"});
+  REQUIRE(plain[0].exit_code == 0);
+  // A bucket per parameter; rank 1 fails to send the second one at step 3,
+  // after the first went out, and runs the step again in halves.
+  const auto faulty =
+      run_ranks(scratch("bucket-fault"), 2, {"batch=4", "bucket_fault=2", "timeout=10"});
+  for (const auto& r : faulty) {
+    CAPTURE(r.stderr_text);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.steps == 10);
+    REQUIRE(r.overlap.size() == 5);
+    CHECK(r.overlap[1] == 2);  // buckets
+    CHECK(r.overlap[4] == 1);  // that step reduced again, on both ranks
+  }
+  CHECK(faulty[1].stderr_text.find("out of memory at step 3") != std::string::npos);
+  check_same_parameters(faulty, plain[0]);
+}
+
+TEST_CASE("dropout masks differ across ranks, a rerun and a resume on 2 ranks draw the same") {
+  const std::vector<std::string> args{"batch=4", "dropout=0.5"};
+  const auto first = run_ranks(scratch("dropout-first"), 2, args);
+  const auto again = run_ranks(scratch("dropout-again"), 2, args);
+  for (const auto* pair : {&first, &again}) {
+    for (const auto& r : *pair) {
+      CAPTURE(r.stderr_text);
+      REQUIRE(r.exit_code == 0);
+      REQUIRE(r.masks.size() == 10);
+    }
+  }
+  int same_steps = 0;
+  for (std::size_t step = 0; step < 10; ++step)
+    same_steps += first[0].masks[step] == first[1].masks[step];
+  CHECK(same_steps <= 1);  // 12 coin flips a step: two equal masks are rare
+  CHECK(first[0].masks == again[0].masks);
+  CHECK(first[1].masks == again[1].masks);
+  CHECK(first[0].params == again[0].params);
+  // Stopped after 6 steps and resumed on 2 ranks: the same masks from step 7
+  // and the same weights, bitwise.
+  const auto dir = scratch("dropout-resume");
+  auto with_files = args;
+  with_files.push_back("files");
+  auto part = with_files;
+  part.push_back("steps=6");
+  REQUIRE(run_ranks(dir, 2, part)[0].exit_code == 0);
+  auto rest = with_files;
+  rest.push_back("resume");
+  const auto resumed = run_ranks(dir, 2, rest);
+  for (int rank = 0; rank < 2; ++rank) {
+    const auto& r = resumed[static_cast<std::size_t>(rank)];
+    CAPTURE(r.stderr_text);
+    REQUIRE(r.exit_code == 0);
+    REQUIRE(r.masks.size() == 4);
+    const auto& straight = first[static_cast<std::size_t>(rank)].masks;
+    CHECK(r.masks == std::vector<std::string>(straight.begin() + 6, straight.end()));
+    CHECK(r.params == first[static_cast<std::size_t>(rank)].params);
+  }
+}
+
+TEST_CASE("ctest lists a test that reports kokoro-skip as skipped") {
+  if (std::getenv("KOKORO_SKIP_PROBE") != nullptr) {
+    MESSAGE("kokoro-skip: asked to skip by KOKORO_SKIP_PROBE");
+    return;
+  }
+  // This very test, run by ctest with the probe set: ctest must say skipped.
+  const auto tests_dir = fs::path(KOKORO_DISTRIBUTED_RUNNER).parent_path();
+  const auto out = scratch("skip-probe") += ".txt";
+  const auto command = "KOKORO_SKIP_PROBE=1 ctest --test-dir '" + tests_dir.string() +
+                       "' -R '^ctest lists a test that reports kokoro-skip as skipped$' > '" +
+                       out.string() + "' 2>&1";
+  const int status = std::system(command.c_str());
+  const auto text = read_text(out);
+  CAPTURE(text);
+  CHECK(status == 0);
+  CHECK(text.find("***Skipped") != std::string::npos);
+  CHECK(text.find("1 tests failed") == std::string::npos);
+  CHECK(text.find(" Passed ") == std::string::npos);
+  fs::remove(out);
+}
+
 TEST_CASE("data parallel: only rank 0 writes, and a run of 2 ranks resumes on 1") {
   const auto dir = scratch("writer");
   // Rank 1 may write no file content: a write it made would fail and count.
@@ -387,6 +510,51 @@ TEST_CASE("torchrun --standalone launches the ranks, and they train as when star
   }
 }
 
+TEST_CASE("torchrun --max-restarts: a rank that dies is started again and the run resumes") {
+  if (std::system("command -v torchrun >/dev/null 2>&1") != 0) {
+    MESSAGE("kokoro-skip: torchrun is not installed (Debian's python3-torch has it)");
+    return;
+  }
+  const auto straight = run_ranks(scratch("elastic-straight"), 2, {"batch=4", "files"});
+  REQUIRE(straight[0].exit_code == 0);
+  const auto dir = scratch("elastic");
+  fs::create_directories(dir);
+  // Rank 1 dies before its 6th step in the first attempt only; checkpoints
+  // every 3 steps; the first attempt finds nothing to resume.
+  const auto command =
+      "PET_REDIRECTS=1 PET_TEE=1 torchrun --standalone --nproc_per_node=2 "
+      "--max_restarts=1 --monitor_interval=1 --no_python " +
+      std::string(KOKORO_DISTRIBUTED_RUNNER) + " " + dir.string() +
+      " batch=4 files resume die_once_at=5 timeout=20 > " + (dir / "torchrun.txt").string() +
+      " 2>&1";
+  const int status = std::system(command.c_str());
+  const auto log = read_text(dir / "torchrun.txt");
+  CAPTURE(log);
+  REQUIRE(status == 0);
+  CHECK(fs::exists(dir / "died-once"));
+  CHECK(log.find("no valid checkpoint to resume from") != std::string::npos);
+  CHECK(log.find("resumed from") != std::string::npos);
+  for (int rank = 0; rank < 2; ++rank) {
+    CAPTURE(rank);
+    std::ifstream in(dir / ("result-rank" + std::to_string(rank) + ".txt"));
+    std::map<std::string, std::vector<double>> values;
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream words(line);
+      std::string key;
+      words >> key;
+      for (double v; words >> v;) values[key].push_back(v);
+    }
+    // The same number of steps as without the death, and the restarted
+    // attempt began at the newest checkpoint (step 3, or 5 had rank 0 saved
+    // on its way out): at most a checkpoint interval was trained twice.
+    REQUIRE(values["steps"].size() == 1);
+    CHECK(values["steps"][0] == 10);
+    CHECK(values["batches"].size() >= 5);
+    CHECK(values["batches"].size() <= 7);
+    CHECK(values["params"] == straight[static_cast<std::size_t>(rank)].params);
+  }
+}
+
 namespace {
 
 double distance(const std::vector<double>& a, const std::vector<double>& b) {
@@ -448,6 +616,51 @@ TEST_CASE("the TTS task: 2 ranks of batch 2 move the weights as 1 process of bat
   }
 }
 
+TEST_CASE(
+    "the TTS task stopped mid-epoch on 2 ranks sees every clip of it once, resumed on 2 or 1") {
+  const auto corpus = test::tiny_demo_corpus().string();
+  const auto cache = scratch("tts-resume-cache");
+  // Batch 1: 2 ranks take an epoch of the 8 clips in 4 steps, one process in 8.
+  const std::vector<std::string> args{"task=tts", "corpus=" + corpus, "cache=" + cache.string(),
+                                      "batch=1", "files"};
+  const auto with = [&](std::vector<std::string> more) {
+    more.insert(more.begin(), args.begin(), args.end());
+    return more;
+  };
+  // Fills the feature cache the later runs read at once.
+  REQUIRE(run_ranks(scratch("tts-resume-warm"), 0, with({"steps=1"}))[0].exit_code == 0);
+  const auto epoch0 = [](const std::vector<RankResult>& runs) {
+    std::multiset<std::string> seen;
+    for (const auto& r : runs) {
+      for (const auto& clip : r.clips) {
+        if (clip.rfind("0:", 0) == 0) seen.insert(clip);
+      }
+    }
+    return seen;
+  };
+  for (const int resume_world : {2, 0}) {
+    CAPTURE(resume_world);
+    const auto dir = scratch("tts-resume-" + std::to_string(resume_world));
+    const auto before = run_ranks(dir, 2, with({"steps=1"}));
+    for (const auto& r : before) {
+      CAPTURE(r.stderr_text);
+      REQUIRE(r.exit_code == 0);
+    }
+    const auto after = run_ranks(dir, resume_world, with({"steps=12", "resume"}));
+    for (const auto& r : after) {
+      CAPTURE(r.stderr_text);
+      REQUIRE(r.exit_code == 0);
+    }
+    auto seen = epoch0(before);
+    for (const auto& clip : epoch0(after)) seen.insert(clip);
+    CAPTURE(seen);
+    CHECK(seen.size() == 8);
+    CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == 8);
+    // The stop was mid-epoch: 2 clips before it, 6 after.
+    CHECK(epoch0(before).size() == 2);
+  }
+}
+
 TEST_CASE("a signal to one rank stops every rank at the same step, and rank 0 saves it") {
   const auto dir = scratch("signal");
   const auto ranks = run_ranks(dir, 2, {"batch=4", "files", "term_at=4"});
@@ -465,7 +678,7 @@ namespace {
 
 /// A Gloo group of one rank in this process: its all-reduce is the identity,
 /// so what GradientBuckets does around it can be seen on its own.
-c10::intrusive_ptr<c10d::ProcessGroup> group_of_one() {
+c10::intrusive_ptr<CollectiveGroup> group_of_one() {
   auto options = c10d::ProcessGroupGloo::Options::create(std::chrono::seconds(10));
   options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
   return c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::HashStore>(), 0, 1,
@@ -548,9 +761,27 @@ TEST_CASE(
     CHECK(r.started_in_backward == 2);
     CHECK(r.started_after_backward == 4);
     CHECK(r.redone_steps == 0);
-    for (std::size_t i = 0; i < 4; ++i)
-      CHECK(model.params[i].grad().abs().sum().item<double>() == 0);
+    // As DDP leaves them: no rank used them, so they have no gradient and
+    // the optimizer passes them by.
+    for (std::size_t i = 0; i < 4; ++i) CHECK_FALSE(model.params[i].grad().defined());
     CHECK(model.params[4].grad().abs().sum().item<double>() > 0);
+  }
+  SUBCASE("a frozen parameter gets no bucket, and the others all go out in backward") {
+    model.layers[0]->weight.requires_grad_(false);
+    auto trainable = buckets_for(model);
+    CHECK(trainable.tracked() == 5);
+    trainable.expect_last_backward(1.0);
+    model.loss(x).backward();
+    trainable.finish(1.0, totals);
+    CHECK(trainable.report().buckets == 5);
+    CHECK(trainable.report().started_in_backward == 5);
+    CHECK_FALSE(model.layers[0]->weight.grad().defined());
+    // Unfrozen later, it would train on each rank's own gradient: refused.
+    model.layers[0]->weight.requires_grad_(true);
+    model.zero();
+    trainable.expect_last_backward(1.0);
+    model.loss(x).backward();
+    CHECK_THROWS_WITH_AS(trainable.finish(1.0, totals), doctest::Contains("was frozen"), Error);
   }
   SUBCASE("an abandoned backward (out of memory) is reduced again from the gradients") {
     buckets.expect_last_backward(2.0);

@@ -156,7 +156,7 @@ TEST_CASE("the keep probability is exact over tens of millions of draws") {
   CHECK(std::abs(agree - 0.5) < 5.0 * std::sqrt(0.25 / static_cast<double>(n / 8)));
 }
 
-TEST_CASE("fast dropout: backward applies the forward's mask; eval, p = 0 and p = 1") {
+TEST_CASE("fast dropout: backward applies the forward's mask, eval, p = 0 and p = 1") {
   torch::manual_seed(3);
   auto x = torch::randn({7, 131}, torch::requires_grad());
   const auto weights = torch::randn({7, 131});
@@ -393,8 +393,15 @@ TEST_CASE("the attention row kernels compute libtorch's masked softmax, Philox m
             // bits. bfloat16: both round a float result to 8 significant
             // bits, so they differ by at most one unit there (2^-7
             // relative); dS, a difference of products, by its terms' units.
-            if (bf16 && i == 2) {
-              const auto excess = (got - want).abs() - results.grad_bound - want.abs() * 8e-3;
+            // In float too dS moves with its terms, not with itself: the exp
+            // polynomial puts W an ulp or two off libtorch's, and an FMA or
+            // another summation order more, so it is held to 16 float units
+            // of its terms (2^-12 of the bfloat16 bound). Measured on an AVX2
+            // machine: 1.2e-6 off where dS is 0.015.
+            if (i == 2) {
+              const auto terms =
+                  bf16 ? results.grad_bound : results.grad_bound * std::ldexp(1.0, -12);
+              const auto excess = (got - want).abs() - terms - want.abs() * (bf16 ? 8e-3 : 1e-5);
               CHECK(excess.max().item<float>() <= 1e-6f);
             } else {
               CHECK(torch::allclose(got, want, bf16 ? 8e-3 : 1e-5, bf16 ? 1e-4 : 1e-6));

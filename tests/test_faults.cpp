@@ -322,7 +322,7 @@ TEST_CASE("a resumed run that is already complete says so and rewrites nothing")
 
 // ---- runs never clobber each other ---------------------------------------------
 
-TEST_CASE("two runs in one folder lose nothing; auto takes the latest, a name takes that one") {
+TEST_CASE("two runs in one folder lose nothing, auto takes the latest, a name takes that one") {
   const auto dir = test::scratch_dir("faults-two-runs");
   auto config = run_config(dir);
   config.training.max_steps = 12;
@@ -575,6 +575,49 @@ TEST_CASE("non-finite steps in a row roll back to the last good checkpoint with 
   fs::remove_all(dir);
 }
 
+TEST_CASE("each rollback to the same checkpoint lowers the rate again, and a stop keeps them") {
+  const auto dir = test::scratch_dir("faults-rollback-again");
+  auto config = run_config(dir);
+  config.training.scheduler = "constant";
+  config.training.warmup_steps = 0;
+  config.training.max_steps = 40;
+  config.training.max_nonfinite_steps = 3;
+  config.training.max_rollbacks = 3;
+  config.logging.checkpoint_every_steps = 2;
+  const double lr = config.training.learning_rate;
+  {
+    // A divergence that comes back after every rollback to step 6: the rate
+    // goes down by the factor each time, not once.
+    FaultyTrainer t(config);
+    give_data(t);
+    t.task().nan_from = 8, t.task().nan_until = 1 << 30;
+    CHECK_THROWS_WITH_AS(t.fit(), doctest::Contains("after 3 rollbacks"), Error);
+    CHECK(t.rollbacks() == 3);
+    CHECK(t.current_lr() == doctest::Approx(lr * 0.125));
+  }
+  // A stop right after a rollback (SIGTERM during the step that made it):
+  // the checkpoint left behind is at the step rolled back to, and says so.
+  auto stopped = config;
+  stopped.logging.run_name = "stopped";
+  {
+    FaultyTrainer t(stopped);
+    give_data(t);
+    t.task().nan_from = 8, t.task().nan_until = 11;
+    t.task().sigterm_at = 10;
+    const auto summary = t.fit();
+    CHECK(summary.stop_signal == SIGTERM);
+    CHECK(summary.rollbacks == 1);
+    CHECK(summary.global_step == 6);
+  }
+  stopped.training.resume = "auto";
+  FaultyTrainer resumed(stopped);
+  give_data(resumed);
+  CHECK(resumed.global_step() == 6);
+  CHECK(resumed.rollbacks() == 1);
+  CHECK(resumed.current_lr() == doctest::Approx(lr * 0.5));
+  fs::remove_all(dir);
+}
+
 // ---- killed at random moments; signals ------------------------------------------
 
 TEST_CASE("kill -9 at 20 random moments, each followed by --resume auto, loses nothing") {
@@ -632,7 +675,7 @@ TEST_CASE("kill -9 at 20 random moments, each followed by --resume auto, loses n
   fs::remove_all(dir);
 }
 
-TEST_CASE("a second signal ends the run at once; one signal saves, and auto continues") {
+TEST_CASE("a second signal ends the run at once, one signal saves, and auto continues") {
   const auto dir = test::scratch_dir("faults-signals");
   fs::create_directories(dir);
   auto wait_until_training = [](const fs::path& jsonl) {

@@ -12,14 +12,17 @@
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 using namespace kokoro;
@@ -163,7 +166,8 @@ class CountingCpuAllocator final : public c10::Allocator {
     return book().live;
   }
 
-  c10::DataPtr allocate(std::size_t bytes) const override {
+  // Both forms of libtorch's Allocator (see kokoro/device/cpu_memory_cache.hpp).
+  c10::DataPtr allocate(std::size_t bytes) const {
     void* data = c10::alloc_cpu(bytes);
     if (data != nullptr) {
       std::lock_guard<std::mutex> lock(book().mutex);
@@ -171,6 +175,10 @@ class CountingCpuAllocator final : public c10::Allocator {
       book().live += static_cast<std::int64_t>(bytes);
     }
     return {data, data, &release, c10::Device(c10::kCPU)};
+  }
+  c10::DataPtr allocate(std::size_t bytes) { return std::as_const(*this).allocate(bytes); }
+  void copy_data(void* dest, const void* src, std::size_t count) const {
+    if (count > 0) std::memcpy(dest, src, count);
   }
 
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
@@ -203,7 +211,11 @@ class CountingCpuAllocator final : public c10::Allocator {
 
 /// Drops libtorch's warnings while installed through a WarningHandlerGuard.
 struct QuietWarnings : c10::WarningHandler {
+#if TORCH_VERSION_MAJOR >= 2
+  void process(const c10::Warning&) override {}
+#else
   void process(const c10::SourceLocation&, const std::string&, const bool) override {}
+#endif
 };
 
 }  // namespace
@@ -511,7 +523,11 @@ TEST_CASE("what checkpointing cannot support is refused with a reason") {
     const auto y =
         checkpoint([&](const variable_list& in) { return variable_list{layer(in[0])}; }, {x})[0];
     QuietWarnings quiet;  // backward() with create_graph warns of a reference cycle
+#if TORCH_VERSION_MAJOR >= 2
+    c10::WarningUtils::WarningHandlerGuard guard(&quiet);
+#else
     c10::Warning::WarningHandlerGuard guard(&quiet);
+#endif
     CHECK_THROWS_WITH_AS(y.sum().backward({}, /*retain_graph=*/true, /*create_graph=*/true),
                          doctest::Contains("create_graph"), c10::Error);
   }

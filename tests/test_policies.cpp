@@ -63,7 +63,7 @@ TEST_CASE("the CPU device reads this process's memory and autocasts to bfloat16 
   CHECK_FALSE(cpu.pin_memory());
 }
 
-TEST_CASE("device names resolve; auto falls back to the CPU here") {
+TEST_CASE("device names resolve, auto falls back to the CPU here") {
   CHECK(device_type_name(DeviceType::CUDA) == "cuda");
   CHECK(to_torch(DeviceType::MPS) == c10::DeviceType::MPS);
   CHECK(is_available(DeviceType::CPU));

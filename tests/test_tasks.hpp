@@ -88,7 +88,9 @@ class LinearTask {
   torch::nn::Module& model() { return *net_; }
 
   Loss loss(const Batch& b) {
-    auto mse = (linear_->forward(dropout_->forward(b.x)) - b.y).pow(2).mean();
+    const auto dropped = dropout_->forward(b.x);
+    last_dropped = dropped.detach() == 0;
+    auto mse = (linear_->forward(dropped) - b.y).pow(2).mean();
     return Loss{mse, {}}.with("mse", mse).with("mse_x2", 2 * mse);
   }
 
@@ -103,6 +105,8 @@ class LinearTask {
   std::vector<Batch> train;
   std::vector<Batch> valid;
   std::vector<std::int64_t> epochs_seen;
+  /// The last forward's dropout mask: where its input was zeroed.
+  torch::Tensor last_dropped;
 
  private:
   std::shared_ptr<torch::nn::Module> net_ = std::make_shared<torch::nn::Module>();

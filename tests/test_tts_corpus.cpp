@@ -98,7 +98,7 @@ TEST_CASE("the demo corpus gives features whose durations come from its alignmen
   fs::remove_all(cache);
 }
 
-TEST_CASE("bad clips are skipped, named and counted; the rest of the corpus trains") {
+TEST_CASE("bad clips are skipped, named and counted, the rest of the corpus trains") {
   const auto root = test::scratch_dir("tts-bad-corpus");
   const auto ids = copy_of_tiny_corpus(root);
   // Clip 0: truncated audio. Clip 1: stereo at 44.1 kHz (usable). Clip 2: its
@@ -159,7 +159,7 @@ TEST_CASE("bad clips are skipped, named and counted; the rest of the corpus trai
   fs::remove_all(cache);
 }
 
-TEST_CASE("a TextGrid a little longer than its audio aligns; one far longer is a mismatch") {
+TEST_CASE("a TextGrid a little longer than its audio aligns, one far longer is a mismatch") {
   const auto root = test::scratch_dir("tts-long-grids");
   const auto ids = copy_of_tiny_corpus(root);
   // Clip 0's grid ends 40 ms after its audio, clip 1's 2 s after: the last

@@ -82,7 +82,7 @@ TEST_CASE("resampling keeps a tone and its length, down and up") {
   CHECK_THROWS_WITH_AS(resample(down, 0, 22050), doctest::Contains("must be positive"), Error);
 }
 
-TEST_CASE("audio files are read as mono at the configured rate; bad files are named") {
+TEST_CASE("audio files are read as mono at the configured rate, bad files are named") {
   const auto dir = test::scratch_dir("tts-audio");
   fs::create_directories(dir);
   // Stereo at 44.1 kHz: left a tone, right silence -> mono is half the tone.

@@ -399,7 +399,7 @@ TEST_CASE("a bore written as a decimal is read as a whole number") {
   CHECK(normalize_english("a .22 lead") == "a point two two lead");
 }
 
-TEST_CASE("typographic quotes become ASCII; other letters stay for the front end") {
+TEST_CASE("typographic quotes become ASCII, other letters stay for the front end") {
   CHECK(normalize_english("a \xE2\x80\x9Csponge,\xE2\x80\x9D M\xC3\xBCller\xE2\x80\x99s") ==
         "a \"sponge,\" M\xC3\xBCller's");
   CHECK(normalize_english("\xE2\x80\x98Victoria\xE2\x80\x99") == "'Victoria'");
@@ -1001,7 +1001,7 @@ TEST_CASE("spn gives its frames to the tokens of its word") {
   CHECK(a.match_score == 1.0);
 }
 
-TEST_CASE("espeak-ng's break between spelled letters is no phone; its glottal stop is one") {
+TEST_CASE("espeak-ng's break between spelled letters is no phone, its glottal stop is one") {
   // "G N" spelled by espeak-ng: ";#" between the letters, in its grid and tokens.
   const auto tier = phones_of({"dZ", ",i:", ";#", ",E", "n", "?#"});
   const auto a = tts::project_durations({"dZ", ",i:", ";#", ",E", "n", "?#"}, tier,

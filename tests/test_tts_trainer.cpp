@@ -171,11 +171,24 @@ TEST_CASE(
                           return std::vector<char>(std::istreambuf_iterator<char>(in), {});
                         }())
                             .toGenericDict();
+  // Bit for bit only on the CPU that recorded them: another BLAS kernel
+  // (AVX2 against AVX-512) moves the last bits, and Adam's first steps carry
+  // that to weights whose gradients are tiny. So each tensor is held to 5% of
+  // what that step moved it, in L2: measured on an AVX2 machine, 1.9% at
+  // most; the same step with the duration loss weighted 3x lands up to 67%
+  // off.
+  const auto start = saved.at("model_state_dict").toGenericDict();
   std::size_t compared = 0;
   for (const auto& p : trainer.task().model().named_parameters()) {
     CAPTURE(p.key());
     REQUIRE(expected.contains(p.key()));
-    CHECK(torch::equal(p.value(), expected.at(p.key()).toTensor()));
+    const auto want = expected.at(p.key()).toTensor();
+    const double moved = (want - start.at(p.key()).toTensor()).norm().item<double>();
+    const double gap = (p.value() - want).norm().item<double>();
+    CAPTURE(moved);
+    CAPTURE(gap);
+    CHECK(moved > 0.0);
+    CHECK(gap <= 0.05 * moved);
     ++compared;
   }
   CHECK(compared == expected.size());

@@ -516,7 +516,7 @@ struct MediaRun {
 
 }  // namespace
 
-TEST_CASE("W&B: sample media become history media values and run files; checkpoints upload") {
+TEST_CASE("W&B: sample media become history media values and run files, checkpoints upload") {
   UploadingService handler;
   HttpServer server(std::ref(handler));
   handler.base = server.url();
@@ -579,7 +579,7 @@ TEST_CASE("W&B: sample media become history media values and run files; checkpoi
   CHECK(notices[1].text.find("4 files uploaded (0.3 MB)") != std::string::npos);
 }
 
-TEST_CASE("W&B: an upload that fails half way is tried again, then reported; the run goes on") {
+TEST_CASE("W&B: an upload that fails half way is tried again, then reported, the run goes on") {
   UploadingService handler;
   handler.cut = {"checkpoints/final.pt"};
   HttpServer server(std::ref(handler));

@@ -84,7 +84,9 @@ def load(path: str, map_location: str = "cpu"):
     or model_weights.pt (then with the run folder's run.yaml and phonemes.txt).
     The state dict is loaded with strict=True: every tensor must be there and
     have its shape."""
-    data = torch.load(path, map_location=map_location)
+    # kokoro writes typed containers (torch.jit's pickle tags), which the
+    # weights-only loader of PyTorch 2.6 and later refuses: a full load.
+    data = torch.load(path, map_location=map_location, weights_only=False)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a kokoro checkpoint (expected a dict)")
     if "model_state_dict" in data:

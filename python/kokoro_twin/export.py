@@ -2,6 +2,8 @@
 lengths and durations, mels and their lengths -> mel_before, mel_after,
 stop_logits, log_durations), with batch, phoneme and frame axes dynamic."""
 
+import inspect
+
 import torch
 
 from .model import KokoroModel
@@ -24,6 +26,9 @@ def export_onnx(model: KokoroModel, path: str, opset: int = 14) -> None:
             "mel_lengths": {0: "batch"}, "mel_before": {0: "batch", 1: "frames"},
             "mel_after": {0: "batch", 1: "frames"}, "stop_logits": {0: "batch", 1: "frames"},
             "log_durations": {0: "batch", 1: "phonemes"}}
+    # The TorchScript exporter in every PyTorch: from 2.9 the default is the
+    # dynamo one, which needs onnxscript and takes its dynamic shapes otherwise.
+    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     torch.onnx.export(model, (phonemes, lengths, durations, mels, durations.sum(1)), path,
                       input_names=INPUTS, output_names=OUTPUTS, dynamic_axes=axes,
-                      opset_version=opset)
+                      opset_version=opset, **legacy)

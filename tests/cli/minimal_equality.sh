@@ -7,7 +7,7 @@
 #   minimal_equality.sh KOKORO_MINIMAL
 set -eu
 program=$1
-python=/usr/bin/python3  # Debian's, which has torch (an earlier python3 on PATH may not)
+python=${KOKORO_TORCH_PYTHON:-/usr/bin/python3}  # Debian's, which has torch (an earlier python3 on PATH may not)
 if ! command -v torchrun >/dev/null 2>&1 || ! "$python" -c "import torch" 2>/dev/null; then
   echo "kokoro-skip: torchrun and Python's torch are needed (Debian's python3-torch)"
   exit 0

@@ -24,5 +24,5 @@ if [ "$status" -ne 0 ]; then
   echo "report_in_chromium.sh: chromium exited with $status"
   exit 1
 fi
-exec /usr/bin/python3 "$(dirname "$0")/../python/check_report.py" "$run" "$profile/dom.html" \
+exec "${KOKORO_TORCH_PYTHON:-/usr/bin/python3}" "$(dirname "$0")/../python/check_report.py" "$run" "$profile/dom.html" \
   "$profile/console.txt"

@@ -15,7 +15,7 @@ run=$3
 ckpt=$run/runs/r/checkpoints/final.pt
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-python=/usr/bin/python3
+python=${KOKORO_TORCH_PYTHON:-/usr/bin/python3}
 fail() {
   echo "synthesize.sh $mode: $*" >&2
   exit 1

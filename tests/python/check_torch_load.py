@@ -12,7 +12,7 @@ except ImportError:
     sys.exit(77)
 
 folder = sys.argv[1]
-checkpoint = torch.load(f"{folder}/final.pt")
+checkpoint = torch.load(f"{folder}/final.pt", weights_only=False)
 assert isinstance(checkpoint, dict), type(checkpoint)
 for key in ["epoch", "model_state_dict", "optimizer_state_dict", "scheduler_state_dict", "loss",
             "config", "scaler", "global_step", "best_loss", "rng_state"]:
@@ -23,7 +23,7 @@ assert isinstance(checkpoint["config"], str) and "training:" in checkpoint["conf
 net = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1))
 state = {k[len("net."):]: v for k, v in checkpoint["model_state_dict"].items()}
 net.load_state_dict(state, strict=True)
-weights = torch.load(f"{folder}/model_weights.pt")
+weights = torch.load(f"{folder}/model_weights.pt", weights_only=False)
 assert all(torch.equal(weights[k], checkpoint["model_state_dict"][k]) for k in weights)
 
 optimizer = torch.optim.AdamW(net.parameters())

@@ -22,7 +22,7 @@ TOLERANCE = 1e-4
 
 def main(checkpoint: str, reference: str) -> int:
     model, info = kokoro_twin.load(checkpoint)
-    ref = torch.load(reference)
+    ref = torch.load(reference, weights_only=False)
     failures = []
 
     def compare(name, ours, theirs):

@@ -106,7 +106,18 @@ inline IValueDict load_checkpoint_file(const std::filesystem::path& path) {
   auto dict = value.toGenericDict();
   const auto it = dict.find("integrity");
   if (it != dict.end()) {
-    const auto expected = it->value().toGenericDict().at("crc32").toInt();
+    // Checked before use: a damaged entry must be named, not surface as
+    // libtorch's own error about an IValue's type.
+    const auto& entry = it->value();
+    const bool well_formed = entry.isGenericDict() && entry.toGenericDict().contains("crc32") &&
+                             entry.toGenericDict().at("crc32").isInt();
+    if (!well_formed) {
+      throw Error(fmt::format(
+          "{}: the checkpoint's integrity entry is malformed (expected a dict with an integer "
+          "crc32)",
+          path.string()));
+    }
+    const auto expected = entry.toGenericDict().at("crc32").toInt();
     auto payload = dict.copy();
     (void)payload.erase("integrity");
     if (detail::checksum_of(payload) != expected) {

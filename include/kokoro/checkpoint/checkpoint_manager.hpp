@@ -111,6 +111,10 @@ class CheckpointManager {
         return path;
       } catch (const Error& e) {
         if (rejected) rejected->push_back(e.what());
+      } catch (const std::exception& e) {
+        // Whatever else a damaged file makes libtorch throw: `auto` goes on
+        // to the next checkpoint all the same.
+        if (rejected) rejected->push_back(fmt::format("{}: {}", path.string(), e.what()));
       }
     }
     return std::nullopt;

@@ -17,6 +17,7 @@
 
 #include "kokoro/core/device_policy.hpp"
 #include "kokoro/core/training_config.hpp"
+#include "kokoro/util/autocast_state.hpp"
 #include "kokoro/util/errors.hpp"
 
 namespace kokoro {
@@ -29,19 +30,19 @@ class AutocastGuard {
   AutocastGuard(c10::DeviceType device, c10::ScalarType dtype, bool enabled = true)
       : device_(device) {
     if (device_ == c10::DeviceType::CUDA) {
-      was_enabled_ = at::autocast::is_enabled();
-      previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
-      at::autocast::set_enabled(enabled);
-      at::autocast::set_autocast_gpu_dtype(dtype);
+      was_enabled_ = autocast_state::enabled(device_);
+      previous_dtype_ = autocast_state::dtype(device_);
+      autocast_state::set_enabled(device_, enabled);
+      autocast_state::set_dtype(device_, dtype);
     } else if (device_ == c10::DeviceType::CPU) {
       if (enabled && dtype != c10::ScalarType::BFloat16) {
         throw Error(
             fmt::format("autocast on cpu supports bfloat16 only, not {}", c10::toString(dtype)));
       }
-      was_enabled_ = at::autocast::is_cpu_enabled();
-      previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
-      at::autocast::set_cpu_enabled(enabled);
-      at::autocast::set_autocast_cpu_dtype(dtype);
+      was_enabled_ = autocast_state::enabled(device_);
+      previous_dtype_ = autocast_state::dtype(device_);
+      autocast_state::set_enabled(device_, enabled);
+      autocast_state::set_dtype(device_, dtype);
     } else if (enabled) {
       throw Error(fmt::format("autocast is not available on {}", c10::DeviceTypeName(device_)));
     } else {
@@ -54,13 +55,8 @@ class AutocastGuard {
     if (device_ != c10::DeviceType::CUDA && device_ != c10::DeviceType::CPU) return;
     // Leaving the outermost region drops the cached low-precision weights.
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    if (device_ == c10::DeviceType::CUDA) {
-      at::autocast::set_enabled(was_enabled_);
-      at::autocast::set_autocast_gpu_dtype(previous_dtype_);
-    } else {
-      at::autocast::set_cpu_enabled(was_enabled_);
-      at::autocast::set_autocast_cpu_dtype(previous_dtype_);
-    }
+    autocast_state::set_enabled(device_, was_enabled_);
+    autocast_state::set_dtype(device_, previous_dtype_);
   }
 
   AutocastGuard(const AutocastGuard&) = delete;

@@ -24,13 +24,38 @@
 
 namespace kokoro {
 
+/// A stretch of an epoch trained by one number of ranks.
+struct PositionStretch {
+  int world_size = 1;
+  std::int64_t batches = 0;  ///< used in this stretch, over all its ranks
+
+  friend bool operator==(const PositionStretch&, const PositionStretch&) = default;
+};
+
 /// One rank's place in a data-parallel epoch.
 struct DataShard {
   int rank = 0;
   int world_size = 1;
   std::int64_t position = 0;  ///< batches of the epoch already used, over all ranks
   bool drop_last = false;
+  /// How `position` was reached, stretch by stretch, when a run resumed
+  /// this epoch on another number of ranks (their batches add up to
+  /// `position`). Empty: all of it with `world_size` ranks. A task whose
+  /// batches depend on the number of ranks replays it to know which of its
+  /// samples the epoch has used; the shares above do not need it, since
+  /// every rank takes from one list whatever their number.
+  std::vector<PositionStretch> history{};
 };
+
+/// `history` with `batches` more used by `world_size` ranks.
+inline void extend_history(std::vector<PositionStretch>& history, int world_size,
+                           std::int64_t batches) {
+  if (batches <= 0) return;
+  if (history.empty() || history.back().world_size != world_size) {
+    history.push_back({.world_size = world_size, .batches = 0});
+  }
+  history.back().batches += batches;
+}
 
 /// The indices (into the epoch's batches, 0 .. batches − 1) rank
 /// `shard.rank` takes, in the order it trains on them.

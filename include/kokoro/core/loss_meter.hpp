@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "kokoro/core/loss.hpp"
 #include "kokoro/core/metrics.hpp"

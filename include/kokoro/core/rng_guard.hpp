@@ -13,17 +13,24 @@
 
 namespace kokoro {
 
+/// Each CUDA device's default generator (none without a GPU).
+inline std::vector<at::Generator> cuda_generators() {
+  std::vector<at::Generator> generators;
+  if (at::hasCUDA()) {
+    const auto gpus = at::detail::getCUDAHooks().getNumGPUs();
+    for (c10::DeviceIndex i = 0; i < gpus; ++i) {
+      generators.push_back(at::globalContext().defaultGenerator(c10::Device(at::kCUDA, i)));
+    }
+  }
+  return generators;
+}
+
 /// The CPU generator's state and each CUDA device's, at construction.
 class RngSnapshot {
  public:
   RngSnapshot() {
     generators_.push_back(at::globalContext().defaultGenerator(at::kCPU));
-    if (at::hasCUDA()) {
-      const auto gpus = at::detail::getCUDAHooks().getNumGPUs();
-      for (c10::DeviceIndex i = 0; i < gpus; ++i) {
-        generators_.push_back(at::globalContext().defaultGenerator(c10::Device(at::kCUDA, i)));
-      }
-    }
+    for (auto& g : cuda_generators()) generators_.push_back(g);
     for (auto& g : generators_) states_.push_back(g.get_state());
   }
 

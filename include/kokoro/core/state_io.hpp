@@ -7,7 +7,6 @@
 
 #include <ATen/core/Dict.h>
 #include <ATen/core/ivalue.h>
-#include <c10/util/string_utils.h>
 #include <torch/nn/module.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
@@ -17,10 +16,14 @@
 
 #include <cstdint>
 #include <map>
+#include <sstream>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "kokoro/util/errors.hpp"
 #include "kokoro/util/state_dict.hpp"
@@ -161,8 +164,20 @@ inline void load_module_state_dict(torch::nn::Module& module, const IValueDict& 
 
 namespace detail {
 
-inline std::string state_key(const torch::Tensor& p) {
-  return c10::guts::to_string(p.unsafeGetTensorImpl());
+/// How Optimizer::state() is keyed: by the parameter's TensorImpl address,
+/// as text in libtorch 1.x and as the pointer itself from 2.x.
+using OptimizerStateKey =
+    typename std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
+
+template <class Key = OptimizerStateKey>  // a template: only one branch compiles
+Key state_key(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream address;  // the text libtorch 1.x makes of it
+    address << p.unsafeGetTensorImpl();
+    return address.str();
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
 }
 
 inline c10::IValue step_tensor(std::int64_t step) {

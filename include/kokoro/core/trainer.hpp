@@ -30,10 +30,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 #include <new>
@@ -75,6 +77,25 @@ namespace kokoro {
 inline void seed_everything(std::int64_t seed) {
   torch::manual_seed(static_cast<std::uint64_t>(seed));
 }
+
+namespace detail {
+
+/// One 64-bit seed from several numbers (SplitMix64's finaliser over each in
+/// turn): nearby inputs give unrelated seeds.
+inline std::uint64_t mix_seed(std::initializer_list<std::int64_t> parts) {
+  std::uint64_t h = 0x9e3779b97f4a7c15ULL;
+  for (const auto part : parts) {
+    h ^= static_cast<std::uint64_t>(part) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+  }
+  return h;
+}
+
+}  // namespace detail
 
 /// The intra-op thread count `hardware.num_threads` asks for (0: every core).
 inline int resolve_num_threads(std::int64_t configured) {
@@ -283,6 +304,7 @@ class Trainer {
         ++epoch_;
         step_in_epoch_ = 0;
         epoch_position_ = 0;
+        epoch_history_.clear();
         ++summary.epochs_completed;
         end_of_epoch_checkpoints(train, validation, summary);
       }
@@ -349,10 +371,12 @@ class Trainer {
     ++step_in_epoch_;
     // The epoch's position moves with the step, so that a checkpoint saved
     // below resumes after these batches (train_epoch says where it is).
-    epoch_position_ = next_position_ >= 0
-                          ? next_position_
-                          : epoch_position_ + distribution_.world_size() *
-                                                  static_cast<std::int64_t>(micro_batches.size());
+    const auto position =
+        next_position_ >= 0 ? next_position_
+                            : epoch_position_ + distribution_.world_size() *
+                                                    static_cast<std::int64_t>(micro_batches.size());
+    extend_history(epoch_history_, distribution_.world_size(), position - epoch_position_);
+    epoch_position_ = position;
     next_position_ = -1;
     ++window_steps_;
     last_grad_norm_ = result.grad_norm;
@@ -489,6 +513,13 @@ class Trainer {
     // resumes where this run stopped.
     d.insert("epoch_batches_done", epoch_position_);
     d.insert("world_size", static_cast<std::int64_t>(distribution_.world_size()));
+    // How many ranks used those batches: [world size, batches, ...] by stretch.
+    std::vector<std::int64_t> history;
+    for (const auto& stretch : epoch_history_) {
+      history.push_back(stretch.world_size);
+      history.push_back(stretch.batches);
+    }
+    d.insert("epoch_position_history", c10::List<std::int64_t>(history));
     d.insert("skipped_steps", skipped_steps_);
     d.insert("nonfinite_steps", nonfinite_steps_);
     d.insert("rollbacks", rollbacks_);
@@ -509,6 +540,11 @@ class Trainer {
     d.insert("config", to_yaml(config_));
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     d.insert("rng_state", generator.get_state());
+    // Each GPU's generator too (dropout on CUDA draws from it), as
+    // torch.cuda.get_rng_state_all() gives them.
+    c10::List<at::Tensor> cuda_states;
+    for (auto& g : cuda_generators()) cuda_states.push_back(g.get_state());
+    if (!cuda_states.empty()) d.insert("cuda_rng_states", cuda_states);
     if constexpr (requires { task_.state_dict(); })
       d.insert("task_state", to_ivalue(task_.state_dict()));
     return d;
@@ -543,6 +579,21 @@ class Trainer {
     epoch_position_ = d.contains("epoch_batches_done")
                           ? d.at("epoch_batches_done").toInt()
                           : step_in_epoch_ * config_.training.accumulation_steps;
+    epoch_history_.clear();
+    if (d.contains("epoch_position_history") && d.at("epoch_position_history").isList()) {
+      std::vector<std::int64_t> flat;
+      for (const auto& v : d.at("epoch_position_history").toListRef()) {
+        if (!v.isInt()) throw Error(source + ": epoch_position_history holds a non-integer");
+        flat.push_back(v.toInt());
+      }
+      for (std::size_t i = 0; i + 1 < flat.size(); i += 2) {
+        extend_history(epoch_history_, static_cast<int>(flat[i]), flat[i + 1]);
+      }
+    } else {
+      // Written before the history was kept: one stretch, by the ranks it names.
+      const auto world = d.contains("world_size") ? d.at("world_size").toInt() : 1;
+      extend_history(epoch_history_, static_cast<int>(world), epoch_position_);
+    }
     skipped_steps_ = dict_at(d, "skipped_steps", source).toInt();
     // Absent from checkpoints written before these were kept.
     nonfinite_steps_ = d.contains("nonfinite_steps") ? d.at("nonfinite_steps").toInt() : 0;
@@ -551,6 +602,15 @@ class Trainer {
     best_loss_ = dict_at(d, "best_loss", source).toDouble();
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     generator.set_state(dict_at(d, "rng_state", source).toTensor());
+    // Put back where this process has as many GPUs; a run moved to another
+    // machine draws on from the seeds it has there.
+    if (d.contains("cuda_rng_states") && d.at("cuda_rng_states").isList()) {
+      const auto states = d.at("cuda_rng_states").toListRef();
+      auto gpus = cuda_generators();
+      if (states.size() == gpus.size()) {
+        for (std::size_t i = 0; i < gpus.size(); ++i) gpus[i].set_state(states[i].toTensor());
+      }
+    }
     if constexpr (requires(const StateDict& s) { task_.load_state_dict(s); }) {
       if (d.contains("task_state")) {
         task_.load_state_dict(state_dict_from_ivalue(d.at("task_state"), source));
@@ -678,6 +738,7 @@ class Trainer {
       for (std::int64_t k = 1; k < split_factor_; k *= 2) pieces = halve(pieces);
     }
     LossMeter step_meter;
+    if (distributed()) seed_rank_for_step();
     // Given up on, the step leaves the generators as it found them, so that
     // the checkpoint saved then resumes exactly.
     RngSnapshot rng_at_start;
@@ -717,6 +778,16 @@ class Trainer {
     }
     window_meter_.add(step_meter);
     return step_meter.total_sum();
+  }
+
+  /// Data parallel: each rank draws its own random numbers in a step (its
+  /// dropout masks differ from the other ranks'), from a seed made of
+  /// training.seed, the rank, the step and the rollbacks so far. Nothing of
+  /// it needs saving: a rerun, a resume on any number of ranks and a
+  /// rollback (which draws anew) all follow from the counters.
+  void seed_rank_for_step() {
+    torch::manual_seed(
+        detail::mix_seed({config_.training.seed, distribution_.rank(), global_step_, rollbacks_}));
   }
 
   void accumulate(const std::vector<Batch>& pieces, std::int64_t total, LossMeter& meter) {
@@ -855,20 +926,21 @@ class Trainer {
 
   /// Runs the optimizer steps of one epoch, `training.accumulation_steps`
   /// batches each: every batch from the epoch's position in one process,
-  /// this rank's share in data parallel (from the task's
-  /// `train_data(epoch, const DataShard&)` when it has one, which then builds
-  /// only its own batches; else taken from the whole list). False when a stop
-  /// cut it short.
+  /// this rank's share in data parallel. A task with `train_data(epoch,
+  /// const DataShard&)` builds its share itself, from the position and how
+  /// many ranks reached it (in one process too); for any other the share is
+  /// taken here from the whole list. False when a stop cut it short.
   bool train_epoch() {
     const DataShard shard{.rank = distribution_.rank(),
                           .world_size = distribution_.world_size(),
                           .position = epoch_position_,
-                          .drop_last = config_.hardware.distributed_drop_last};
+                          .drop_last = config_.hardware.distributed_drop_last,
+                          .history = epoch_history_};
+    // Also in one process: the epoch may have been begun by several ranks,
+    // whose batches only the task can tell apart from its own.
     if constexpr (requires { task_.train_data(epoch_, shard); }) {
-      if (distributed()) {
-        auto&& data = task_.train_data(epoch_, shard);
-        return train_on(data, true);
-      }
+      auto&& data = task_.train_data(epoch_, shard);
+      return train_on(data, true);
     }
     auto&& data = task_.train_data(epoch_);
     return train_on(data, false);
@@ -982,21 +1054,40 @@ class Trainer {
     if constexpr (detail::distribution::reduces_gradients<Distribution>) {
       totals = distribution_.finish_gradients(weight, totals);
       const double all_samples = totals[0].item<double>();
-      for (auto& p : parameters_) p.mutable_grad().div_(all_samples);
-    } else {
-      std::vector<torch::Tensor> tensors;
-      tensors.reserve(parameters_.size() + 1);
       for (auto& p : parameters_) {
+        if (p.grad().defined()) p.mutable_grad().div_(all_samples);
+      }
+    } else {
+      // As GradientBuckets does it: a frozen parameter is not sent, and one
+      // that no rank used keeps its undefined gradient (which parameters each
+      // rank used travels with the totals), so the optimizer skips it as one
+      // process would.
+      std::vector<torch::Tensor*> grads;
+      std::vector<double> used;
+      for (auto& p : parameters_) {
+        if (!p.requires_grad()) continue;
         auto& grad = p.mutable_grad();
+        used.push_back(grad.defined() ? 1.0 : 0.0);
         if (!grad.defined()) grad = torch::zeros_like(p);  // every rank sends every tensor
         grad.mul_(weight);
-        tensors.push_back(grad);
+        grads.push_back(&grad);
       }
-      tensors.push_back(totals);
+      std::vector<torch::Tensor> tensors;
+      tensors.reserve(grads.size() + 1);
+      for (auto* grad : grads) tensors.push_back(*grad);
+      tensors.push_back(torch::cat({totals, torch::tensor(used, torch::kDouble)}));
       distribution_.all_reduce_sum(tensors);
-      totals = tensors.back();
+      const auto agreed = tensors.back();
+      totals = agreed.narrow(0, 0, totals.numel());
       const double all_samples = totals[0].item<double>();
-      for (std::size_t i = 0; i + 1 < tensors.size(); ++i) tensors[i].div_(all_samples);
+      const auto* used_anywhere = agreed.data_ptr<double>() + totals.numel();
+      for (std::size_t i = 0; i < grads.size(); ++i) {
+        if (used_anywhere[i] > 0.0) {
+          grads[i]->div_(all_samples);
+        } else {
+          grads[i]->reset();
+        }
+      }
     }
     loss_sum = totals[1].to(torch::kFloat);
     stop_agreed_ = totals[2].item<double>() > 0.0;
@@ -1285,17 +1376,25 @@ class Trainer {
     const auto nonfinite = nonfinite_steps_;
     const auto from_step = global_step_;
     load_checkpoint(*path);
+    // The checkpoint's rates already carry the rollbacks made before it was
+    // saved; every one since (this one included) lowers them once more, so
+    // that going back to the same checkpoint again never replays the same
+    // rates into the same divergence.
+    const auto since_saved = std::max<std::int64_t>(1, rollbacks - rollbacks_);
+    const double factor = std::pow(tc.rollback_lr_factor, static_cast<double>(since_saved));
     rollbacks_ = rollbacks;
     nonfinite_steps_ = nonfinite;
     nonfinite_run_ = 0;
-    for (auto& lr : base_lrs_) lr *= tc.rollback_lr_factor;
+    for (auto& lr : base_lrs_) lr *= factor;
     apply_learning_rates();
     rolled_back_ = true;
-    warn(
-        fmt::format("{} steps in a row with a non-finite loss or gradient (step {}): rolled back "
-                    "to {} (step {}) with the learning rates times {} (rollback {} of at most {})",
-                    run, from_step, path->string(), global_step_, tc.rollback_lr_factor, rollbacks_,
-                    tc.max_rollbacks));
+    // The step is the checkpoint's again, but the state is not: the next
+    // save writes it (a stop now must not leave the checkpoint as it was).
+    last_periodic_step_ = -1;
+    warn(fmt::format(
+        "{} steps in a row with a non-finite loss or gradient (step {}): rolled back "
+        "to {} (step {}) with the learning rates times {} (rollback {} of at most {})",
+        run, from_step, path->string(), global_step_, factor, rollbacks_, tc.max_rollbacks));
   }
 
   Distribution distribution_;           // before config_: rank 0 resolves the run folder for all
@@ -1320,9 +1419,10 @@ class Trainer {
   std::int64_t epoch_ = 0;
   std::int64_t global_step_ = 0;
   std::int64_t step_in_epoch_ = 0;
-  std::int64_t epoch_position_ = 0;  // batches of this epoch used, over all ranks
-  std::int64_t next_position_ = -1;  // where the step train_epoch runs leaves it
-  bool stop_agreed_ = false;         // data parallel: a rank asked to stop at the last step
+  std::int64_t epoch_position_ = 0;             // batches of this epoch used, over all ranks
+  std::vector<PositionStretch> epoch_history_;  // how many ranks used them
+  std::int64_t next_position_ = -1;             // where the step train_epoch runs leaves it
+  bool stop_agreed_ = false;  // data parallel: a rank asked to stop at the last step
   std::int64_t steps_per_epoch_ = 0;
   std::optional<detail::Clock::time_point> deadline_;  // training.max_minutes
   std::int64_t skipped_steps_ = 0;

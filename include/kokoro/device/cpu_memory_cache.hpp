@@ -29,6 +29,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -84,8 +85,15 @@ class CpuMemoryCache final : public c10::Allocator {
     return (bytes + step - 1) / step * step;
   }
 
-  c10::DataPtr allocate(std::size_t bytes) const override {
+  // libtorch's Allocator interface in both its forms: 1.x's allocate is
+  // const, 2.x's is not and adds copy_data. No `override`: each version
+  // overrides one of these and takes the others as plain members.
+  c10::DataPtr allocate(std::size_t bytes) const {
     return const_cast<CpuMemoryCache*>(this)->take(bytes);
+  }
+  c10::DataPtr allocate(std::size_t bytes) { return take(bytes); }
+  void copy_data(void* dest, const void* src, std::size_t count) const {
+    if (count > 0) std::memcpy(dest, src, count);
   }
 
   c10::DeleterFnPtr raw_deleter() const override { return &give_back; }

@@ -9,7 +9,11 @@
 // carries CPU tensors; a CUDA libtorch built with NCCL carries CUDA tensors
 // over NCCL (`hardware.distributed_backend`). Collectives that do not
 // finish within `hardware.distributed_timeout` seconds, because a rank died
-// or hangs, throw kokoro::Error naming this rank and the collective.
+// or hangs, throw kokoro::Error naming this rank and the collective. Every
+// tensor a collective takes is first put on the group's device
+// (collective_device(): the CPU for Gloo, this rank's GPU for NCCL), and its
+// result copied back where the caller's tensor lives: callers may hand over
+// the CPU tensors they keep their counters in.
 //
 // Written on c10d's process groups: libtorch's DistributedDataParallel is a
 // Python module (torch/nn/parallel), set up from Python around its C++
@@ -37,6 +41,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -46,6 +51,7 @@
 
 #include "kokoro/core/distribution_policy.hpp"
 #include "kokoro/core/training_config.hpp"
+#include "kokoro/distributed/collective_group.hpp"
 #include "kokoro/distributed/gradient_buckets.hpp"
 #include "kokoro/distributed/launch_environment.hpp"
 #include "kokoro/util/errors.hpp"
@@ -98,6 +104,9 @@ class DataParallel {
   int local_rank() const { return env_.local_rank; }
   /// "gloo", "nccl", or "none" for one process.
   const std::string& backend() const { return backend_; }
+  /// Where the group's collectives take their tensors: this rank's GPU for
+  /// NCCL, the CPU otherwise.
+  torch::Device collective_device() const { return collective_device_; }
 
   /// Each tensor becomes its sum over the ranks, in place, in buckets.
   void all_reduce_sum(std::vector<torch::Tensor>& tensors) {
@@ -159,8 +168,8 @@ class DataParallel {
         GradientBuckets::Options{.bucket_bytes = std::max<std::int64_t>(bucket_bytes_, 1),
                                  .first_bucket_bytes = std::min(bucket_bytes_, kFirstBucketBytes),
                                  .timeout = timeout_,
-                                 .via_host = backend_ == "gloo" && !parameters.empty() &&
-                                             !parameters.front().device().is_cpu()},
+                                 .device = collective_device_,
+                                 .before_start = bucket_fault_},
         [rank = env_.rank, world = env_.world_size, timeout = timeout_](const std::string& what,
                                                                         const std::exception& e) {
           return failure(rank, world, timeout, what, e);
@@ -182,6 +191,12 @@ class DataParallel {
   }
   GradientOverlapReport gradient_overlap() const {
     return buckets_ ? buckets_->report() : GradientOverlapReport{};
+  }
+  /// Called before each gradient bucket goes out (GradientBuckets::Options::
+  /// before_start): fault injection.
+  void inject_bucket_fault(std::function<void(std::size_t)> fault) {
+    bucket_fault_ = std::move(fault);
+    if (buckets_) buckets_->set_before_start(bucket_fault_);
   }
 
   /// Waits until every rank arrives.
@@ -218,6 +233,7 @@ class DataParallel {
             c10::make_intrusive<c10d::PrefixStore>("kokoro/nccl/", store_), env_.rank,
             env_.world_size, nccl_options);
         backend_ = "nccl";
+        collective_device_ = nccl_device(env_.local_rank);
         return;
 #else
         throw ConfigError(
@@ -263,10 +279,17 @@ class DataParallel {
     return a.scalar_type() == b.scalar_type() && a.device() == b.device();
   }
 
-  /// The tensor as the backend carries it: Gloo takes CPU tensors, so a
-  /// CUDA tensor without NCCL goes through the host.
+  /// This rank's GPU for NCCL: CudaDevice's choice (LOCAL_RANK modulo the
+  /// visible GPUs).
+  static torch::Device nccl_device(int local_rank) {
+    const auto count = static_cast<int>(torch::cuda::device_count());
+    return torch::Device(torch::kCUDA,
+                         static_cast<c10::DeviceIndex>(count > 0 ? local_rank % count : 0));
+  }
+
+  /// The tensor as the backend carries it: on the group's device, dense.
   torch::Tensor carried(const torch::Tensor& t) const {
-    if (backend_ == "gloo" && !t.device().is_cpu()) return t.to(torch::kCPU);
+    if (t.device() != collective_device_) return t.to(collective_device_).contiguous();
     return t.is_contiguous() ? t : t.contiguous();
   }
 
@@ -315,8 +338,10 @@ class DataParallel {
   std::int64_t bucket_bytes_ = kBucketBytes;
   std::chrono::milliseconds timeout_;
   c10::intrusive_ptr<c10d::Store> store_;
-  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  c10::intrusive_ptr<CollectiveGroup> group_;
   std::string backend_ = "none";
+  torch::Device collective_device_ = torch::kCPU;
+  std::function<void(std::size_t)> bucket_fault_;
   std::int64_t shares_ = 0;
   // Last: its hooks call back into the group and failure().
   std::unique_ptr<GradientBuckets> buckets_;

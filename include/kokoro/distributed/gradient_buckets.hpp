@@ -20,13 +20,20 @@
 // Either rank's reason counts for all: the ranks agree on it in the small
 // collective that ends every step. What the buckets carried is copied into
 // the gradients only when no rank had a reason.
+//
+// Parameters without a gradient are left as DDP leaves them: a frozen one
+// (requires_grad false when tracking starts) is in no bucket and never
+// touched; one that no rank used in a step keeps an undefined gradient, so
+// the optimizer skips it as one process would (the same small collective
+// carries which parameters each rank used). Every tensor handed to the
+// process group lives on its device (`Options::device`: the CPU for Gloo,
+// the rank's GPU for NCCL, which refuses anything else).
 #pragma once
 
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/types.h>
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -38,6 +45,7 @@
 #include <utility>
 #include <vector>
 
+#include "kokoro/distributed/collective_group.hpp"
 #include "kokoro/util/errors.hpp"
 
 namespace kokoro {
@@ -62,18 +70,26 @@ class GradientBuckets {
     std::int64_t bucket_bytes = std::int64_t{25} << 20;
     std::int64_t first_bucket_bytes = std::int64_t{1} << 20;
     std::chrono::milliseconds timeout{600000};
-    /// Gloo with CUDA tensors: buckets travel through host memory.
-    bool via_host = false;
+    /// Where the process group takes its tensors (Gloo: the CPU, also for
+    /// CUDA parameters; NCCL: the rank's GPU).
+    torch::Device device = torch::kCPU;
+    /// Called with a bucket's index just before it is flattened and sent. A
+    /// throw from here is what an out-of-memory error in the bucket does:
+    /// the fault-injection tests use it.
+    std::function<void(std::size_t)> before_start;
   };
   /// Turns a failed collective (what, cause) into the error the run reports.
   using Failure = std::function<Error(const std::string&, const std::exception&)>;
 
-  GradientBuckets(c10::intrusive_ptr<c10d::ProcessGroup> group,
+  GradientBuckets(c10::intrusive_ptr<CollectiveGroup> group,
                   const std::vector<torch::Tensor>& parameters, Options options, Failure failure)
       : state_(std::make_shared<State>()), options_(options), failure_(std::move(failure)) {
     state_->group = std::move(group);
-    state_->via_host = options.via_host;
-    state_->params = parameters;
+    state_->device = options.device;
+    state_->before_start = options.before_start;
+    for (const auto& p : parameters) {
+      (p.requires_grad() ? state_->params : frozen_).push_back(p);
+    }
     plan();
     hook();
   }
@@ -111,25 +127,50 @@ class GradientBuckets {
   }
 
   /// After backward: every gradient becomes the sum over the ranks of
-  /// gradient x weight (an undefined one counts as zeros), and `totals`
-  /// (a 1-d double tensor on the CPU) its sum over the ranks.
+  /// gradient x weight (an undefined one counts as zeros; one undefined on
+  /// every rank stays undefined), and `totals` (a 1-d tensor, on any device)
+  /// its sum over the ranks, returned as a double tensor where `totals` was.
   torch::Tensor finish(double weight, const torch::Tensor& totals) {
     auto& s = *state_;
+    for (const auto& p : frozen_) {
+      if (p.grad().defined()) {
+        throw Error(
+            "data parallel: a parameter that was frozen (requires_grad false) when the ranks "
+            "began has a gradient now; its gradient would not be shared between the ranks. "
+            "Unfreeze parameters before training starts, or start a new run for the new stage");
+      }
+    }
     std::unique_lock<std::mutex> lock(s.mutex);
     s.armed = false;
     if (!s.started_any) s.weight = weight;  // no hook fired: nothing was armed
-    while (s.next < s.buckets.size()) s.start(s.next++, false);
+    // `next` moves past a bucket only once it went out: a bucket that threw
+    // in backward goes out here, so every rank sends every bucket.
+    for (; s.next < s.buckets.size(); ++s.next) s.start(s.next, false);
     bool redo = s.abandoned || s.stale || s.weight != weight;
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
     for (auto& b : s.buckets) works.push_back(std::exchange(b.work, {}));
     lock.unlock();
     for (auto& w : works) wait("all_reduce", w);
 
+    // The totals, whether any rank wants the step reduced again, and which
+    // parameters each rank used, in one collective.
+    const auto sums = totals.to(torch::kCPU, torch::kDouble).reshape({-1});
+    const auto n_totals = sums.numel();
+    auto used = torch::empty({static_cast<std::int64_t>(s.params.size())}, torch::kDouble);
+    auto* used_flags = used.data_ptr<double>();
+    for (std::size_t i = 0; i < s.params.size(); ++i) {
+      used_flags[i] = s.params[i].grad().defined() ? 1.0 : 0.0;
+    }
     std::vector<torch::Tensor> agreed{
-        torch::cat({totals.to(torch::kDouble).reshape({-1}),
-                    torch::scalar_tensor(redo ? 1.0 : 0.0, torch::kDouble).reshape({1})})};
+        torch::cat({sums, torch::full({1}, redo ? 1.0 : 0.0, torch::kDouble), used}).to(s.device)};
     wait("all_reduce", s.group->allreduce(agreed, sum()));
-    redo = agreed[0][-1].item<double>() > 0.0;
+    const auto reduced = agreed[0].to(torch::kCPU);
+    const auto* values = reduced.data_ptr<double>();
+    redo = values[n_totals] > 0.0;
+    s.used_anywhere.assign(s.params.size(), false);
+    for (std::size_t i = 0; i < s.params.size(); ++i) {
+      s.used_anywhere[i] = values[n_totals + 1 + static_cast<std::int64_t>(i)] > 0.0;
+    }
 
     ++report_.steps;
     report_.started_in_backward += s.started_in_backward;
@@ -147,8 +188,18 @@ class GradientBuckets {
     lock.lock();
     s.reset_step();
     s.abandoned = false;
-    return agreed[0].narrow(0, 0, agreed[0].numel() - 1).to(totals.scalar_type());
+    return reduced.narrow(0, 0, n_totals).to(totals.device());
   }
+
+  /// Replaces Options::before_start.
+  void set_before_start(std::function<void(std::size_t)> hook) {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->before_start = std::move(hook);
+  }
+
+  /// The parameters that get buckets (those that required a gradient when
+  /// tracking started).
+  std::size_t tracked() const { return state_->params.size(); }
 
   GradientOverlapReport report() const {
     auto r = report_;
@@ -167,9 +218,11 @@ class GradientBuckets {
 
   struct State {
     std::mutex mutex;
-    c10::intrusive_ptr<c10d::ProcessGroup> group;
-    bool via_host = false;
+    c10::intrusive_ptr<CollectiveGroup> group;
+    torch::Device device = torch::kCPU;
+    std::function<void(std::size_t)> before_start;
     std::vector<torch::Tensor> params;
+    std::vector<bool> used_anywhere;  // by the step being finished, on any rank
     std::vector<std::size_t> bucket_of;
     std::vector<Bucket> buckets;
     std::vector<bool> ready;
@@ -209,7 +262,8 @@ class GradientBuckets {
       }
       ready[i] = true;
       --bucket.waiting;
-      while (next < buckets.size() && buckets[next].waiting == 0) start(next++, true);
+      // Past a bucket only once it went out (see finish).
+      for (; next < buckets.size() && buckets[next].waiting == 0; ++next) start(next, true);
     }
 
     torch::Tensor flatten(std::size_t b, double w) const {
@@ -220,20 +274,24 @@ class GradientBuckets {
                                     : torch::zeros({params[i].numel()}, params[i].options()));
       }
       auto flat = torch::cat(parts).mul_(w);
-      return via_host ? flat.to(torch::kCPU) : flat;
+      return flat.device() == device ? flat : flat.to(device);
     }
 
+    /// Sends bucket b; changes nothing when it throws.
     void start(std::size_t b, bool in_backward) {
       auto& bucket = buckets[b];
-      bucket.flat = flatten(b, weight);
-      std::vector<torch::Tensor> one{bucket.flat};
+      if (before_start) before_start(b);
+      auto flat = flatten(b, weight);
+      std::vector<torch::Tensor> one{flat};
       bucket.work = group->allreduce(one, sum());
+      bucket.flat = std::move(flat);
       bucket.started = true;
       started_any = true;
       if (in_backward) ++started_in_backward;
     }
 
-    /// The bucket's sums into its parameters' gradients.
+    /// The bucket's sums into its parameters' gradients; a parameter no
+    /// rank used keeps its undefined gradient.
     void scatter(std::size_t b) {
       torch::NoGradGuard no_grad;
       auto& bucket = buckets[b];
@@ -243,6 +301,7 @@ class GradientBuckets {
         const auto n = p.numel();
         auto part = bucket.flat.narrow(0, offset, n).view(p.sizes());
         offset += n;
+        if (!used_anywhere[i]) continue;
         auto& grad = p.mutable_grad();
         if (!grad.defined()) grad = torch::empty_like(p);
         grad.copy_(part);
@@ -292,10 +351,8 @@ class GradientBuckets {
   void hook() {
     auto& s = *state_;
     for (std::size_t i = 0; i < s.params.size(); ++i) {
-      std::shared_ptr<torch::autograd::Node> accumulator;
-      if (s.params[i].requires_grad()) {
-        accumulator = torch::autograd::impl::grad_accumulator(s.params[i]);
-      }
+      std::shared_ptr<torch::autograd::Node> accumulator =
+          torch::autograd::impl::grad_accumulator(s.params[i]);
       std::uintptr_t key = 0;
       if (accumulator) {
         std::weak_ptr<State> weak = state_;
@@ -318,6 +375,7 @@ class GradientBuckets {
   }
 
   std::shared_ptr<State> state_;
+  std::vector<torch::Tensor> frozen_;  // in no bucket: they must stay without a gradient
   Options options_;
   Failure failure_;
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;

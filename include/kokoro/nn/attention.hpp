@@ -30,6 +30,7 @@
 #include "kokoro/nn/attention_kernels.hpp"
 #include "kokoro/nn/fast_dropout.hpp"
 #include "kokoro/nn/kernel_choice.hpp"
+#include "kokoro/util/autocast_state.hpp"
 #include "kokoro/util/errors.hpp"
 
 namespace kokoro::nn {
@@ -127,13 +128,15 @@ namespace detail {
 /// chose for the projections, and its backward must not cast again.
 class AutocastOff {
  public:
-  AutocastOff() : cpu_(at::autocast::is_cpu_enabled()), cuda_(at::autocast::is_enabled()) {
-    at::autocast::set_cpu_enabled(false);
-    at::autocast::set_enabled(false);
+  AutocastOff()
+      : cpu_(autocast_state::enabled(c10::DeviceType::CPU)),
+        cuda_(autocast_state::enabled(c10::DeviceType::CUDA)) {
+    autocast_state::set_enabled(c10::DeviceType::CPU, false);
+    autocast_state::set_enabled(c10::DeviceType::CUDA, false);
   }
   ~AutocastOff() {
-    at::autocast::set_cpu_enabled(cpu_);
-    at::autocast::set_enabled(cuda_);
+    autocast_state::set_enabled(c10::DeviceType::CPU, cpu_);
+    autocast_state::set_enabled(c10::DeviceType::CUDA, cuda_);
   }
   AutocastOff(const AutocastOff&) = delete;
   AutocastOff& operator=(const AutocastOff&) = delete;

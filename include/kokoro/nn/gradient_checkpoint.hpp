@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "kokoro/util/autocast_state.hpp"
+
 namespace kokoro::nn {
 
 namespace detail {
@@ -111,16 +113,17 @@ struct AutocastState {
   bool cache_enabled = true;
 
   static AutocastState current() {
-    return {at::autocast::is_cpu_enabled(), at::autocast::get_autocast_cpu_dtype(),
-            at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype(),
-            at::autocast::is_autocast_cache_enabled()};
+    return {
+        autocast_state::enabled(c10::DeviceType::CPU), autocast_state::dtype(c10::DeviceType::CPU),
+        autocast_state::enabled(c10::DeviceType::CUDA),
+        autocast_state::dtype(c10::DeviceType::CUDA), at::autocast::is_autocast_cache_enabled()};
   }
 
   void apply() const {
-    at::autocast::set_cpu_enabled(cpu_enabled);
-    at::autocast::set_autocast_cpu_dtype(cpu_dtype);
-    at::autocast::set_enabled(cuda_enabled);
-    at::autocast::set_autocast_gpu_dtype(cuda_dtype);
+    autocast_state::set_enabled(c10::DeviceType::CPU, cpu_enabled);
+    autocast_state::set_dtype(c10::DeviceType::CPU, cpu_dtype);
+    autocast_state::set_enabled(c10::DeviceType::CUDA, cuda_enabled);
+    autocast_state::set_dtype(c10::DeviceType::CUDA, cuda_dtype);
     at::autocast::set_autocast_cache_enabled(cache_enabled);
   }
 };

@@ -32,6 +32,7 @@
 #include "kokoro/tts/model/losses.hpp"
 #include "kokoro/tts/text/phoneme_processor.hpp"
 #include "kokoro/tts/tts_config.hpp"
+#include "kokoro/util/autocast_state.hpp"
 #include "kokoro/util/errors.hpp"
 #include "kokoro/util/state_dict.hpp"
 
@@ -110,7 +111,7 @@ class EnglishTtsTask {
   /// The model's activation estimate for `batch` (KokoroModel::activation_bytes),
   /// in the precision of the autocast in effect.
   std::int64_t activation_bytes(const TtsBatch& batch) const {
-    const bool low_precision = at::autocast::is_cpu_enabled() || at::autocast::is_enabled();
+    const bool low_precision = autocast_state::any_enabled();
     return model_->activation_bytes(batch.size(), batch.mels.size(1), batch.phonemes.size(1),
                                     low_precision ? 2 : 4);
   }

@@ -46,25 +46,58 @@ class TtsData {
   /// One rank's training batches of `epoch` in data parallel: the batches
   /// one process would make with every rank's batch together (batch size
   /// and frame cap times the number of ranks), each split into as many
-  /// parts of neighbouring lengths, of which this rank builds its own; from
-  /// the shard's position (batches over all ranks, so position / ranks of
-  /// these). A batch with fewer clips than ranks is left out on every rank.
-  /// So W ranks take the steps of one process of batch size W x B.
+  /// parts of neighbouring lengths, of which this rank builds its own. So W
+  /// ranks take the steps of one process of batch size W x B.
+  ///
+  /// From the shard's position: the clips the epoch used so far are those
+  /// of the first position / W' batches of the plan W' ranks made, stretch
+  /// by stretch of its history (a run resumed on another number of ranks
+  /// plans the clips left anew), so that every clip of the epoch is trained
+  /// on once whatever the number of ranks and resumes. A batch with fewer
+  /// clips than ranks joins its neighbour rather than being left out; only
+  /// when fewer clips than ranks are left at all do ranks repeat a clip.
   data::PrefetchLoader<TtsBatch> train(std::int64_t epoch, const DataShard& shard) const {
-    const auto world = static_cast<std::size_t>(std::max(1, shard.world_size));
-    auto together = options_;
-    together.batch_size *= static_cast<std::int64_t>(world);
-    together.max_frames_per_batch *= static_cast<std::int64_t>(world);
-    const auto batches = data::bucket_batches(train_frames_, together, epoch);
+    const int world = std::max(1, shard.world_size);
+    std::vector<std::size_t> rest(train_frames_.size());
+    std::iota(rest.begin(), rest.end(), std::size_t{0});
+    auto stretches = shard.history;
+    if (stretches.empty() && shard.position > 0) {
+      stretches.push_back({.world_size = world, .batches = shard.position});
+    }
+    // The stretches before the last with another number of ranks than now
+    // only take their clips out; a last stretch of this many ranks goes on
+    // with its own plan, as an uninterrupted run would.
+    std::uint64_t round = 0;
+    std::size_t skip = 0;
+    for (std::size_t s = 0; s < stretches.size(); ++s) {
+      const int ranks = std::max(1, stretches[s].world_size);
+      auto plan = plan_together(rest, ranks, epoch, round);
+      const auto used = std::min(plan.size(), static_cast<std::size_t>(std::max<std::int64_t>(
+                                                  0, stretches[s].batches / ranks)));
+      if (s + 1 == stretches.size() && ranks == world) {
+        skip = used;
+        break;
+      }
+      std::vector<bool> gone(train_frames_.size(), false);
+      for (std::size_t b = 0; b < used; ++b) {
+        for (const auto i : plan[b]) gone[i] = true;
+      }
+      std::erase_if(rest, [&](std::size_t i) { return gone[i]; });
+      ++round;
+    }
+    const auto plan = plan_together(rest, world, epoch, round);
     std::vector<std::vector<std::size_t>> mine;
-    const auto first = static_cast<std::size_t>(std::max<std::int64_t>(0, shard.position)) / world;
     const auto rank = static_cast<std::size_t>(shard.rank);
-    for (std::size_t b = first; b < batches.size(); ++b) {
-      const auto& batch = batches[b];
-      if (batch.size() < world) continue;
-      const auto begin = batch.begin() + static_cast<std::ptrdiff_t>(rank * batch.size() / world);
+    const auto parts = static_cast<std::size_t>(world);
+    for (std::size_t b = skip; b < plan.size(); ++b) {
+      const auto& batch = plan[b];
+      if (batch.size() < parts) {
+        mine.push_back({batch[rank % batch.size()]});  // fewer clips left than ranks
+        continue;
+      }
+      const auto begin = batch.begin() + static_cast<std::ptrdiff_t>(rank * batch.size() / parts);
       const auto end =
-          batch.begin() + static_cast<std::ptrdiff_t>((rank + 1) * batch.size() / world);
+          batch.begin() + static_cast<std::ptrdiff_t>((rank + 1) * batch.size() / parts);
       mine.emplace_back(begin, end);
     }
     return data::PrefetchLoader<TtsBatch>(std::move(mine), maker(corpus_.train), workers_,
@@ -111,6 +144,40 @@ class TtsData {
       auto batch = collate(items);
       return pin ? batch.pinned() : batch;
     };
+  }
+
+  /// The batches (of training clip indices) `ranks` ranks make together of
+  /// the clips `clips`: length-bucketed with batch size and frame cap times
+  /// `ranks`; a batch with fewer clips than ranks joins its neighbour. Round
+  /// 0 over every clip is the epoch's own plan; later rounds (the clips
+  /// left after a resume on another number of ranks) draw their own order.
+  std::vector<std::vector<std::size_t>> plan_together(const std::vector<std::size_t>& clips,
+                                                      int ranks, std::int64_t epoch,
+                                                      std::uint64_t round) const {
+    auto together = options_;
+    together.batch_size *= ranks;
+    together.max_frames_per_batch *= ranks;
+    if (round > 0) together.seed = options_.seed ^ (0xA24BAED4963EE407ULL * round);
+    std::vector<std::int64_t> frames;
+    frames.reserve(clips.size());
+    for (const auto i : clips) frames.push_back(train_frames_[i]);
+    auto batches = data::bucket_batches(frames, together, epoch);
+    for (auto& batch : batches) {
+      for (auto& i : batch) i = clips[i];
+    }
+    const auto small = [&](const std::vector<std::size_t>& b) {
+      return b.size() < static_cast<std::size_t>(ranks);
+    };
+    for (std::size_t b = 0; b < batches.size() && batches.size() > 1;) {
+      if (!small(batches[b])) {
+        ++b;
+        continue;
+      }
+      auto& into = b > 0 ? batches[b - 1] : batches[b + 1];
+      into.insert(into.end(), batches[b].begin(), batches[b].end());
+      batches.erase(batches.begin() + static_cast<std::ptrdiff_t>(b));
+    }
+    return batches;
   }
 
   PreparedCorpus corpus_;

@@ -25,6 +25,7 @@
 #include <torch/utils.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "kokoro/nn/attention.hpp"
 #include "kokoro/nn/fast_dropout.hpp"
