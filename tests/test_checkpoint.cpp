@@ -9,6 +9,8 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
 #include <thread>
 
 #include <spawn.h>
@@ -58,16 +60,22 @@ void give_data(ResumeTrainer& t) {
   t.task().valid = valid;
 }
 
-void corrupt_middle(const fs::path& path) {
-  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-  f.seekg(0, std::ios::end);
-  const auto size = static_cast<std::streamoff>(f.tellg());
-  f.seekg(size / 2);
-  char c = 0;
-  f.read(&c, 1);
-  f.seekp(size / 2);
-  c = static_cast<char>(c ^ 0x5a);
-  f.write(&c, 1);
+/// Flips one byte inside a tensor's data: the middle of the first run of
+/// `value`'s float bytes. (Not the file's middle: libtorch 2.x writes a zip
+/// whose records are padded, and a flipped padding byte changes nothing.)
+void corrupt_tensor(const fs::path& path, float value) {
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::string run;
+  for (int i = 0; i < 16; ++i) run.append(reinterpret_cast<const char*>(&value), sizeof value);
+  const auto at = bytes.find(run);
+  REQUIRE(at != std::string::npos);
+  bytes[at + run.size() / 2] = static_cast<char>(bytes[at + run.size() / 2] ^ 0x5a);
+  std::ofstream(path, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 void truncate_half(const fs::path& path) { fs::resize_file(path, fs::file_size(path) / 2); }
@@ -174,7 +182,7 @@ TEST_CASE("a damaged newest checkpoint is named and auto-resume falls back to an
     state.insert("weights", torch::full({256}, static_cast<float>(step)));
     manager.save_periodic(step, state);
   }
-  corrupt_middle(manager.periodic_path(3));
+  corrupt_tensor(manager.periodic_path(3), 3.0f);
   truncate_half(manager.periodic_path(2));
   CHECK_THROWS_WITH_AS(
       load_checkpoint_file(manager.periodic_path(3)),

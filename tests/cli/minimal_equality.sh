@@ -31,8 +31,8 @@ PET_REDIRECTS=1 PET_TEE=1 torchrun --standalone --nproc_per_node=2 --no_python "
 import sys
 import torch
 d = sys.argv[1]
-one = torch.load(f"{d}/one/run/checkpoints/final.pt")
-two = torch.load(f"{d}/two/run/checkpoints/final.pt")
+one = torch.load(f"{d}/one/run/checkpoints/final.pt", weights_only=False)
+two = torch.load(f"{d}/two/run/checkpoints/final.pt", weights_only=False)
 assert one["global_step"] == two["global_step"], (one["global_step"], two["global_step"])
 worst = 0.0
 for name, a in one["model_state_dict"].items():
