@@ -76,7 +76,7 @@ class GradientBuckets {
     /// Called with a bucket's index just before it is flattened and sent. A
     /// throw from here is what an out-of-memory error in the bucket does:
     /// the fault-injection tests use it.
-    std::function<void(std::size_t)> before_start;
+    std::function<void(std::size_t)> before_start{};
   };
   /// Turns a failed collective (what, cause) into the error the run reports.
   using Failure = std::function<Error(const std::string&, const std::exception&)>;
@@ -220,7 +220,7 @@ class GradientBuckets {
     std::mutex mutex;
     c10::intrusive_ptr<CollectiveGroup> group;
     torch::Device device = torch::kCPU;
-    std::function<void(std::size_t)> before_start;
+    std::function<void(std::size_t)> before_start{};
     std::vector<torch::Tensor> params;
     std::vector<bool> used_anywhere;  // by the step being finished, on any rank
     std::vector<std::size_t> bucket_of;
