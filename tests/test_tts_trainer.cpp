@@ -33,33 +33,11 @@ struct TtsPolicies : DefaultPolicies {
 };
 using TtsTrainer = Trainer<tts::EnglishTtsTask, TtsPolicies>;
 
-tts::TtsConfig tiny_tts_config(const fs::path& output) {
-  tts::TtsConfig c(test::quick_framework_config());
-  c.data.data_dir = test::tiny_demo_corpus().string();
-  static const auto cache = test::scratch_dir("tts-trainer-cache");  // shared by the runs
-  c.data.cache_dir = cache.string();
-  c.data.validation_split = 0.25;
-  c.data.num_workers = 1;
-  c.model.hidden_dim = 32;
-  c.model.encoder_layers = 1;
-  c.model.decoder_layers = 1;
-  c.model.num_heads = 2;
-  c.model.ff_dim = 64;
-  c.model.dropout = 0.1;
-  c.training.batch_size = 3;
-  c.training.learning_rate = 3e-3;
-  c.training.grad_clip_norm = 1.0;
-  c.logging.output_dir = output.string();
-  c.logging.media_every_epochs = 0;
-  c.audio.max_frames = 1000;
-  return c;
-}
-
 }  // namespace
 
 TEST_CASE("a short run on the tiny corpus lowers every loss and writes a sample") {
   const auto dir = test::scratch_dir("tts-trainer");
-  auto config = tiny_tts_config(dir);
+  auto config = test::tiny_tts_config(dir);
   config.training.epochs = 12;
   config.logging.media_every_epochs = 12;
   TtsTrainer trainer(config);
@@ -91,14 +69,14 @@ TEST_CASE("a TTS run stopped and resumed ends with the weights of a straight run
   const auto dir = test::scratch_dir("tts-resume");
   // Samples every epoch on both sides, and at the stop: synthesis (dropout
   // off, Griffin-Lim) must not move the training's random numbers.
-  auto straight_config = tiny_tts_config(dir / "straight");
+  auto straight_config = test::tiny_tts_config(dir / "straight");
   straight_config.training.max_steps = 6;
   straight_config.training.epochs = 10;
   straight_config.logging.media_every_epochs = 1;
   TtsTrainer straight(straight_config);
   straight.fit();
 
-  auto config = tiny_tts_config(dir / "resumed");
+  auto config = test::tiny_tts_config(dir / "resumed");
   config.training.epochs = 10;
   config.logging.media_every_epochs = 1;
   config.logging.checkpoints = true;  // no interval: the stop itself leaves the state
@@ -121,7 +99,7 @@ TEST_CASE("a TTS run stopped and resumed ends with the weights of a straight run
 
 TEST_CASE("a checkpoint from another phoneme set is refused") {
   const auto dir = test::scratch_dir("tts-vocab");
-  tts::EnglishTtsTask task(tiny_tts_config(dir));
+  tts::EnglishTtsTask task(test::tiny_tts_config(dir));
   auto state = task.state_dict();
   CHECK(std::get<std::vector<std::string>>(state.at("phoneme_vocabulary")).size() ==
         static_cast<std::size_t>(task.processor().vocab_size()));
@@ -224,8 +202,8 @@ TEST_CASE("a kokoro-minimal checkpoint from before the split by layer loads and 
 
 TEST_CASE("an arpabet task refuses an espeak checkpoint and sends its corpus report once") {
   const auto dir = test::scratch_dir("tts-arpabet-task");
-  const auto espeak_state = tts::EnglishTtsTask(tiny_tts_config(dir)).state_dict();
-  auto config = tiny_tts_config(dir);
+  const auto espeak_state = tts::EnglishTtsTask(test::tiny_tts_config(dir)).state_dict();
+  auto config = test::tiny_tts_config(dir);
   config.data.phoneme_set = "arpabet";
   tts::EnglishTtsTask task(config);
   CHECK(task.processor().phone_set() == tts::PhoneSet::arpabet);
@@ -246,7 +224,7 @@ TEST_CASE("an arpabet task refuses an espeak checkpoint and sends its corpus rep
 }
 
 TEST_CASE("the TTS task without a corpus says which setting to give") {
-  auto config = tiny_tts_config(test::scratch_dir("tts-no-corpus"));
+  auto config = test::tiny_tts_config(test::scratch_dir("tts-no-corpus"));
   config.data.data_dir.clear();
   CHECK_THROWS_WITH_AS(tts::EnglishTtsTask{config}, doctest::Contains("data.data_dir is empty"),
                        Error);

@@ -14,11 +14,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "common/command_line.hpp"
 #include "demo_corpus.hpp"
@@ -222,6 +225,19 @@ int main(int argc, char** argv) {
       std::printf("  sample       %s\n", file.c_str());
     }
     std::printf("  phonemes     %s\n", (out / "phonemes.txt").c_str());
+    if (!summary.last_evaluation.empty()) {
+      const auto& q = summary.last_evaluation;
+      auto figure = [&](const char* name) {
+        const auto v = q.get(name);
+        return v && std::isfinite(*v) ? fmt::format("{:.3f}", *v) : std::string("-");
+      };
+      std::printf(
+          "  quality      MCD %s dB (Griffin-Lim of the recordings: %s), WER %s (recordings: %s, "
+          "Griffin-Lim: %s), length x%s; evaluations took %.1f%% of the time\n",
+          figure("mcd").c_str(), figure("mcd@griffin_lim").c_str(), figure("wer").c_str(),
+          figure("wer@recording").c_str(), figure("wer@griffin_lim").c_str(),
+          figure("length_ratio").c_str(), 100.0 * summary.evaluation_share);
+    }
     if (const auto overlap = trainer.distribution().gradient_overlap(); overlap.steps > 0) {
       std::printf(
           "  all-reduce   %d ranks over %s: %lld of %lld gradient buckets went out during "
@@ -238,6 +254,9 @@ int main(int argc, char** argv) {
       const auto synthesizer = std::filesystem::path(argv[0]).parent_path() / "kokoro-synthesize";
       std::printf("  hear it      %s --checkpoint %s \"Hello.\" -o hello.wav\n",
                   synthesizer.c_str(), summary.checkpoint.c_str());
+      const auto evaluator = std::filesystem::path(argv[0]).parent_path() / "kokoro-eval";
+      std::printf("  judge it     %s %s --data %s --split validation\n", evaluator.c_str(),
+                  summary.checkpoint.c_str(), config.data.data_dir.c_str());
     }
     if (!summary.checkpoint_error.empty()) {
       std::fprintf(stderr, "kokoro-train: %s\n", summary.checkpoint_error.c_str());

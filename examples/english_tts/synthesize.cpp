@@ -5,7 +5,6 @@
 // (001.wav, 002.wav, ...). The model, its audio settings and its phoneme
 // vocabulary all come from the checkpoint (see kokoro/tts/synthesizer.hpp).
 // Prints each file written with its length and real-time factor.
-#include <torch/cuda.h>
 #include <kokoro/audio/audio_file.hpp>
 #include <kokoro/audio/torchscript_vocoder.hpp>
 #include <kokoro/tts/synthesizer.hpp>
@@ -24,6 +23,7 @@
 #include <fmt/ranges.h>
 
 #include "common/command_line.hpp"
+#include "common/device_choice.hpp"
 
 namespace {
 
@@ -37,17 +37,6 @@ std::vector<std::string> read_lines(std::istream& in) {
     if (line.find_first_not_of(" \t") != std::string::npos) lines.push_back(line);
   }
   return lines;
-}
-
-torch::Device pick_device(const std::string& name) {
-  if (name == "cpu") return torch::kCPU;
-  if (name == "cuda") {
-    if (!torch::cuda::is_available()) {
-      throw kokoro::Error("--device cuda: no CUDA device is visible to this libtorch");
-    }
-    return torch::kCUDA;
-  }
-  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
 }
 
 }  // namespace
@@ -92,9 +81,7 @@ int main(int argc, char** argv) {
                  "phase iterations of the Griffin-Lim vocoder")
       ->capture_default_str()
       ->check(examples::whole_number_above_0);
-  app.add_option("--device", device_name, "auto | cpu | cuda")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  examples::add_device_option(app, device_name);
   if (const auto code = examples::parse_command_line(app, argc, argv)) return *code;
 
   try {
@@ -127,7 +114,7 @@ int main(int argc, char** argv) {
                       lines.size()));
     }
 
-    const auto device = pick_device(device_name);
+    const auto device = examples::pick_device(device_name);
     auto trained = tts::load_trained_model(checkpoint, device);
     tts::Vocoder vocoder;
     int rate = 0;

@@ -274,6 +274,7 @@ int run_tts(const std::string& dir, const std::map<std::string, std::string>& op
   config.logging.output_dir = dir;
   config.logging.run_name = "run";
   config.logging.media_every_epochs = 0;
+  config.evaluation.every_epochs = 0;
   if (options.contains("resume")) config.training.resume = "auto";
   if (options.contains("files")) {
     config.logging.checkpoints = true;

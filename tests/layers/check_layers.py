@@ -25,16 +25,18 @@ LAYERS = {
     "nn": 5, "data": 5, "audio": 5,
     "tts": 6,
 }
-# Inside tts/: its configuration, then text, alignment, data, model, the task,
-# and the synthesiser that loads what the task trained.
+# Inside tts/: its configuration, then text, alignment, data, model, the
+# synthesiser that speaks with a model, the evaluation that judges what it
+# says, and the task that trains (and evaluates) the model.
 TTS_LAYERS = {
     "tts_config.hpp": 0,
     "text": 1,
     "align": 2,
     "data": 3,
     "model": 4,
-    "english_tts_task.hpp": 5,
-    "synthesizer.hpp": 6,
+    "synthesizer.hpp": 5,
+    "eval": 6,
+    "english_tts_task.hpp": 7,
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](kokoro/[^">]+)[">]')
 

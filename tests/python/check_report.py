@@ -74,7 +74,7 @@ def main(run, dom_path, console_path):
         failures.append("console errors: " + " | ".join(js_errors[:3]))
 
     # Distinct steps: the row at an epoch's end may repeat the last logged step.
-    step_rows, validation_rows = set(), set()
+    step_rows, validation_rows, evaluation_rows = set(), set(), set()
     with open(os.path.join(run, "metrics.jsonl"), encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
@@ -82,6 +82,8 @@ def main(run, dom_path, console_path):
                 step_rows.add(row["global_step"])
             if row["type"] == "epoch" and "loss" in row.get("validation", {}):
                 validation_rows.add(row["global_step"])
+            if row["type"] == "evaluation" and "mcd" in row.get("metrics", {}):
+                evaluation_rows.add(row["global_step"])
     steps, validated = len(step_rows), len(validation_rows)
     print(f"metrics.jsonl: {steps} logged steps, {validated} validations; "
           f"page: {page.series}; {page.audio} audio elements")
@@ -94,6 +96,17 @@ def main(run, dom_path, console_path):
     for chart in ("chart-lr", "chart-grad_norm", "chart-samples_per_sec"):
         if not any(c == chart for c, _ in page.series):
             failures.append(f"no {chart}")
+    # The quality section: each evaluation a point, the ceilings dashed beside it.
+    if not evaluation_rows:
+        failures.append("metrics.jsonl has no evaluation (the fixture evaluates at its end)")
+    elif page.series.get(("chart-eval-mcd", "model")) != len(evaluation_rows):
+        failures.append(f"the eval/mcd chart has {page.series.get(('chart-eval-mcd', 'model'))} "
+                        f"points, metrics.jsonl {len(evaluation_rows)} evaluations")
+    for reference in ("griffin_lim",):
+        if ("chart-eval-mcd", reference) not in page.series:
+            failures.append(f"the eval/mcd chart lacks its {reference} ceiling")
+    if ("chart-eval-wer", "recording") not in page.series:
+        failures.append("the eval/wer chart lacks its recording ceiling")
     if steps < 2 or validated < 1:
         failures.append("the run logged too little to check")
     # The latest media: one player per clip of the last sample epoch.

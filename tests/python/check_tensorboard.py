@@ -38,6 +38,13 @@ def main(run_dir: str, steps: int) -> int:
         if logged[-1] != steps:
             failures.append(f"{found[0]} ends at step {logged[-1]}, expected {steps}")
 
+    # The quality evaluation at the run's end: its figures and their ceilings.
+    for wanted in ("eval/mcd", "eval/wer", "eval/wer@recording", "eval/mcd@griffin_lim"):
+        if wanted not in scalars:
+            failures.append(f"no scalar {wanted} among {scalars}")
+        else:
+            print(f"scalar {wanted}: {[round(e.value, 3) for e in acc.Scalars(wanted)]}")
+
     if not tags["images"]:
         failures.append("no images")
     for tag in tags["images"]:

@@ -51,6 +51,31 @@ struct EpochContext {
   double seconds = 0.0;       ///< wall time of the epoch
 };
 
+/// What the Trainer tells a task's optional `Metrics evaluate(const
+/// EvaluationRequest&)` at the end of every epoch (and once more when a run
+/// stops between epochs): the task measures its own quality when it is due
+/// (its schedule and time budget are its own) and returns the figures, or
+/// returns nothing.
+struct EvaluationRequest {
+  std::int64_t epoch = 0;  ///< 0-based: the epoch just trained
+  std::int64_t global_step = 0;
+  bool final = false;                ///< the run ends after this: evaluate if ever
+  double training_seconds = 0.0;     ///< wall time of this invocation's training so far
+  double evaluation_seconds = 0.0;   ///< of that, spent in evaluations
+};
+
+/// After the task measured its quality: its figures ("mcd", "wer", ...; a
+/// name with '@' is a reference level for the figure before it, e.g.
+/// "wer@recording": the same measure on the recordings themselves).
+struct EvaluationContext {
+  std::int64_t epoch = 0;  ///< 0-based
+  std::int64_t global_step = 0;
+  const Metrics& metrics;
+  double seconds = 0.0;  ///< wall time of this evaluation
+  double share = 0.0;    ///< evaluations' share of this invocation's wall time so far
+  bool final = false;
+};
+
 /// Once, when `Trainer::fit` returns; also what it returns.
 struct RunSummary {
   std::int64_t epochs_completed = 0;
@@ -74,6 +99,8 @@ struct RunSummary {
   std::string checkpoint_error{};
   std::string run_directory{};  ///< where the run wrote (<output_dir>/<run_name>)
   std::int64_t start_step = 0;  ///< the step this call started from (a resumed run's)
+  Metrics last_evaluation{};    ///< the task's last quality figures; empty when none
+  double evaluation_share = 0.0;  ///< evaluations' share of this call's wall time
 };
 
 /// What the Trainer tells a task about memory, through the task's optional

@@ -39,7 +39,9 @@ concept MediaLogger = requires(L& l, const MediaContext& ctx) {
 /// `on_epoch_begin(const EpochContext&)`, `on_step_end(const StepContext&)`
 /// (after every optimizer step, metrics empty: for progress displays; keep it
 /// cheap), `on_media(const MediaContext&)` (images, audio and histograms,
-/// every `logging.media_every_epochs` epochs), `on_train_end(const RunSummary&)`,
+/// every `logging.media_every_epochs` epochs), `on_evaluation(const
+/// EvaluationContext&)` (the task's quality figures, when it measured them),
+/// `on_train_end(const RunSummary&)`,
 /// `on_message(const Message&)` (resumes, stops, warnings), and
 /// `std::vector<Message> take_messages()` for a logger with notices of its own
 /// (the Trainer collects them after on_train_begin, each epoch and
@@ -71,6 +73,11 @@ void notify_epoch_begin(L& logger, const EpochContext& ctx) {
 template <class L>
 void notify_step_end(L& logger, const StepContext& ctx) {
   if constexpr (requires { logger.on_step_end(ctx); }) logger.on_step_end(ctx);
+}
+/// Optional: the task's quality figures (EvaluationContext).
+template <class L>
+void notify_evaluation(L& logger, const EvaluationContext& ctx) {
+  if constexpr (requires { logger.on_evaluation(ctx); }) logger.on_evaluation(ctx);
 }
 /// True when L takes the Trainer's messages.
 template <class L>

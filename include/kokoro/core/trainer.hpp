@@ -6,6 +6,8 @@
 //   fit():  for each epoch
 //             for each group of `training.accumulation_steps` batches: step()
 //             validate() every `training.validate_every` epochs
+//             the task's evaluate() (its own quality measures, when it has
+//             them and they are due) -> best.pt follows logging.best_metric
 //   step(): per micro-batch: to(device) -> loss (autocast) -> scale -> backward
 //           (out of memory: clean up, run the micro-batches again in halves)
 //           then unscale -> clip -> optimizer step (may be skipped) -> update
@@ -205,6 +207,9 @@ class Trainer {
   /// unless stopped by a signal, final.pt and the weights).
   RunSummary fit() {
     const auto run_start = detail::Clock::now();
+    fit_start_ = run_start;
+    evaluation_seconds_ = 0.0;
+    last_evaluation_step_ = -1;
     const std::int64_t start_step = global_step_;
     rolled_back_ = false;
     // A run that writes nothing of its own (no checkpoints, no file loggers)
@@ -287,6 +292,9 @@ class Trainer {
         validation = validate();
       }
 
+      Metrics evaluation;
+      if (complete) evaluation = evaluate_task(epoch_ + 1 >= tc.epochs || reached_stop_condition());
+
       if (complete) {
         scheduler_.on_epoch_end(clock());
         apply_learning_rates();
@@ -306,7 +314,7 @@ class Trainer {
         epoch_position_ = 0;
         epoch_history_.clear();
         ++summary.epochs_completed;
-        end_of_epoch_checkpoints(train, validation, summary);
+        end_of_epoch_checkpoints(train, validation, evaluation, summary);
       }
       summary.last_train = std::move(train);
       if (!validation.empty()) summary.last_validation = std::move(validation);
@@ -317,8 +325,18 @@ class Trainer {
         config_.training.max_steps > 0 && global_step_ >= config_.training.max_steps;
     summary.stopped_by_time_limit = !summary.stopped_by_max_steps && reached_stop_condition();
     summary.stop_signal = stop_requested();
+    // A run that stopped between epochs (its time or step limit) is judged
+    // once more before its last save; one stopped by a signal leaves at once.
+    if (summary.stop_signal == 0 && global_step_ > start_step &&
+        last_evaluation_step_ != global_step_) {
+      const Metrics none;
+      const auto evaluation = evaluate_task(true);
+      if (!evaluation.empty()) judge_best(none, none, evaluation);
+    }
+    summary.last_evaluation = last_evaluation_;
     if (writes()) save_at_stop(summary, global_step_ > start_step);
     summary.seconds = detail::seconds_since(run_start);
+    summary.evaluation_share = summary.seconds > 0 ? evaluation_seconds_ / summary.seconds : 0.0;
     if constexpr (requires(const std::filesystem::path& dir) { profiler_.finish(dir); }) {
       try {
         if (writes()) summary.profile_report = profiler_.finish(run_directory());
@@ -537,6 +555,7 @@ class Trainer {
     d.insert("scaler", to_ivalue(scaler));
     d.insert("loss", last_loss_);
     d.insert("best_loss", best_loss_);
+    d.insert("best_metric", config_.logging.best_metric + ":" + config_.logging.best_mode);
     d.insert("config", to_yaml(config_));
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     d.insert("rng_state", generator.get_state());
@@ -600,6 +619,17 @@ class Trainer {
     rollbacks_ = d.contains("rollbacks") ? d.at("rollbacks").toInt() : 0;
     last_loss_ = dict_at(d, "loss", source).toDouble();
     best_loss_ = dict_at(d, "best_loss", source).toDouble();
+    // A checkpoint before best_metric existed followed validation/loss.
+    const std::string followed = d.contains("best_metric") && d.at("best_metric").isString()
+                                     ? d.at("best_metric").toStringRef()
+                                     : std::string("validation/loss:min");
+    const auto following = config_.logging.best_metric + ":" + config_.logging.best_mode;
+    if (followed != following) {
+      best_loss_ = initial_best();
+      run_notes_.push_back(fmt::format(
+          "best.pt followed {} until now and follows {} from here (logging.best_metric)", followed,
+          following));
+    }
     at::Generator generator = at::detail::getDefaultCPUGenerator();
     generator.set_state(dict_at(d, "rng_state", source).toTensor());
     // Put back where this process has as many GPUs; a run moved to another
@@ -657,8 +687,11 @@ class Trainer {
   const Checkpoints& checkpoints() const { return checkpoints_; }
   /// Where the run writes: <logging.output_dir>/<logging.run_name>.
   std::filesystem::path run_directory() const { return kokoro::run_directory(config_); }
-  /// The lowest epoch loss seen (validation, else training); survives resume.
+  /// The best value of logging.best_metric seen (by default the lowest
+  /// validation loss, else training loss); survives resume.
   double best_loss() const { return best_loss_; }
+  /// The task's quality figures at its last evaluation in this process.
+  const Metrics& last_evaluation() const { return last_evaluation_; }
 
   const Config& config() const { return config_; }
   T& task() { return task_; }
@@ -896,24 +929,99 @@ class Trainer {
     }
   }
 
-  /// Tracks the best loss (validation, else training) and writes best.pt and
+  /// Tracks logging.best_metric (writing best.pt when it improves) and writes
   /// the every-N-epochs checkpoint.
   void end_of_epoch_checkpoints(const Metrics& train, const Metrics& validation,
-                                RunSummary& summary) {
+                                const Metrics& evaluation, RunSummary& summary) {
     last_loss_ = train.get("loss").value_or(last_loss_);
-    const auto judged = validation.get("loss") ? validation.get("loss") : train.get("loss");
-    const bool improved = judged && *judged < best_loss_;
-    if (improved) best_loss_ = *judged;
+    judge_best(train, validation, evaluation);
     if (!config_.logging.checkpoints || !writes()) return;
-    if (improved) {
-      guarded_save("best", [&] {
-        checkpoints_.save_best(checkpoint());
-        return std::filesystem::path();
-      });
-    }
     const auto every = config_.logging.checkpoint_every_epochs;
     if (every > 0 && epoch_ % every == 0) {
       if (const auto path = save_periodic()) summary.checkpoint = path->string();
+    }
+  }
+
+  double initial_best() const {
+    return config_.logging.best_mode == "max" ? -std::numeric_limits<double>::infinity()
+                                              : std::numeric_limits<double>::infinity();
+  }
+
+  /// logging.best_metric among these figures ("train/x", "validation/x",
+  /// "eval/x"); validation/loss stands in for train/loss without validation.
+  std::optional<double> best_metric_value(const Metrics& train, const Metrics& validation,
+                                          const Metrics& evaluation) const {
+    const auto& name = config_.logging.best_metric;
+    const auto slash = name.find('/');
+    if (slash == std::string::npos) return std::nullopt;
+    const auto group = name.substr(0, slash), key = name.substr(slash + 1);
+    if (group == "train") return train.get(key);
+    if (group == "eval") return evaluation.get(key);
+    if (const auto v = validation.get(key)) return v;
+    if (key == "loss" && validation.empty()) return train.get("loss");
+    return std::nullopt;
+  }
+
+  /// Writes best.pt when logging.best_metric is among these figures and
+  /// better than any before.
+  void judge_best(const Metrics& train, const Metrics& validation, const Metrics& evaluation) {
+    const auto value = best_metric_value(train, validation, evaluation);
+    if (!value || !std::isfinite(*value)) return;
+    const bool improved =
+        config_.logging.best_mode == "max" ? *value > best_loss_ : *value < best_loss_;
+    if (!improved) return;
+    best_loss_ = *value;
+    if (!config_.logging.checkpoints || !writes()) return;
+    guarded_save("best", [&] {
+      checkpoints_.save_best(checkpoint());
+      return std::filesystem::path();
+    });
+  }
+
+  /// The task's quality figures: its optional `Metrics evaluate(const
+  /// EvaluationRequest&)`, in eval mode without gradients, on the rank that
+  /// writes, sent to the loggers with the time it took and the share of the
+  /// run's time evaluations took. Empty when the task has no such hook, was
+  /// not due, or failed (a side task: reported, counted, training goes on).
+  Metrics evaluate_task(bool final) {
+    constexpr bool task_evaluates = requires(const EvaluationRequest& r) {
+      { task_.evaluate(r) } -> std::convertible_to<Metrics>;
+    };
+    if constexpr (!task_evaluates) {
+      return {};
+    } else {
+      if (!writes() || last_evaluation_step_ == global_step_) return {};
+      const RngStateGuard rng;  // draws nothing from the training's generator
+      const auto start = detail::Clock::now();
+      Metrics figures;
+      try {
+        torch::NoGradGuard no_grad;
+        EvalModeGuard eval(task_.model());
+        figures = task_.evaluate(EvaluationRequest{
+            .epoch = epoch_,
+            .global_step = global_step_,
+            .final = final,
+            .training_seconds = detail::seconds_since(fit_start_) - evaluation_seconds_,
+            .evaluation_seconds = evaluation_seconds_});
+      } catch (const std::exception& e) {
+        side_task_failed(fmt::format("the evaluation at step {}", global_step_), e, "evaluation");
+        last_evaluation_step_ = global_step_;  // not tried again at this step
+        figures = Metrics{};
+      }
+      evaluation_seconds_ += detail::seconds_since(start);
+      if (figures.empty()) return figures;
+      last_evaluation_step_ = global_step_;
+      const double elapsed = detail::seconds_since(fit_start_);
+      const EvaluationContext ctx{.epoch = epoch_,
+                                  .global_step = global_step_,
+                                  .metrics = figures,
+                                  .seconds = detail::seconds_since(start),
+                                  .share = elapsed > 0 ? evaluation_seconds_ / elapsed : 0.0,
+                                  .final = final};
+      guard_logger("on_evaluation", [&] { notify_evaluation(logger_, ctx); });
+      relay_logger_notices();
+      last_evaluation_ = figures;
+      return figures;
     }
   }
 
@@ -1439,7 +1547,11 @@ class Trainer {
   std::int64_t oom_recoveries_ = 0;
   std::int64_t split_factor_ = 1;  // pieces per batch kept after a recovery (oom_keep_split)
   double last_loss_ = std::numeric_limits<double>::quiet_NaN();
-  double best_loss_ = std::numeric_limits<double>::infinity();
+  double best_loss_ = initial_best();
+  double evaluation_seconds_ = 0.0;         // this fit()'s time in the task's evaluations
+  std::int64_t last_evaluation_step_ = -1;  // the step last evaluated or failed at (-1: none)
+  Metrics last_evaluation_;
+  detail::Clock::time_point fit_start_{};
 
   // What the next step log reports.
   LossMeter window_meter_;

@@ -221,8 +221,22 @@ struct LoggingSection {
   bool wandb = false;
   std::string wandb_project = "kokoro";
   bool wandb_upload_checkpoints = false;
+  std::string best_metric = "validation/loss";
+  std::string best_mode = "min";
 
   friend bool operator==(const LoggingSection&, const LoggingSection&) = default;
+
+  void check(std::vector<ConfigProblem>& problems) const {
+    const auto slash = best_metric.find('/');
+    const auto group = best_metric.substr(0, slash);
+    if (slash == std::string::npos || slash + 1 == best_metric.size() ||
+        (group != "train" && group != "validation" && group != "eval")) {
+      problems.push_back(
+          {"logging.best_metric",
+           "must be train/<name>, validation/<name> or eval/<name> (e.g. validation/loss, "
+           "eval/mcd), got \"" + best_metric + "\""});
+    }
+  }
 
   template <class Self, class Visitor>
   static void fields(Self& s, Visitor&& v) {
@@ -255,6 +269,11 @@ struct LoggingSection {
     v("wandb_project", s.wandb_project, "W&B project name");
     v("wandb_upload_checkpoints", s.wandb_upload_checkpoints,
       "at the end, upload final.pt and best.pt to the W&B run's files");
+    v("best_metric", s.best_metric,
+      "the figure best.pt follows: train/<name>, validation/<name> (validation/loss falls back to "
+      "train/loss without validation) or eval/<name> (the task's quality measures, e.g. eval/mcd)");
+    v("best_mode", s.best_mode, "min: lower best_metric is better; max: higher is",
+      rule::OneOf{{"min", "max"}});
   }
 };
 

@@ -114,6 +114,25 @@ class ConsoleLogger {
                      epoch.train.get("lr"), epoch.seconds});
   }
 
+  /// One line: the figures, then how long it took and its share of the run.
+  void on_evaluation(const EvaluationContext& e) {
+    clear_bar();
+    std::string figures;
+    for (const auto& [name, value] : e.metrics) {
+      if (name.find('@') != std::string::npos || name == "clips") continue;
+      figures += fmt::format("{}{} {:.4g}", figures.empty() ? "" : " | ", name, value);
+    }
+    std::string ceilings;
+    for (const auto& [name, value] : e.metrics) {
+      if (name.find('@') == std::string::npos) continue;
+      ceilings += fmt::format("{}{} {:.4g}", ceilings.empty() ? "" : " | ", name, value);
+    }
+    fmt::print(*out_, "evaluation at step {}{}: {}\n  ceilings: {}\n  ({:.1f} s; evaluations took {:.1f}% of the time)\n",
+               e.global_step, e.final ? " (final)" : "", figures, ceilings.empty() ? "-" : ceilings,
+               e.seconds, 100.0 * e.share);
+    out_->flush();
+  }
+
   void on_train_end(const RunSummary& run) {
     clear_bar();
     if (!rows_.empty()) {

@@ -60,6 +60,18 @@ class JsonlLogger {
     write(row);
   }
 
+  void on_evaluation(const EvaluationContext& e) {
+    Json row = {{"type", "evaluation"},
+                {"time", detail::unix_seconds()},
+                {"epoch", e.epoch},
+                {"global_step", e.global_step},
+                {"seconds", e.seconds},
+                {"share", e.share},
+                {"final", e.final},
+                {"metrics", detail::json_object(e.metrics)}};
+    write(row);
+  }
+
  private:
   // A whole line or nothing: a full disk never leaves half a row behind,
   // and the next row tries again.

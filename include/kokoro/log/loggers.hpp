@@ -42,6 +42,9 @@ class Loggers {
   void on_epoch_end(const EpochContext& ctx) {
     each([&](auto& l) { l.on_epoch_end(ctx); });
   }
+  void on_evaluation(const EvaluationContext& ctx) {
+    each([&](auto& l) { notify_evaluation(l, ctx); });
+  }
   /// Present only when one of the loggers renders media.
   void on_media(const MediaContext& ctx) requires(MediaLogger<L> || ...) {
     each([&](auto& l) {

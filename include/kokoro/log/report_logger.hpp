@@ -92,6 +92,7 @@ struct Series {
   std::string color;
   std::vector<std::pair<double, double>> points;  // (step, value), finite values only
   bool dots = false;                              // validation: few points, drawn as dots
+  bool dashed = false;                            // a reference level (a ceiling)
 };
 
 /// One chart: the series over the steps, each value axis from its data.
@@ -136,8 +137,14 @@ inline std::string chart(const std::string& id, const std::string& title,
     } else {
       svg += fmt::format(
           "<polyline class=\"series\" data-name=\"{}\" data-points=\"{}\" fill=\"none\" "
-          "stroke=\"{}\" stroke-width=\"1.5\" points=\"{}\"/>",
-          escape(s.name), s.points.size(), s.color, points);
+          "stroke=\"{}\" stroke-width=\"1.5\"{} points=\"{}\"/>",
+          escape(s.name), s.points.size(), s.color,
+          s.dashed ? " stroke-dasharray=\"5 4\"" : "", points);
+      if (s.points.size() == 1) {  // one evaluation so far: a polyline of one point shows nothing
+        const auto& [x, y] = s.points.front();
+        svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>", px(x),
+                           py(y), s.color);
+      }
     }
     svg += fmt::format("<text x=\"{}\" y=\"15\" class=\"legend\" fill=\"{}\">{}</text>", legend,
                        s.color, escape(s.name));
@@ -183,6 +190,12 @@ class ReportLogger {
     for (const auto& [name, value] : ctx.validation) {
       add(validation_[name], ctx.global_step, value);
     }
+    write();
+  }
+
+  void on_evaluation(const EvaluationContext& ctx) {
+    for (const auto& [name, value] : ctx.metrics) add(evaluation_[name], ctx.global_step, value);
+    evaluation_share_ = ctx.share;
     write();
   }
 
@@ -268,6 +281,7 @@ class ReportLogger {
       }
     }
     body += "</div>";
+    body += quality_section();
 
     if (!images_.empty() || !audio_.empty()) {
       body += fmt::format("<h2>Samples (step {})</h2><div class=\"media\">", media_step_);
@@ -362,6 +376,65 @@ pre {{ background: #f4f4f4; padding: 8px; overflow-x: auto; font-size: 12px; }}
     points.emplace_back(x, value);
   }
 
+  /// The task's quality figures: a table of the latest evaluation (each
+  /// figure beside its reference levels) and a chart per figure over the
+  /// steps, its reference levels dashed.
+  std::string quality_section() const {
+    using detail::report::chart;
+    using detail::report::escape;
+    using detail::report::label;
+    using detail::report::Series;
+    if (evaluation_.empty()) return {};
+    std::vector<std::string> figures, references;
+    for (const auto& [name, points] : evaluation_) {
+      if (name == "clips" || points.empty()) continue;
+      const auto at = name.find('@');
+      if (at == std::string::npos) {
+        figures.push_back(name);
+      } else if (std::find(references.begin(), references.end(), name.substr(at + 1)) ==
+                 references.end()) {
+        references.push_back(name.substr(at + 1));
+      }
+    }
+    std::string out = "<h2>Quality (free-running synthesis against the recordings)</h2>";
+    const auto clips = evaluation_.find("clips");
+    out += fmt::format(
+        "<p>Latest evaluation at step {}{}; evaluations took {:.1f}% of the run's time. "
+        "Reference levels: the same measure on the recordings themselves (recording) and on "
+        "Griffin-Lim of their mels (griffin_lim, the vocoder alone).</p>",
+        static_cast<std::int64_t>(evaluation_.begin()->second.back().first),
+        clips != evaluation_.end() && !clips->second.empty()
+            ? fmt::format(", {} clips", clips->second.back().second)
+            : "",
+        100.0 * evaluation_share_);
+    out += "<table class=\"quality\" id=\"quality\"><tr><th>measure</th><th>model</th>";
+    for (const auto& r : references) out += fmt::format("<th>{}</th>", escape(r));
+    out += "</tr>";
+    for (const auto& f : figures) {
+      out += fmt::format("<tr><th>{}</th><td>{}</td>", escape(f),
+                         label(evaluation_.at(f).back().second));
+      for (const auto& r : references) {
+        const auto it = evaluation_.find(f + "@" + r);
+        out += fmt::format("<td>{}</td>", it != evaluation_.end() && !it->second.empty()
+                                              ? label(it->second.back().second)
+                                              : "-");
+      }
+      out += "</tr>";
+    }
+    out += "</table><div class=\"charts\">";
+    const std::vector<std::string> colors = {"#2ca02c", "#9467bd", "#8c564b", "#e377c2"};
+    for (const auto& f : figures) {
+      std::vector<Series> series{{"model", "#1f77b4", evaluation_.at(f), false}};
+      for (std::size_t i = 0; i < references.size(); ++i) {
+        if (const auto it = evaluation_.find(f + "@" + references[i]); it != evaluation_.end()) {
+          series.push_back({references[i], colors[i % colors.size()], it->second, false, true});
+        }
+      }
+      out += chart("chart-eval-" + f, "eval/" + f, series);
+    }
+    return out + "</div>";
+  }
+
   /// The steps before `start_step` from the run's metrics.jsonl (written
   /// by JsonlLogger), when there is one; a damaged line is skipped.
   void read_history(std::int64_t start_step) {
@@ -381,6 +454,9 @@ pre {{ background: #f4f4f4; padding: 8px; overflow-x: auto; font-size: 12px; }}
       if (row.value("type", "") == "epoch" && row.contains("validation")) {
         take(row["validation"], validation_);
       }
+      if (row.value("type", "") == "evaluation" && row.contains("metrics")) {
+        take(row["metrics"], evaluation_);
+      }
     }
   }
 
@@ -389,6 +465,8 @@ pre {{ background: #f4f4f4; padding: 8px; overflow-x: auto; font-size: 12px; }}
   std::vector<std::pair<std::string, std::string>> facts_;
   std::map<std::string, Points> steps_;
   std::map<std::string, Points> validation_;
+  std::map<std::string, Points> evaluation_;  // the task's quality figures, ceilings as "x@ref"
+  double evaluation_share_ = 0.0;
   std::vector<std::pair<std::string, std::string>> images_;
   std::vector<std::pair<std::string, std::string>> audio_;
   std::map<std::string, std::string> texts_;

@@ -79,6 +79,18 @@ class TensorBoardLogger {
     writer_->flush();
   }
 
+  /// The task's quality figures as eval/<name> (their reference levels as
+  /// eval/<name>@<reference>), and eval/share: evaluations' share of the time.
+  void on_evaluation(const EvaluationContext& e) {
+    if (!writer_) return;
+    const double now = detail::unix_seconds();
+    for (const auto& [name, value] : e.metrics) {
+      writer_->add_scalar("eval/" + name, value, e.global_step, now);
+    }
+    writer_->add_scalar("eval/share", e.share, e.global_step, now);
+    writer_->flush();
+  }
+
  private:
   void open(const std::filesystem::path& dir) {
     writer_ = std::make_unique<EventFileWriter>(dir, detail::unix_seconds());

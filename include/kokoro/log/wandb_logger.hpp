@@ -709,6 +709,16 @@ class WandbLogger {
     send(row);
   }
 
+  void on_evaluation(const EvaluationContext& e) {
+    if (!stream_) return;
+    Metrics row;
+    for (const auto& [name, value] : e.metrics) row.set("eval/" + name, value);
+    row.set("eval/share", e.share);
+    row.set("epoch", static_cast<double>(e.epoch));
+    row.set("global_step", static_cast<double>(e.global_step));
+    send(row);
+  }
+
   /// Sample images and audio: one history row of W&B media values, their
   /// files uploaded under media/.
   void on_media(const MediaContext& ctx) {

@@ -4,7 +4,10 @@
 // TTS losses, and every logging.media_every_epochs epochs synthesises a
 // validation sentence: its predicted and target mels as images, its audio
 // (Griffin-Lim) and its text, as media for the loggers (SampleFileLogger
-// writes them under <run directory>/samples). The phoneme vocabulary travels in
+// writes them under <run directory>/samples); when the Trainer asks, it
+// scores free-running synthesis of fixed clips against their recordings
+// (evaluate(): MCD, F0, durations, a recognizer's word error rate, with their
+// ceilings; the `evaluation` section). The phoneme vocabulary travels in
 // the checkpoint (task_state) and in <run directory>/phonemes.txt. It prints
 // nothing: the corpus report is data().corpus().report.
 #pragma once
@@ -28,8 +31,11 @@
 #include "kokoro/nn/kernel_choice.hpp"
 #include "kokoro/tts/data/corpus.hpp"
 #include "kokoro/tts/data/tts_data.hpp"
+#include "kokoro/tts/eval/quality.hpp"
+#include "kokoro/tts/model/from_config.hpp"
 #include "kokoro/tts/model/kokoro_model.hpp"
 #include "kokoro/tts/model/losses.hpp"
+#include "kokoro/tts/synthesizer.hpp"
 #include "kokoro/tts/text/phoneme_processor.hpp"
 #include "kokoro/tts/tts_config.hpp"
 #include "kokoro/util/autocast_state.hpp"
@@ -37,32 +43,6 @@
 #include "kokoro/util/state_dict.hpp"
 
 namespace kokoro::tts {
-
-/// The Kokoro model's options from the `model` section, a vocabulary size and
-/// the mel bands.
-inline KokoroModelOptions model_options(const ModelSection& model, std::int64_t vocab_size,
-                                        std::int64_t n_mels) {
-  return {.vocab_size = vocab_size,
-          .n_mels = n_mels,
-          .hidden_dim = model.hidden_dim,
-          .encoder_layers = model.encoder_layers,
-          .decoder_layers = model.decoder_layers,
-          .num_heads = model.num_heads,
-          .ff_dim = model.ff_dim,
-          .dropout = model.dropout,
-          .attention_dropout = model.attention_dropout,
-          .postnet = model.postnet,
-          .gradient_checkpointing = model.gradient_checkpointing != "false",
-          .checkpoint_blocks = model.checkpoint_blocks,
-          .kernels = model.kernels == "reference" ? nn::Kernels::reference : nn::Kernels::fast};
-}
-
-/// The loss weights from the `loss` section.
-inline TtsLossOptions loss_options(const LossSection& loss) {
-  return {.duration_weight = loss.duration_weight,
-          .stop_weight = loss.stop_weight,
-          .stop_positive_weight = loss.stop_positive_weight};
-}
 
 class EnglishTtsTask {
  public:
@@ -86,6 +66,11 @@ class EnglishTtsTask {
         checkpointing_(nn::parse_checkpointing_mode(config.model.gradient_checkpointing)
                            .value_or(nn::CheckpointingMode::automatic)),
         vocoder_(mel_options(config.audio)) {
+    const auto& e = config.evaluation;
+    if (e.every_epochs > 0 && e.mcd_order >= config.audio.n_mels) {
+      throw Error(fmt::format("evaluation.mcd_order must be below audio.n_mels ({}), got {}",
+                              config.audio.n_mels, e.mcd_order));
+    }
     if (!writes_files_) return;
     std::filesystem::create_directories(run_dir_);
     save_phoneme_processor(processor_, run_dir_ / "phonemes.txt");
@@ -157,7 +142,59 @@ class EnglishTtsTask {
         .tag = "samples/target_griffin_lim", .sample_rate = rate, .samples = vocoder_(target)});
     media.texts.push_back(
         Text{.tag = "samples/text", .text = clips.front().id + ": " + clips.front().text});
+    if (last_quality_ && !last_quality_->clips.empty() && evaluator_->options().recognize) {
+      std::string heard;
+      for (std::size_t i = 0; i < last_quality_->clips.size(); ++i) {
+        const auto& q = last_quality_->clips[i];
+        heard += fmt::format("{}: \"{}\" (said: \"{}\")\n", q.id, q.hypothesis,
+                             eval::join_words(eval::scoring_words(evaluation_clips_[i].text)));
+      }
+      media.texts.push_back(Text{.tag = "eval/heard", .text = heard});
+    }
   }
+
+  /// The `evaluation` section's measures of free-running synthesis against
+  /// the recordings (tts/eval/quality.hpp) on its fixed clips, when due:
+  /// every evaluation.every_epochs epochs while evaluations have taken at
+  /// most evaluation.max_share of the training time (else it waits for a
+  /// later epoch), and at the end (evaluation.at_end) whatever they took.
+  /// Empty when not due.
+  Metrics evaluate(const EvaluationRequest& request) {
+    const auto& e = config_.evaluation;
+    if (e.every_epochs <= 0) return {};
+    const bool due = (request.final && e.at_end) || (request.epoch + 1) % e.every_epochs == 0;
+    if (!due) return {};
+    if (!request.final && last_evaluation_seconds_ > 0 &&
+        request.evaluation_seconds + last_evaluation_seconds_ >
+            e.max_share * request.training_seconds) {
+      return {};
+    }
+    if (!evaluator_) {
+      const auto& corpus = data_->corpus();
+      auto chosen = corpus.validation.empty() ? corpus.train : corpus.validation;
+      std::sort(chosen.begin(), chosen.end(),
+                [](const CorpusClip& a, const CorpusClip& b) { return a.id < b.id; });
+      chosen.resize(std::min<std::size_t>(chosen.size(), static_cast<std::size_t>(e.clips)));
+      evaluation_clips_ = eval::evaluation_clips(chosen);
+      eval::QualityOptions options;
+      options.cepstrum.order = e.mcd_order;
+      options.recognize = e.recognizer;
+      options.speak.max_seconds = static_cast<double>(config_.audio.max_frames) *
+                                  static_cast<double>(config_.audio.hop_length) /
+                                  static_cast<double>(config_.audio.sample_rate);
+      evaluator_ = std::make_unique<eval::QualityEvaluator>(config_.audio, options);
+      synthesizer_ = std::make_unique<Synthesizer>(TrainedModel{
+          .config = config_, .processor = processor_, .model = model_, .source = {}});
+    }
+    auto report = evaluator_->evaluate(*synthesizer_, evaluation_clips_);
+    last_evaluation_seconds_ = report.seconds;
+    auto figures = report.metrics();
+    last_quality_ = std::move(report);
+    return figures;
+  }
+
+  /// The last evaluation's report (clips, transcripts, ceilings), if any.
+  const std::optional<eval::QualityReport>& last_quality() const { return last_quality_; }
 
   StateDict state_dict() const {
     StateDict d;
@@ -208,6 +245,11 @@ class EnglishTtsTask {
   KokoroModel model_;
   nn::CheckpointingChoice checkpointing_;
   audio::GriffinLim vocoder_;
+  std::unique_ptr<eval::QualityEvaluator> evaluator_;  // built at the first evaluation
+  std::unique_ptr<Synthesizer> synthesizer_;
+  std::vector<eval::EvaluationClip> evaluation_clips_;
+  std::optional<eval::QualityReport> last_quality_;
+  double last_evaluation_seconds_ = 0.0;
 };
 
 }  // namespace kokoro::tts

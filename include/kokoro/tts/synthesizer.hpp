@@ -34,11 +34,12 @@
 #include "kokoro/core/config_io.hpp"
 #include "kokoro/core/state_io.hpp"
 #include "kokoro/tts/data/corpus.hpp"
-#include "kokoro/tts/english_tts_task.hpp"
+#include "kokoro/tts/model/from_config.hpp"
 #include "kokoro/tts/model/kokoro_model.hpp"
 #include "kokoro/tts/text/phoneme_processor.hpp"
 #include "kokoro/tts/tts_config.hpp"
 #include "kokoro/util/errors.hpp"
+#include "kokoro/util/state_dict.hpp"
 
 namespace kokoro::tts {
 
@@ -170,6 +171,7 @@ struct SpokenLine {
   std::vector<std::string> tokens;   ///< the phoneme tokens it was read as
   std::vector<std::string> unknown;  ///< tokens outside the model's vocabulary (read as <unk>)
   torch::Tensor mel;                 ///< [frames, n_mels] on the CPU
+  torch::Tensor durations;           ///< [ids] int64 frames per phoneme id, predicted, on the CPU
   std::vector<float> samples;
   bool stopped = true;  ///< the stop token fired
   /// The stop token did not fire: the line ended at its predicted length
@@ -261,6 +263,9 @@ class Synthesizer {
         auto& line = spoken[order[k]];
         const auto& result = results[k - first];
         line.mel = result.mel.to(torch::kCPU, torch::kFloat);
+        line.durations = result.durations.to(torch::kCPU)
+                             .narrow(0, 0, static_cast<std::int64_t>(ids[order[k]].size()))
+                             .clone();
         line.stopped = result.stopped;
         line.reached_length = result.reached_durations;
         const auto vocoding = std::chrono::steady_clock::now();

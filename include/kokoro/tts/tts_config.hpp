@@ -199,12 +199,45 @@ struct LossSection {
   }
 };
 
+/// Objective quality during training (tts/eval/quality.hpp): free-running
+/// synthesis of fixed validation clips scored against their recordings.
+struct EvaluationSection {
+  std::int64_t every_epochs = 1;
+  std::int64_t clips = 4;
+  double max_share = 0.1;
+  bool at_end = true;
+  bool recognizer = true;
+  std::int64_t mcd_order = 24;
+
+  friend bool operator==(const EvaluationSection&, const EvaluationSection&) = default;
+
+  template <class Self, class Visitor>
+  static void fields(Self& s, Visitor&& v) {
+    v("every_epochs", s.every_epochs,
+      "score free-running synthesis against the recordings every N epochs (0: never)",
+      rule::non_negative);
+    v("clips", s.clips,
+      "validation clips scored (the first ones by id; training clips without validation)",
+      rule::positive);
+    v("max_share", s.max_share,
+      "an evaluation that is due waits while evaluations have taken more than this share of the "
+      "training time (the last one at the end runs regardless)",
+      rule::InRange{0.0, 1.0});
+    v("at_end", s.at_end, "also evaluate when the run ends (its epochs, steps or minutes)");
+    v("recognizer", s.recognizer,
+      "word and character error rates through the PocketSphinx recognizer (eval/wer, eval/cer)");
+    v("mcd_order", s.mcd_order, "mel-cepstral coefficients in the MCD (c1..c_N)",
+      rule::positive);
+  }
+};
+
 /// The sections the TTS task adds to a run's configuration.
 struct TtsSections {
   DataSection data;
   ModelSection model;
   AudioSection audio;
   LossSection loss;
+  EvaluationSection evaluation;
 
   friend bool operator==(const TtsSections&, const TtsSections&) = default;
 
@@ -214,6 +247,7 @@ struct TtsSections {
     v("model", s.model);
     v("audio", s.audio);
     v("loss", s.loss);
+    v("evaluation", s.evaluation);
   }
 
   /// Before the configuration was split by layer the loss weights sat in

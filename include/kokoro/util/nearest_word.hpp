@@ -11,8 +11,11 @@
 
 namespace kokoro {
 
-/// Insertions, deletions and substitutions that turn `a` into `b`.
-inline std::size_t edit_distance(std::string_view a, std::string_view b) {
+/// Insertions, deletions and substitutions that turn the sequence `a` into
+/// `b` (characters of a string, words of a sentence: anything indexable with
+/// comparable items), in O(|a| * |b|) time and O(|b|) memory.
+template <typename Sequence>
+std::size_t sequence_edit_distance(const Sequence& a, const Sequence& b) {
   std::vector<std::size_t> row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
@@ -25,6 +28,11 @@ inline std::size_t edit_distance(std::string_view a, std::string_view b) {
     }
   }
   return row[b.size()];
+}
+
+/// Insertions, deletions and substitutions that turn `a` into `b`.
+inline std::size_t edit_distance(std::string_view a, std::string_view b) {
+  return sequence_edit_distance(a, b);
 }
 
 /// The candidate nearest to `word` (the first of equals); "" when there are none.

@@ -39,6 +39,7 @@ struct CorpusClip {
   std::filesystem::path features;
   std::int64_t frames = 0;
   std::int64_t tokens = 0;
+  std::filesystem::path audio{};  ///< the recording (for evaluation against it)
 };
 
 /// What preparing the corpus found and did.
@@ -401,7 +402,7 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
         static_cast<double>(o.header.frames * audio.hop_length) / audio.sample_rate / 3600.0;
     usable.push_back(CorpusClip{utterances[i].id, utterances[i].normalized,
                                 out.cache_dir / (utterances[i].id + ".feat"), o.header.frames,
-                                o.header.tokens});
+                                o.header.tokens, utterances[i].audio});
   }
   report.usable = static_cast<std::int64_t>(usable.size());
   report.unknown_symbols = processor.unknown_symbols();

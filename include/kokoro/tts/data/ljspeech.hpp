@@ -1,6 +1,7 @@
 // The LJSpeech corpus layout: <root>/metadata.csv with lines
 // `id|transcription|normalized transcription` (UTF-8, no header, no CSV
 // quoting: a transcription may contain '"'), audio in <root>/wavs/<id>.wav
+// (or another file libsndfile reads: <id>.flac, .ogg, .aiff; the .wav first)
 // and, from the Montreal Forced Aligner, <root>/<alignments>/<id>.TextGrid.
 // A malformed line is reported with file and line and left out; the rest of
 // the corpus is read.
@@ -36,8 +37,21 @@ struct Metadata {
   std::vector<std::string> problems;  ///< "<file>:<line>: <what is wrong>", one per skipped line
 };
 
+/// The clip's audio file in `wavs_dir`: <id>.wav, else the first of <id>.flac,
+/// .ogg, .aiff that exists; <id>.wav when none does.
+inline std::filesystem::path clip_audio_file(const std::filesystem::path& wavs_dir,
+                                             const std::string& id) {
+  const auto wav = wavs_dir / (id + ".wav");
+  if (std::filesystem::exists(wav)) return wav;
+  for (const char* extension : {".flac", ".ogg", ".aiff", ".WAV", ".FLAC"}) {
+    auto other = wavs_dir / (id + extension);
+    if (std::filesystem::exists(other)) return other;
+  }
+  return wav;
+}
+
 /// Reads `metadata` (an LJSpeech metadata.csv). Audio paths are
-/// `<wavs_dir>/<id>.wav`, alignments `<alignments_dir>/<id>.TextGrid`. Lines
+/// `<wavs_dir>/<id>.wav` (or clip_audio_file()'s other kinds), alignments `<alignments_dir>/<id>.TextGrid`. Lines
 /// with a wrong field count, an empty id or text, a repeated id or a missing
 /// audio file are reported in `problems` and left out. Throws kokoro::Error
 /// when the file itself cannot be read.
@@ -87,7 +101,7 @@ inline Metadata read_ljspeech_metadata(const std::filesystem::path& metadata,
       problem(fmt::format("clip {} appears twice; the first is kept", u.id));
       continue;
     }
-    u.audio = wavs_dir / (u.id + ".wav");
+    u.audio = clip_audio_file(wavs_dir, u.id);
     u.alignment = alignments_dir / (u.id + ".TextGrid");
     if (!std::filesystem::exists(u.audio)) {
       problem(fmt::format("clip {}: {} does not exist", u.id, u.audio.string()));

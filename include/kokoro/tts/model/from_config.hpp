@@ -1,0 +1,41 @@
+// The model's and the losses' option structs from a run's configuration:
+// the one place where the `model` and `loss` sections meet the modules, so
+// that the task, the Synthesizer and the benchmarks build the same model.
+#pragma once
+
+#include <cstdint>
+
+#include "kokoro/nn/kernel_choice.hpp"
+#include "kokoro/tts/model/kokoro_model.hpp"
+#include "kokoro/tts/model/losses.hpp"
+#include "kokoro/tts/tts_config.hpp"
+
+namespace kokoro::tts {
+
+/// The Kokoro model's options from the `model` section, a vocabulary size and
+/// the mel bands.
+inline KokoroModelOptions model_options(const ModelSection& model, std::int64_t vocab_size,
+                                        std::int64_t n_mels) {
+  return {.vocab_size = vocab_size,
+          .n_mels = n_mels,
+          .hidden_dim = model.hidden_dim,
+          .encoder_layers = model.encoder_layers,
+          .decoder_layers = model.decoder_layers,
+          .num_heads = model.num_heads,
+          .ff_dim = model.ff_dim,
+          .dropout = model.dropout,
+          .attention_dropout = model.attention_dropout,
+          .postnet = model.postnet,
+          .gradient_checkpointing = model.gradient_checkpointing != "false",
+          .checkpoint_blocks = model.checkpoint_blocks,
+          .kernels = model.kernels == "reference" ? nn::Kernels::reference : nn::Kernels::fast};
+}
+
+/// The loss weights from the `loss` section.
+inline TtsLossOptions loss_options(const LossSection& loss) {
+  return {.duration_weight = loss.duration_weight,
+          .stop_weight = loss.stop_weight,
+          .stop_positive_weight = loss.stop_positive_weight};
+}
+
+}  // namespace kokoro::tts
