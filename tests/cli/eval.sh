@@ -35,7 +35,7 @@ assert r["clips"] == 3 and len(r["clip_ids"]) == 3, r["clip_ids"]
 assert [m["step"] for m in r["models"]] == [2, 4], [m["step"] for m in r["models"]]
 for m in r["models"]:
     for name in ("mcd", "mcd_plain", "length_ratio", "wer", "cer"):
-        assert isinstance(m["metrics"][name], float) and math.isfinite(m["metrics"][name]), name
+        assert isinstance(m["metrics"][name], (int, float)) and math.isfinite(m["metrics"][name]), name
     assert len(m["clips"]) == 3 and all("heard" in c for c in m["clips"])
 assert 0 <= r["ceilings"]["recording"]["wer"] <= 1.5
 assert r["ceilings"]["griffin_lim"]["mcd"] > 0
