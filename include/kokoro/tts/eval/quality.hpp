@@ -31,8 +31,6 @@
 
 #include <torch/types.h>
 
-#include <fmt/format.h>
-
 #include "kokoro/audio/audio_file.hpp"
 #include "kokoro/audio/griffin_lim.hpp"
 #include "kokoro/audio/mel.hpp"
