@@ -12,6 +12,10 @@
 #     OUT     where runs, evaluations and curve.md go (default runs/quality-curve/<corpus>)
 #   KOKORO_CURVE_MINUTES="5 15 30 60"   the training minutes in all at each stage
 #   KOKORO_CURVE_CLIPS=8                clips scored per stage
+#   KOKORO_CURVE_EVAL_ARGS=""           more kokoro-eval options (e.g. --recognizer pocketsphinx)
+#
+# Each stage's weights are kept in OUT/stages/<minutes>min.pt; a rerun scores
+# the kept stages again without training them again.
 #
 # Each stage resumes the run and trains the minutes up to the next mark
 # (training.max_minutes), then kokoro-eval scores final.pt on the clips the
@@ -51,16 +55,27 @@ done_minutes=0
 rows=()
 for mark in "${minutes[@]}"; do
   stage=$(awk -v a="$mark" -v b="$done_minutes" 'BEGIN { print a - b }')
-  resume=()
-  [ -d "$run/checkpoints" ] && resume=(--resume auto)
-  echo "quality_curve: $name: training to $mark minutes"
-  "$build/examples/kokoro-train" --small --data-dir "$data" "${resume[@]}" \
-    logging.output_dir="$out/runs" logging.run_name=curve training.epochs=100000 \
-    training.max_minutes="$stage" data.validation_split="$holdout" \
-    evaluation.every_epochs=0 >"$out/train-${mark}min.log" 2>&1
+  kept=$out/stages/${mark}min.pt
+  if [ ! -f "$kept" ]; then
+    resume=()
+    [ -d "$run/checkpoints" ] && resume=(--resume auto)
+    echo "quality_curve: $name: training to $mark minutes"
+    # The in-run evaluation is off: kokoro-eval scores each stage below, and
+    # its time would otherwise come out of the stage's minutes.
+    "$build/examples/kokoro-train" --small --data-dir "$data" "${resume[@]}" \
+      logging.output_dir="$out/runs" logging.run_name=curve training.epochs=100000 \
+      training.max_minutes="$stage" data.validation_split="$holdout" \
+      evaluation.every_epochs=0 evaluation.at_end=false >"$out/train-${mark}min.log" 2>&1
+    # Each stage's weights are kept, so the stages can be scored again (another
+    # recognizer, more clips) without training again: a stage already kept is
+    # not retrained.
+    mkdir -p "$out/stages"
+    cp "$run/checkpoints/final.pt" "$kept"
+  fi
   done_minutes=$mark
-  "$build/examples/kokoro-eval" "$run/checkpoints/final.pt" --data "$data" --split "$split" \
-    --limit "$clips" --json "$out/eval-${mark}min.json" >"$out/eval-${mark}min.txt" 2>"$out/eval-${mark}min.err"
+  echo "quality_curve: $name: scoring the model after $mark minutes"
+  "$build/examples/kokoro-eval" "$kept" --data "$data" --split "$split" \
+    --limit "$clips" ${KOKORO_CURVE_EVAL_ARGS:-} --json "$out/eval-${mark}min.json" >"$out/eval-${mark}min.txt" 2>"$out/eval-${mark}min.err"
   rows+=("$mark")
 done
 

@@ -3,7 +3,8 @@
 // TextGrid/ where there are durations). Each model speaks every chosen
 // clip's text as kokoro-synthesize would; tts/eval/quality.hpp scores it
 // (MCD with and without DTW, log-F0 RMSE, voicing error, length ratio,
-// duration error, the recognizer's WER and CER). Prints one table row per
+// duration error, the recognizer's WER and CER; --recognizer picks it, and
+// the table names the one that heard). Prints one table row per
 // checkpoint and the ceilings as rows of their own: the recognizer on the
 // recordings, and Griffin-Lim of the recorded mels (the vocoder alone).
 // --json writes the same, with every clip's figures and transcripts.
@@ -126,6 +127,7 @@ int main(int argc, char** argv) {
   std::string vocoder_name = "griffin-lim";
   std::string device_name = "auto";
   std::string split = "all";
+  std::string recognizer = "auto";
   bool no_recognizer = false;
   std::int64_t mcd_order = 24;
   app.add_option("checkpoints", checkpoints,
@@ -147,7 +149,12 @@ int main(int argc, char** argv) {
   app.add_option("--vocoder", vocoder_name,
                  "griffin-lim, or a TorchScript vocoder file (as kokoro-synthesize)")
       ->capture_default_str();
-  app.add_flag("--no-recognizer", no_recognizer, "leave out the word and character error rates");
+  app.add_option("--recognizer", recognizer,
+                 "the speech recognizer for WER and CER: moonshine, pocketsphinx, auto (moonshine "
+                 "where it runs), none")
+      ->capture_default_str()
+      ->check(CLI::IsMember(eval::recognizer_names()));
+  app.add_flag("--no-recognizer", no_recognizer, "the same as --recognizer none");
   app.add_option("--mcd-order", mcd_order, "mel-cepstral coefficients in the MCD (c1..c_N)")
       ->capture_default_str()
       ->check(examples::whole_number_above_0);
@@ -181,10 +188,15 @@ int main(int argc, char** argv) {
         if (chosen.empty()) throw kokoro::Error(fmt::format("{}: no clip to evaluate", data_dir));
         clips = eval::evaluation_clips(chosen);
         eval::QualityOptions options;
-        options.recognize = !no_recognizer;
+        options.recognizer.name = no_recognizer ? "none" : recognizer;
         options.cepstrum.order = mcd_order;
         evaluator = std::make_unique<eval::QualityEvaluator>(trained.config.audio, options);
         evaluator_audio = trained.config.audio;
+        if (!evaluator->recognizer_fallback().empty()) {
+          std::fprintf(stderr,
+                       "kokoro-eval: Moonshine could not run, PocketSphinx hears instead: %s\n",
+                       evaluator->recognizer_fallback().c_str());
+        }
       }
       tts::Vocoder vocoder;
       int rate = 0;
@@ -200,6 +212,10 @@ int main(int argc, char** argv) {
                      checkpoints.size(), done, all);
         if (done == all) std::fprintf(stderr, " (%s)\n", checkpoint.c_str());
       });
+      if (!report.recognizer_error.empty()) {
+        std::fprintf(stderr, "kokoro-eval: %s: no WER or CER: %s\n", checkpoint.c_str(),
+                     report.recognizer_error.c_str());
+      }
       const auto figures = report.metrics();
       rows.push_back({fmt::format("{} (step {})", checkpoint, step), figures});
       Json per_clip = Json::array();
@@ -207,6 +223,7 @@ int main(int argc, char** argv) {
       results.push_back(Json{{"checkpoint", checkpoint},
                              {"step", step},
                              {"seconds", report.seconds},
+                             {"recognizer_error", report.recognizer_error},
                              {"metrics", kokoro::detail::json_object(figures)},
                              {"clips", per_clip}});
     }
@@ -220,7 +237,9 @@ int main(int argc, char** argv) {
     for (const auto& c : columns) header += fmt::format(" {:>12}", c);
     // With --json - the JSON owns stdout and the table goes to stderr.
     std::FILE* table = json_path == "-" ? stderr : stdout;
-    std::fprintf(table, "kokoro-eval: %zu clips of %s\n%s\n", clips.size(), data_dir.c_str(),
+    const auto heard_by = evaluator->recognizer_name();
+    std::fprintf(table, "kokoro-eval: %zu clips of %s%s\n%s\n", clips.size(), data_dir.c_str(),
+                 heard_by.empty() ? "" : fmt::format(", wer/cer heard by {}", heard_by).c_str(),
                  header.c_str());
     for (const auto& r : rows) {
       std::string line = fmt::format("{:<{}}", r.name, name_width);
@@ -249,6 +268,7 @@ int main(int argc, char** argv) {
                          }()},
                         {"mcd_cepstra", fmt::format("orthonormal DCT-II of the log-mel, c1..c{}",
                                                     mcd_order)},
+                        {"recognizer", heard_by},
                         {"models", results},
                         {"ceilings", ceilings}};
       const auto text = out.dump(2) + "\n";

@@ -21,7 +21,8 @@ fail() {
   --json "$out/q.json" >"$out/table.txt" 2>"$out/err.txt" ||
   { cat "$out/table.txt" "$out/err.txt"; fail "kokoro-eval failed"; }
 cat "$out/table.txt"
-grep -q "^kokoro-eval: 3 clips of" "$out/table.txt" || fail "no heading naming 3 clips"
+grep -Eq "^kokoro-eval: 3 clips of .*, wer/cer heard by (moonshine|pocketsphinx)$" "$out/table.txt" ||
+  fail "no heading naming 3 clips and the recognizer"
 grep -Eq "checkpoint_step000000002\.pt \(step 2\) +[0-9]" "$out/table.txt" || fail "no row for the step-2 checkpoint"
 grep -Eq "final\.pt \(step 4\) +[0-9]" "$out/table.txt" || fail "no row for final.pt"
 grep -Eq "^ceiling: griffin_lim +[0-9]" "$out/table.txt" || fail "no Griffin-Lim ceiling row"
@@ -32,6 +33,7 @@ grep -q "clip 3/3" "$out/err.txt" || fail "no progress on stderr"
 import json, math, sys
 r = json.load(open(sys.argv[1]))
 assert r["clips"] == 3 and len(r["clip_ids"]) == 3, r["clip_ids"]
+assert r["recognizer"] in ("moonshine", "pocketsphinx"), r["recognizer"]
 assert [m["step"] for m in r["models"]] == [2, 4], [m["step"] for m in r["models"]]
 for m in r["models"]:
     for name in ("mcd", "mcd_plain", "length_ratio", "wer", "cer"):
@@ -44,6 +46,10 @@ PY
 "$evaluate" "$ckpts/final.pt" --data "$run/corpus" --split validation --no-recognizer \
   >"$out/valid.txt" 2>&1 || { cat "$out/valid.txt"; fail "--split validation failed"; }
 grep -q "^kokoro-eval: 2 clips of" "$out/valid.txt" || fail "--split validation: not the 2 held-out clips"
+grep -q "heard by" "$out/valid.txt" && fail "--no-recognizer: a recognizer still heard"
+"$evaluate" "$ckpts/final.pt" --data "$run/corpus" --limit 1 --recognizer whisper >"$out/asr.txt" 2>&1 &&
+  fail "an unknown recognizer was accepted"
+grep -q "whisper" "$out/asr.txt" || { cat "$out/asr.txt"; fail "the unknown recognizer is not named"; }
 echo "LJ999-0001" >"$out/ids.txt"
 "$evaluate" "$ckpts/final.pt" --data "$run/corpus" --ids "$out/ids.txt" >"$out/bad.txt" 2>&1 &&
   fail "an unknown id was accepted"

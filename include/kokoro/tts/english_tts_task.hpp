@@ -89,6 +89,18 @@ class EnglishTtsTask {
     return tts_loss(model_->forward(batch), batch, loss_options(config_.loss));
   }
 
+  /// The clips evaluations score: the first evaluation.clips validation
+  /// clips by id (training clips when none is held out).
+  std::vector<CorpusClip> evaluation_choice() const {
+    const auto& corpus = data_->corpus();
+    auto chosen = corpus.validation.empty() ? corpus.train : corpus.validation;
+    std::sort(chosen.begin(), chosen.end(),
+              [](const CorpusClip& a, const CorpusClip& b) { return a.id < b.id; });
+    chosen.resize(
+        std::min<std::size_t>(chosen.size(), static_cast<std::size_t>(config_.evaluation.clips)));
+    return chosen;
+  }
+
   /// model.gradient_checkpointing: auto hears of memory here.
   void adapt_to_memory(const MemoryState& state) { checkpointing_.observe(state); }
   const nn::CheckpointingChoice& checkpointing() const { return checkpointing_; }
@@ -142,8 +154,15 @@ class EnglishTtsTask {
         .tag = "samples/target_griffin_lim", .sample_rate = rate, .samples = vocoder_(target)});
     media.texts.push_back(
         Text{.tag = "samples/text", .text = clips.front().id + ": " + clips.front().text});
-    if (last_quality_ && !last_quality_->clips.empty() && evaluator_->options().recognize) {
-      std::string heard;
+    if (last_quality_ && !last_quality_->clips.empty() && !last_quality_->recognizer.empty()) {
+      std::string heard = fmt::format("heard by {}{}\n", last_quality_->recognizer,
+                                      last_quality_->recognizer_fallback.empty()
+                                          ? std::string{}
+                                          : " (Moonshine could not run: " +
+                                                last_quality_->recognizer_fallback + ")");
+      if (!last_quality_->recognizer_error.empty()) {
+        heard += "no word error rate this time: " + last_quality_->recognizer_error + "\n";
+      }
       for (std::size_t i = 0; i < last_quality_->clips.size(); ++i) {
         const auto& q = last_quality_->clips[i];
         heard += fmt::format("{}: \"{}\" (said: \"{}\")\n", q.id, q.hypothesis,
@@ -155,34 +174,53 @@ class EnglishTtsTask {
 
   /// The `evaluation` section's measures of free-running synthesis against
   /// the recordings (tts/eval/quality.hpp) on its fixed clips, when due:
-  /// every evaluation.every_epochs epochs while evaluations have taken at
-  /// most evaluation.max_share of the training time (else it waits for a
-  /// later epoch), and at the end (evaluation.at_end) whatever they took.
+  /// every evaluation.every_epochs epochs when the evaluations so far and
+  /// this one stay within evaluation.max_share of the run's time (else it
+  /// waits for a later epoch), and at the end (evaluation.at_end) whatever
+  /// they took. This one is expected to take what the last took; the first,
+  /// kFirstEvaluationCost seconds per second of its clips' recordings (the
+  /// synthesis can run to twice their length, then the recognizer and the
+  /// ceilings hear it all), so that a short run is not spent evaluating.
   /// Empty when not due.
   Metrics evaluate(const EvaluationRequest& request) {
     const auto& e = config_.evaluation;
     if (e.every_epochs <= 0) return {};
     const bool due = (request.final && e.at_end) || (request.epoch + 1) % e.every_epochs == 0;
     if (!due) return {};
-    if (!request.final && last_evaluation_seconds_ > 0 &&
-        request.evaluation_seconds + last_evaluation_seconds_ >
-            e.max_share * request.training_seconds) {
-      return {};
+    const auto chosen = evaluation_choice();
+    if (!request.final) {
+      double expected = last_evaluation_seconds_;
+      if (expected <= 0.0) {
+        for (const auto& c : chosen) {
+          expected += kFirstEvaluationCost * static_cast<double>(c.frames) *
+                      static_cast<double>(config_.audio.hop_length) /
+                      static_cast<double>(config_.audio.sample_rate);
+        }
+      }
+      const double spent = request.evaluation_seconds + expected;
+      if (spent > e.max_share * (request.training_seconds + spent)) return {};
     }
     if (!evaluator_) {
-      const auto& corpus = data_->corpus();
-      auto chosen = corpus.validation.empty() ? corpus.train : corpus.validation;
-      std::sort(chosen.begin(), chosen.end(),
-                [](const CorpusClip& a, const CorpusClip& b) { return a.id < b.id; });
-      chosen.resize(std::min<std::size_t>(chosen.size(), static_cast<std::size_t>(e.clips)));
       evaluation_clips_ = eval::evaluation_clips(chosen);
       eval::QualityOptions options;
       options.cepstrum.order = e.mcd_order;
-      options.recognize = e.recognizer;
+      options.recognizer.name = e.recognizer == "true"    ? "auto"
+                                : e.recognizer == "false" ? "none"
+                                                          : e.recognizer;
       options.speak.max_seconds = static_cast<double>(config_.audio.max_frames) *
                                   static_cast<double>(config_.audio.hop_length) /
                                   static_cast<double>(config_.audio.sample_rate);
-      evaluator_ = std::make_unique<eval::QualityEvaluator>(config_.audio, options);
+      // A recognizer that cannot start (evaluation.recognizer: moonshine
+      // where it does not run) is not started again at every evaluation,
+      // which could cost its start-up timeout each time: the same error is
+      // reported instead.
+      if (!evaluator_error_.empty()) throw Error(evaluator_error_);
+      try {
+        evaluator_ = std::make_unique<eval::QualityEvaluator>(config_.audio, options);
+      } catch (const std::exception& e) {
+        evaluator_error_ = e.what();
+        throw;
+      }
       synthesizer_ = std::make_unique<Synthesizer>(TrainedModel{
           .config = config_, .processor = processor_, .model = model_, .source = {}});
     }
@@ -192,6 +230,12 @@ class EnglishTtsTask {
     last_quality_ = std::move(report);
     return figures;
   }
+
+  /// Seconds the first evaluation is expected to take per second of its
+  /// clips' recordings: the model may speak twice their length, which the
+  /// vocoder, the pitch tracker and the recognizer then take in, and the
+  /// ceilings hear the recordings twice more.
+  static constexpr double kFirstEvaluationCost = 4.0;
 
   /// The last evaluation's report (clips, transcripts, ceilings), if any.
   const std::optional<eval::QualityReport>& last_quality() const { return last_quality_; }
@@ -250,6 +294,7 @@ class EnglishTtsTask {
   std::vector<eval::EvaluationClip> evaluation_clips_;
   std::optional<eval::QualityReport> last_quality_;
   double last_evaluation_seconds_ = 0.0;
+  std::string evaluator_error_;  // why the evaluator could not be built
 };
 
 }  // namespace kokoro::tts

@@ -206,7 +206,7 @@ struct EvaluationSection {
   std::int64_t clips = 4;
   double max_share = 0.1;
   bool at_end = true;
-  bool recognizer = true;
+  std::string recognizer = "auto";
   std::int64_t mcd_order = 24;
 
   friend bool operator==(const EvaluationSection&, const EvaluationSection&) = default;
@@ -220,12 +220,15 @@ struct EvaluationSection {
       "validation clips scored (the first ones by id; training clips without validation)",
       rule::positive);
     v("max_share", s.max_share,
-      "an evaluation that is due waits while evaluations have taken more than this share of the "
-      "training time (the last one at the end runs regardless)",
+      "an evaluation that is due waits while evaluations, it included, would take more than this "
+      "share of the run's time (the last one at the end runs regardless)",
       rule::InRange{0.0, 1.0});
     v("at_end", s.at_end, "also evaluate when the run ends (its epochs, steps or minutes)");
     v("recognizer", s.recognizer,
-      "word and character error rates through the PocketSphinx recognizer (eval/wer, eval/cer)");
+      "the speech recognizer for eval/wer and eval/cer: moonshine (kokoro's Python environment), "
+      "pocketsphinx (Debian), auto (moonshine where it runs, else pocketsphinx), none; true and "
+      "false, from before the choice, mean auto and none",
+      rule::OneOf{{"auto", "moonshine", "pocketsphinx", "none", "true", "false"}});
     v("mcd_order", s.mcd_order, "mel-cepstral coefficients in the MCD (c1..c_N)",
       rule::positive);
   }

@@ -7,11 +7,15 @@
 //   mcd, mcd_plain   mel-cepstral distortion, dB (cepstral_distance.hpp)
 //   f0_rmse, vde     log-F0 RMSE and voicing decision error along the MCD's
 //                    DTW path (pitch.hpp)
-//   length_ratio     synthesized frames over recorded frames
+//   length_ratio     synthesized frames over recorded frames (speech is cut
+//                    at twice the evaluation's longest recording plus a
+//                    second, so a model that never stops shows 2 or more)
 //   duration_mae     mean absolute error of the predicted frames per phoneme
 //                    against the corpus's durations (TextGrid or uniform)
 //   wer, cer         the recognizer's errors on the synthesis against the
-//                    clip's text (recognizer.hpp, error_rate.hpp)
+//                    clip's text (recognizers.hpp, error_rate.hpp); the
+//                    report names the recognizer, as rates of different
+//                    recognizers do not compare
 // Every report carries the ceilings beside them, computed once per clip and
 // kept: the recognizer on the recording itself ("@recording"), and
 // Griffin-Lim of the recording's mel ("@griffin_lim": the vocoder alone, its
@@ -19,6 +23,7 @@
 // corpus rates (all edits over all reference words).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -40,7 +45,7 @@
 #include "kokoro/tts/eval/cepstral_distance.hpp"
 #include "kokoro/tts/eval/error_rate.hpp"
 #include "kokoro/tts/eval/pitch.hpp"
-#include "kokoro/tts/eval/recognizer.hpp"
+#include "kokoro/tts/eval/recognizers.hpp"
 #include "kokoro/tts/synthesizer.hpp"
 #include "kokoro/tts/tts_config.hpp"
 
@@ -74,7 +79,7 @@ inline std::vector<EvaluationClip> evaluation_clips(const std::vector<CorpusClip
 struct QualityOptions {
   CepstrumOptions cepstrum{};
   PitchOptions pitch{};  ///< sample_rate and hop_length come from the audio section
-  bool recognize = true;  ///< run the recognizer (wer, cer and their ceilings)
+  /// The recognizer for wer, cer and their ceilings (name "none": left out).
   RecognizerOptions recognizer{};
   SpeakOptions speak{};
 };
@@ -86,6 +91,7 @@ struct ClipQuality {
   double mcd = NAN, mcd_plain = NAN, f0_rmse = NAN, vde = NAN;
   double length_ratio = NAN, duration_mae = NAN;
   ErrorCounts errors{};
+  bool heard = false;    ///< the recognizer ran on it
   bool stopped = false;  ///< the stop token ended it
 };
 
@@ -95,6 +101,7 @@ struct ClipCeiling {
   ErrorCounts griffin_lim{};  ///< the recognizer on Griffin-Lim of the recording's mel
   double mcd = NAN, f0_rmse = NAN, vde = NAN;  ///< Griffin-Lim against the recording
   std::string recording_hypothesis, griffin_lim_hypothesis;
+  bool heard = false;  ///< the recognizer ran on both (else it is tried again next time)
 };
 
 /// Means over clips (NaN entries left out) and corpus error rates.
@@ -110,6 +117,11 @@ struct QualityReport {
   QualitySummary griffin_lim;            ///< the vocoder's ceiling
   std::optional<ErrorCounts> recording;  ///< the recognizer's ceiling
   double seconds = 0.0;                  ///< wall time of this evaluation
+  std::string recognizer;                ///< the one that heard ("": none)
+  std::string recognizer_fallback;       ///< why "auto" could not use Moonshine
+  /// Why wer and cer are missing although a recognizer runs: it failed on a
+  /// clip (the other figures stand).
+  std::string recognizer_error;
 
   /// "mcd", "wer", ... and the ceilings as "wer@recording", "mcd@griffin_lim", ...
   Metrics metrics() const {
@@ -154,6 +166,9 @@ double finite_mean(const std::vector<T>& items, F field) {
 
 class QualityEvaluator {
  public:
+  /// Synthesis is cut at this many times the longest recording (plus a second).
+  static constexpr double kMaxLengthRatio = 2.0;
+
   /// `audio`: the model's audio settings (sample rate, hop, mel).
   QualityEvaluator(const AudioSection& audio, QualityOptions options = {})
       : options_(std::move(options)),
@@ -163,8 +178,15 @@ class QualityEvaluator {
     options_.pitch.sample_rate = static_cast<int>(audio.sample_rate);
     options_.pitch.hop_length = static_cast<int>(audio.hop_length);
     options_.cepstrum.mel_power = audio.mel_power;
-    if (options_.recognize) recognizer_ = std::make_unique<Recognizer>(options_.recognizer);
+    auto chosen = make_recognizer(options_.recognizer);
+    recognizer_ = std::move(chosen.recognizer);
+    recognizer_fallback_ = std::move(chosen.fallback_reason);
   }
+
+  /// The recognizer that runs ("moonshine", "pocketsphinx"; "" for none).
+  std::string recognizer_name() const { return recognizer_ ? recognizer_->name() : std::string{}; }
+  /// Why "auto" fell back to PocketSphinx ("" when it did not).
+  const std::string& recognizer_fallback() const { return recognizer_fallback_; }
 
   const QualityOptions& options() const { return options_; }
 
@@ -174,12 +196,26 @@ class QualityEvaluator {
   QualityReport evaluate(Synthesizer& synthesizer, const std::vector<EvaluationClip>& clips,
                          const std::function<void(std::size_t, std::size_t)>& progress = {}) {
     const auto start = std::chrono::steady_clock::now();
+    recognizer_error_.clear();
     QualityReport report;
     std::vector<ClipCeiling> ceilings;
     std::vector<std::string> texts;
-    for (const auto& clip : clips) texts.push_back(clip.text);
-    const auto spoken = texts.empty() ? std::vector<SpokenLine>{}
-                                      : synthesizer.speak(texts, options_.speak);
+    std::int64_t longest = 0;
+    for (const auto& clip : clips) {
+      texts.push_back(clip.text);
+      longest = std::max<std::int64_t>(longest, clip.mel.size(0));
+    }
+    // A young model whose stop token never fires would speak to the cap;
+    // cut it at kMaxLengthRatio times the longest recording (its
+    // length_ratio says so), which bounds what an evaluation costs.
+    auto speak = options_.speak;
+    speak.max_seconds = std::min(
+        speak.max_seconds, kMaxLengthRatio * static_cast<double>(longest) *
+                                   static_cast<double>(options_.pitch.hop_length) /
+                                   static_cast<double>(options_.pitch.sample_rate) +
+                               1.0);
+    const auto spoken =
+        texts.empty() ? std::vector<SpokenLine>{} : synthesizer.speak(texts, speak);
     for (std::size_t i = 0; i < clips.size(); ++i) {
       const auto& clip = clips[i];
       report.clips.push_back(score(clip, spoken[i], synthesizer.sample_rate()));
@@ -187,6 +223,9 @@ class QualityEvaluator {
       if (progress) progress(i + 1, clips.size());
     }
     summarise(report, ceilings);
+    report.recognizer = recognizer_name();
+    report.recognizer_fallback = recognizer_fallback_;
+    report.recognizer_error = recognizer_error_;
     report.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return report;
@@ -224,16 +263,20 @@ class QualityEvaluator {
                            .item<double>();
     }
     if (recognizer_) {
-      q.hypothesis = recognizer_->transcribe(spoken.samples, sample_rate);
-      q.errors = transcript_errors(clip.text, q.hypothesis);
+      q.heard = hear(spoken.samples, sample_rate, q.hypothesis);
+      if (q.heard) q.errors = transcript_errors(clip.text, q.hypothesis);
     }
     return q;
   }
 
-  /// The clip's ceilings (computed the first time, then kept).
+  /// The clip's ceilings (computed the first time, then kept; what the
+  /// recognizer failed to hear is tried again the next time).
   const ClipCeiling& ceiling(const EvaluationClip& clip) {
     auto& ref = reference(clip);
-    if (ref.ceiling) return *ref.ceiling;
+    if (ref.ceiling) {
+      if (recognizer_ && !ref.ceiling->heard) recognize_ceiling(clip, ref, *ref.ceiling);
+      return *ref.ceiling;
+    }
     ClipCeiling c;
     const auto vocoded = griffin_lim_(clip.mel);
     const auto vocoded_mel = mel_(torch::tensor(vocoded));
@@ -248,23 +291,42 @@ class QualityEvaluator {
       c.f0_rmse = e.log_f0_rmse;
       c.vde = e.voicing_error;
     }
-    if (recognizer_) {
-      c.griffin_lim_hypothesis = recognizer_->transcribe(vocoded, options_.pitch.sample_rate);
-      c.griffin_lim = transcript_errors(clip.text, c.griffin_lim_hypothesis);
-      if (!ref.samples.empty()) {
-        c.recording_hypothesis = recognizer_->transcribe(ref.samples, options_.pitch.sample_rate);
-        c.recording = transcript_errors(clip.text, c.recording_hypothesis);
-      }
-    }
+    ref.vocoded = vocoded;
+    if (recognizer_) recognize_ceiling(clip, ref, c);
     ref.ceiling = c;
     return *ref.ceiling;
   }
 
  private:
+  /// The recognizer on `samples` into `text`; false (and the reason kept for
+  /// the report) when it failed.
+  bool hear(const std::vector<float>& samples, int sample_rate, std::string& text) {
+    try {
+      text = recognizer_->transcribe(samples, sample_rate);
+      return true;
+    } catch (const std::exception& e) {
+      if (recognizer_error_.empty()) recognizer_error_ = e.what();
+      return false;
+    }
+  }
+
+  struct Reference;
+  void recognize_ceiling(const EvaluationClip& clip, const Reference& ref, ClipCeiling& c) {
+    const int rate = options_.pitch.sample_rate;
+    bool heard = hear(ref.vocoded, rate, c.griffin_lim_hypothesis);
+    if (heard) c.griffin_lim = transcript_errors(clip.text, c.griffin_lim_hypothesis);
+    if (heard && !ref.samples.empty()) {
+      heard = hear(ref.samples, rate, c.recording_hypothesis);
+      if (heard) c.recording = transcript_errors(clip.text, c.recording_hypothesis);
+    }
+    c.heard = heard;
+  }
+
   struct Reference {
     std::vector<float> samples;        ///< the recording at the model's rate (empty: none)
     std::optional<PitchTrack> pitch;   ///< its pitch
     std::optional<ClipCeiling> ceiling;
+    std::vector<float> vocoded;        ///< Griffin-Lim of its mel (for the recognizer)
   };
 
   /// The clip's recording and its pitch, read the first time it is asked
@@ -297,7 +359,10 @@ class QualityEvaluator {
         {"f0_rmse", finite_mean(ceilings, [](const ClipCeiling& c) { return c.f0_rmse; })},
         {"vde", finite_mean(ceilings, [](const ClipCeiling& c) { return c.vde; })}};
     std::erase_if(report.griffin_lim.means, [](const auto& kv) { return !std::isfinite(kv.second); });
-    if (recognizer_) {
+    const bool all_heard =
+        std::all_of(clips.begin(), clips.end(), [](const ClipQuality& q) { return q.heard; }) &&
+        std::all_of(ceilings.begin(), ceilings.end(), [](const ClipCeiling& c) { return c.heard; });
+    if (recognizer_ && all_heard) {
       ErrorCounts model, vocoder, recording;
       bool any_recording = false;
       for (const auto& q : clips) model += q.errors;
@@ -317,6 +382,8 @@ class QualityEvaluator {
   audio::MelSpectrogram mel_;
   audio::GriffinLim griffin_lim_;
   std::unique_ptr<Recognizer> recognizer_;
+  std::string recognizer_fallback_;
+  std::string recognizer_error_;  // the first failure of this evaluation
   std::map<std::string, Reference> references_;
 };
 
