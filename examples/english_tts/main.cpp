@@ -233,12 +233,12 @@ int main(int argc, char** argv) {
       };
       const auto& quality = trainer.task().last_quality();
       const std::string heard_by =
-          quality && !quality->recognizer.empty() ? " heard by " + quality->recognizer : "";
+          quality && !quality->recognizer.empty() ? " by " + quality->recognizer : "";
       std::printf(
-          "  quality      MCD %s dB (Griffin-Lim of the recordings: %s), WER%s %s (recordings: "
+          "  quality      MCD %s dB (Griffin-Lim of the recordings: %s), WER %s%s (recordings: "
           "%s, Griffin-Lim: %s), length x%s; evaluations took %.1f%% of the time\n",
-          figure("mcd").c_str(), figure("mcd@griffin_lim").c_str(), heard_by.c_str(),
-          figure("wer").c_str(), figure("wer@recording").c_str(), figure("wer@griffin_lim").c_str(),
+          figure("mcd").c_str(), figure("mcd@griffin_lim").c_str(), figure("wer").c_str(),
+          heard_by.c_str(), figure("wer@recording").c_str(), figure("wer@griffin_lim").c_str(),
           figure("length_ratio").c_str(), 100.0 * summary.evaluation_share);
     }
     if (const auto overlap = trainer.distribution().gradient_overlap(); overlap.steps > 0) {
