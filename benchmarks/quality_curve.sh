@@ -13,6 +13,7 @@
 #   KOKORO_CURVE_MINUTES="5 15 30 60"   the training minutes in all at each stage
 #   KOKORO_CURVE_CLIPS=8                clips scored per stage
 #   KOKORO_CURVE_EVAL_ARGS=""           more kokoro-eval options (e.g. --recognizer pocketsphinx)
+#   KOKORO_CURVE_TRAIN_ARGS=""          more kokoro-train settings (e.g. data.durations=learned)
 #
 # Each stage's weights are kept in OUT/stages/<minutes>min.pt; a rerun scores
 # the kept stages again without training them again.
@@ -65,7 +66,8 @@ for mark in "${minutes[@]}"; do
     "$build/examples/kokoro-train" --small --data-dir "$data" "${resume[@]}" \
       logging.output_dir="$out/runs" logging.run_name=curve training.epochs=100000 \
       training.max_minutes="$stage" data.validation_split="$holdout" \
-      evaluation.every_epochs=0 evaluation.at_end=false >"$out/train-${mark}min.log" 2>&1
+      evaluation.every_epochs=0 evaluation.at_end=false ${KOKORO_CURVE_TRAIN_ARGS:-} \
+      >"$out/train-${mark}min.log" 2>&1
     # Each stage's weights are kept, so the stages can be scored again (another
     # recognizer, more clips) without training again: a stage already kept is
     # not retrained.
