@@ -2,15 +2,21 @@
 // against a plain dynamic program and against every path of small cases;
 // durations that sum to the frames; the beta-binomial prior and the
 // forward-sum loss against scipy and a CTC written out in numpy
-// (tests/python/check_alignment.py); the binarization loss; and the aligner
-// learning, from mels and tokens alone, where each token's frames are.
+// (tests/python/check_alignment.py); the binarization loss; the aligner
+// learning, from mels and tokens alone, where each token's frames are; the
+// alignment as an MFA-style TextGrid read back to the same frames; and the
+// aligner inside a TTS run (data.durations learned and auto).
 #include <doctest/doctest.h>
 
 #include <kokoro/log/json.hpp>
+#include <kokoro/trainer.hpp>
 #include <kokoro/tts/align/aligner.hpp>
+#include <kokoro/tts/align/alignment_textgrid.hpp>
 #include <kokoro/tts/align/alignment_losses.hpp>
 #include <kokoro/tts/align/alignment_prior.hpp>
 #include <kokoro/tts/align/monotonic_alignment.hpp>
+#include <kokoro/tts/english_tts_task.hpp>
+#include <kokoro/tts/synthesizer.hpp>
 #include <kokoro/util/errors.hpp>
 
 #include <torch/optim/adam.h>
@@ -22,6 +28,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <tuple>
@@ -29,8 +36,10 @@
 
 #include "python_check.hpp"
 #include "test_tasks.hpp"
+#include "tts_fixtures.hpp"
 
 using namespace kokoro;
+using namespace kokoro::tts;
 using namespace kokoro::tts::align;
 namespace fs = std::filesystem;
 
@@ -379,4 +388,191 @@ TEST_CASE("the aligner learns from mels and tokens alone where each token's fram
   CHECK(last_loss < 0.75 * first_loss);  // measured: 1.31 -> 0.63
   CHECK(after > 0.9);
   CHECK(after > before + 0.3);
+}
+
+TEST_CASE("a learned alignment becomes an MFA-style TextGrid that reads back to its frames") {
+  // "the cat , sat ." with a long pause after the comma and a short word boundary.
+  AlignedClip clip{.tokens = {"D", "@", " ", "k", "a", "t", ",", " ", "s", "a", "t", "."},
+                   .durations = {3, 2, 1, 4, 5, 3, 2, 6, 3, 4, 2, 5},
+                   .words = {"the", "cat", "sat"},
+                   .seconds = 0.0,
+                   .sample_rate = 100,
+                   .hop_length = 1};
+  std::int64_t frames = 0;
+  for (const auto d : clip.durations) frames += d;
+  clip.seconds = static_cast<double>(frames) / 100.0;
+  const AlignmentTextGridOptions options{
+      .min_silence_frames = 3,
+      .is_pause = &tts::EnglishPhonemeProcessor::is_pause_token,
+      .is_word_boundary = [](std::string_view t) { return t == " "; }};
+  const auto grid = alignment_textgrid(clip, options);
+  const auto* words = grid.tier("words");
+  const auto* phones = grid.tier("phones");
+  REQUIRE(words != nullptr);
+  REQUIRE(phones != nullptr);
+  std::vector<std::string> word_labels, phone_labels;
+  for (const auto& iv : words->intervals) word_labels.push_back(iv.label);
+  for (const auto& iv : phones->intervals) phone_labels.push_back(iv.label);
+  // The 1-frame boundary after "the" is no silence; ", " (8 frames) and "." (5, at the end) are.
+  CHECK(word_labels == std::vector<std::string>{"the", "cat", "", "sat", ""});
+  CHECK(phone_labels == std::vector<std::string>{"D", "@", "k", "a", "t", "", "s", "a", "t", ""});
+  // Tiers cover the clip without gaps.
+  for (const auto* tier : {words, phones}) {
+    CHECK(tier->intervals.front().start == 0.0);
+    CHECK(tier->intervals.back().end == doctest::Approx(clip.seconds));
+    for (std::size_t i = 1; i < tier->intervals.size(); ++i) {
+      CHECK(tier->intervals[i].start == doctest::Approx(tier->intervals[i - 1].end));
+      CHECK(tier->intervals[i].end > tier->intervals[i].start);
+    }
+  }
+  // The boundary's one frame goes to "k" (half of 1, rounded down, to "@"): "k" starts at 5.
+  CHECK(phones->intervals[2].start == doctest::Approx(0.05));
+  // Through Praat's text format and back, the phones give the same frames.
+  const auto back = parse_textgrid(format_textgrid(grid), "test");
+  const auto read = frame_durations(*back.tier("phones"), 100, 1, frames);
+  CHECK(read == std::vector<std::int64_t>{3, 2, 5, 5, 3, 8, 3, 4, 2, 5});
+  // Another count of words than of groups: the groups are named by their phones.
+  clip.words = {"the", "cat"};
+  const auto unnamed = alignment_textgrid(clip, options);
+  CHECK(unnamed.tier("words")->intervals[0].label == "D @");
+}
+
+namespace {
+
+struct AlignPolicies : DefaultPolicies {
+  using logger = Loggers<test::SpyLogger>;
+};
+using AlignTrainer = Trainer<tts::EnglishTtsTask, AlignPolicies>;
+
+}  // namespace
+
+TEST_CASE("with learned durations the path's durations regulate the model, and the aligner's losses are logged") {
+  const auto dir = test::scratch_dir("tts-learned-durations");
+  auto config = test::tiny_tts_config(dir);
+  config.training.epochs = 2;
+  config.data.durations = "learned";
+  config.alignment.binarization_start_epochs = 1;
+  config.alignment.binarization_ramp_epochs = 2;
+  config.logging.checkpoints = true;
+  config.logging.run_name = "learned";
+  AlignTrainer trainer(config);
+  auto& task = trainer.task();
+  REQUIRE(task.kokoro_model()->has_aligner());
+  CHECK(task.data().corpus().report.summary().find("durations learned by the aligner for all") !=
+        std::string::npos);
+  // Before training: the path fits every clip, and it is what regulates the model.
+  {
+    auto loader = task.train_data(0);
+    std::optional<TtsBatch> batch;
+    for (auto& b : loader) {
+      batch = b;
+      break;
+    }
+    REQUIRE(batch.has_value());
+    torch::NoGradGuard no_grad;
+    const auto a = task.align_batch(*batch);
+    CHECK(a.durations.equal(a.hard_durations));  // learned: TextGrids set aside
+    CHECK(a.durations.sum(1).equal(batch->mel_lengths));
+    const auto mask = batch->phoneme_mask();
+    CHECK(a.durations.masked_select(mask).ge(1).all().item<bool>());
+    CHECK(std::isfinite(a.forward_sum.item<double>()));
+    CHECK(task.binarization_weight() == 0.0);  // epoch 0: not yet
+  }
+  const auto summary = trainer.fit();
+  CHECK(summary.epochs_completed == 2);
+  const auto& last = summary.last_validation;
+  REQUIRE(last.get("loss/align_ctc").has_value());
+  REQUIRE(last.get("loss/align_bin").has_value());
+  // Epoch 1: the first of the two ramp epochs.
+  CHECK(task.binarization_weight() == doctest::Approx(0.5 * config.alignment.binarization_weight));
+  // The checkpoint speaks: the Synthesizer builds the aligner it holds.
+  const auto trained = tts::load_trained_model(trainer.run_directory() / "checkpoints" / "final.pt",
+                                               torch::kCPU);
+  CHECK(trained.model->has_aligner());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("with durations auto a clip's usable TextGrid wins, the aligner takes the rest, and a corpus aligned throughout builds no aligner") {
+  const auto dir = test::scratch_dir("tts-auto-durations");
+  fs::create_directories(dir);
+  // The tiny corpus with two of its TextGrids gone.
+  const auto corpus = dir / "corpus";
+  fs::copy(test::tiny_demo_corpus(), corpus, fs::copy_options::recursive);
+  std::vector<fs::path> grids;
+  for (const auto& e : fs::directory_iterator(corpus / "TextGrid")) grids.push_back(e.path());
+  std::sort(grids.begin(), grids.end());
+  fs::remove(grids[0]);
+  fs::remove(grids[1]);
+  auto config = test::tiny_tts_config(dir / "runs");
+  config.data.data_dir = corpus.string();
+  config.data.cache_dir = (dir / "cache").string();
+  config.data.validation_split = 0.0;
+  config.training.batch_size = 8;
+  config.data.durations = "auto";
+  {
+    AlignTrainer trainer(config);
+    auto& task = trainer.task();
+    REQUIRE(task.kokoro_model()->has_aligner());
+    auto loader = task.train_data(0);
+    std::optional<TtsBatch> batch;
+    for (auto& b : loader) {
+      batch = b;
+      break;
+    }
+    REQUIRE(batch.has_value());
+    REQUIRE(batch->size() == 8);
+    CHECK(batch->durations_known.logical_not().sum().item<std::int64_t>() == 2);
+    torch::NoGradGuard no_grad;
+    const auto a = task.align_batch(*batch);
+    const auto known = batch->durations_known.unsqueeze(1).expand_as(a.durations);
+    // The grids' durations where a clip has one, the path's where it has none.
+    CHECK(a.durations.masked_select(known).equal(batch->durations.masked_select(known)));
+    CHECK(a.durations.masked_select(known.logical_not())
+              .equal(a.hard_durations.masked_select(known.logical_not())));
+    CHECK(!a.hard_durations.masked_select(known).equal(batch->durations.masked_select(known)));
+  }
+  // Every clip aligned by its TextGrid: no aligner (runs of before it resume as they were).
+  auto whole = test::tiny_tts_config(dir / "runs-whole");
+  whole.data.durations = "auto";
+  AlignTrainer aligned(whole);
+  CHECK(!aligned.task().kokoro_model()->has_aligner());
+  whole.data.durations = "textgrid";
+  AlignTrainer plain(whole);
+  CHECK(!plain.task().kokoro_model()->has_aligner());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("timestamps of spoken words follow the durations it was spoken with and end with its audio") {
+  // "Hi, two words." as tokens, with the frames each was given (hop 256 at 22050 Hz).
+  SpokenLine line;
+  line.text = "Hi, two words.";
+  line.tokens = {"h", "aI", ",", " ", "t", "u:", " ", "w", "3:", "d", "z", "."};
+  line.durations = torch::tensor(std::vector<std::int64_t>{4, 6, 5, 4, 3, 7, 1, 3, 6, 2, 4, 10});
+  const std::int64_t frames = 55;
+  line.mel = torch::zeros({frames, 80});
+  line.sample_rate = 22050;
+  line.samples.assign(static_cast<std::size_t>((frames - 1) * 256), 0.0f);
+  AudioSection audio;
+  const auto grid = timestamps(line, audio);
+  const auto* words = grid.tier("words");
+  REQUIRE(words != nullptr);
+  std::vector<std::string> labels;
+  for (const auto& iv : words->intervals) {
+    if (!iv.label.empty()) labels.push_back(iv.label);
+  }
+  CHECK(labels == std::vector<std::string>{"Hi", "two", "words"});
+  // "two" starts after "Hi" (10 frames) and the 9-frame pause ", ": at frame 19.
+  const auto two = std::find_if(words->intervals.begin(), words->intervals.end(),
+                                [](const Interval& iv) { return iv.label == "two"; });
+  CHECK(two->start == doctest::Approx(19 * 256 / 22050.0));
+  // The audio ends a hop before the last frame: so does every tier.
+  CHECK(grid.xmax == doctest::Approx(line.seconds()));
+  for (const auto& tier : grid.tiers) CHECK(tier.intervals.back().end == doctest::Approx(line.seconds()));
+  // A line the stop token ended early: its durations are cut from the end.
+  line.mel = torch::zeros({30, 80});
+  line.samples.assign(29 * 256, 0.0f);
+  const auto cut = timestamps(line, audio);
+  for (const auto& tier : cut.tiers) {
+    for (const auto& iv : tier.intervals) CHECK(iv.end <= line.seconds() + 1e-9);
+  }
 }

@@ -26,8 +26,11 @@ namespace {
 
 const fs::path& tiny_corpus() { return test::tiny_demo_corpus(); }
 
+/// TextGrids only (data.durations: textgrid), so that their policies
+/// (missing_alignment, alignment_mismatch) decide; auto is tested apart.
 TtsConfig corpus_config() {
   TtsConfig config(test::quick_framework_config());
+  config.data.durations = "textgrid";
   config.data.validation_split = 0.25;
   config.data.num_workers = 2;
   config.training.batch_size = 3;
@@ -155,6 +158,19 @@ TEST_CASE("bad clips are skipped, named and counted, the rest of the corpus trai
   CHECK(flipped.skipped.at("no alignment") == 1);
   CHECK(flipped.uniform_durations == 1);
   CHECK(flipped.usable == 6);
+
+  // With durations learned where no TextGrid serves (auto), neither the
+  // missing grid nor the mismatched one costs its clip: both are the aligner's.
+  auto learning = corpus_config();
+  learning.data.durations = "auto";
+  learning.data.missing_alignment = "skip";
+  const auto kept = prepare_corpus(learning, processor, root, cache).report;
+  CHECK(kept.usable == 7);
+  CHECK(kept.uniform_durations == 2);
+  CHECK(kept.skipped.count("no alignment") == 0);
+  CHECK(kept.skipped.count("alignment mismatch") == 0);
+  CHECK(kept.summary().find("durations learned by the aligner (no usable TextGrid): 2 clips") !=
+        std::string::npos);
   fs::remove_all(root);
   fs::remove_all(cache);
 }

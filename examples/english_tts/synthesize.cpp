@@ -4,10 +4,14 @@
 // line becomes one WAV: -o FILE for a single line, else --out DIR
 // (001.wav, 002.wav, ...). The model, its audio settings and its phoneme
 // vocabulary all come from the checkpoint (see kokoro/tts/synthesizer.hpp).
+// --timestamps writes beside each WAV when each word and phoneme is said:
+// <name>.json, or a Praat <name>.TextGrid with --timestamps=textgrid.
 // Prints each file written with its length and real-time factor.
 #include <kokoro/audio/audio_file.hpp>
 #include <kokoro/audio/torchscript_vocoder.hpp>
+#include <kokoro/log/json.hpp>
 #include <kokoro/tts/synthesizer.hpp>
+#include <kokoro/util/atomic_file.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -29,6 +33,23 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace tts = kokoro::tts;
+
+/// The line's timestamps as JSON: its text, then the words and the phonemes
+/// (silences left out), each with its start and end in seconds.
+kokoro::Json timestamps_json(const tts::SpokenLine& line, const kokoro::tts::TextGrid& grid) {
+  auto spans = [&](const char* tier) {
+    kokoro::Json out = kokoro::Json::array();
+    for (const auto& iv : grid.tier(tier)->intervals) {
+      if (iv.label.empty()) continue;
+      out.push_back({{"label", iv.label}, {"start", iv.start}, {"end", iv.end}});
+    }
+    return out;
+  };
+  return {{"text", line.text},
+          {"seconds", grid.xmax},
+          {"words", spans("words")},
+          {"phonemes", spans("phones")}};
+}
 
 std::vector<std::string> read_lines(std::istream& in) {
   std::vector<std::string> lines;
@@ -55,6 +76,7 @@ int main(int argc, char** argv) {
   std::string device_name = "auto";
   tts::SpeakOptions options;
   int griffin_lim_iterations = 48;
+  std::string timestamps;
   app.add_option("--checkpoint,-c", checkpoint,
                  "final.pt, best.pt or a step-N.pt of a run, or its model_weights.pt")
       ->required();
@@ -81,8 +103,15 @@ int main(int argc, char** argv) {
                  "phase iterations of the Griffin-Lim vocoder")
       ->capture_default_str()
       ->check(examples::whole_number_above_0);
+  app.add_option("--timestamps", timestamps,
+                 "also write when each word and phoneme is said, beside each WAV: json "
+                 "(<name>.json) or textgrid (<name>.TextGrid, Praat)")
+      ->expected(0, 1)
+      ->default_str("json")
+      ->check(CLI::IsMember({"json", "textgrid"}));
   examples::add_device_option(app, device_name);
   if (const auto code = examples::parse_command_line(app, argc, argv)) return *code;
+  if (app.count("--timestamps") > 0 && timestamps.empty()) timestamps = "json";
 
   try {
     std::vector<std::string> lines;
@@ -155,6 +184,16 @@ int main(int argc, char** argv) {
           output.empty() ? fs::path(out_dir) / fmt::format("{:03d}.wav", i + 1) : fs::path(output);
       if (file.has_parent_path()) fs::create_directories(file.parent_path());
       kokoro::audio::save_wav(file, line.samples, synthesizer.sample_rate());
+      if (!timestamps.empty()) {
+        const auto grid = tts::timestamps(line, synthesizer.trained().config.audio);
+        auto beside = file;
+        if (timestamps == "textgrid") {
+          kokoro::tts::write_textgrid(grid, beside.replace_extension(".TextGrid"));
+        } else {
+          kokoro::write_file_atomically(beside.replace_extension(".json"),
+                                        timestamps_json(line, grid).dump(2) + "\n");
+        }
+      }
       // Real-time factor: seconds of computing per second of audio.
       const double rtf = line.seconds() > 0 ? line.compute_seconds / line.seconds() : 0;
       std::printf("  %s  %.2f s  %lld frames  RTF %.3f%s\n", file.c_str(), line.seconds(),

@@ -83,7 +83,8 @@ def load(path: str, map_location: str = "cpu"):
     """(KokoroModel in eval mode, RunInfo) from final.pt, best.pt, a step-N.pt
     or model_weights.pt (then with the run folder's run.yaml and phonemes.txt).
     The state dict is loaded with strict=True: every tensor must be there and
-    have its shape."""
+    have its shape (the learned aligner's, used only in training, are set
+    aside)."""
     # kokoro writes typed containers (torch.jit's pickle tags), which the
     # weights-only loader of PyTorch 2.6 and later refuses: a full load.
     data = torch.load(path, map_location=map_location, weights_only=False)
@@ -108,6 +109,9 @@ def load(path: str, map_location: str = "cpu"):
         vocabulary, voice = _read_vocabulary(phonemes)
         state, step = data, None
     state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    # The learned aligner trains beside the model and takes no part in
+    # speaking: its tensors are set aside, every other one loads strictly.
+    state = {k: v for k, v in state.items() if not k.startswith("aligner.")}
     model = KokoroModel(shape_of(config, len(vocabulary), state))
     model.load_state_dict(state, strict=True)
     model.eval()

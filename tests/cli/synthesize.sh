@@ -5,6 +5,7 @@
 #   griffin_lim  a sentence to -o FILE: a 22050 Hz mono WAV of hop x (frames - 1) samples
 #   torchscript  a TorchScript vocoder built here with python3-torch: its samples, its rate
 #   lines        lines from stdin and from --text-file into --out DIR, batched
+#   timestamps   --timestamps: words and phonemes in time beside the WAV (JSON, TextGrid)
 #   weights      model_weights.pt in its run folder; alone it is refused
 #   errors       missing, truncated and foreign checkpoints, a bad vocoder, -o with
 #                several lines, nothing to say: exit 1 and a message naming the problem
@@ -104,6 +105,33 @@ lines)
   expect 0 "kokoro-synthesize: 3 files" "$synth" --checkpoint "$ckpt" --text-file "$out/lines.txt" \
     "And one argument." --out "$out/file" --max-seconds 1 --griffin-lim-iterations 2
   for n in 001 002 003; do [ -s "$out/file/$n.wav" ] || fail "no file/$n.wav"; done
+  ;;
+timestamps)
+  # Beside the WAV, when each word and phoneme is said: within the WAV, in order.
+  expect 0 "stamped\.wav" "$synth" --checkpoint "$ckpt" "Two words, then three more." \
+    -o "$out/stamped.wav" --max-seconds 3 --griffin-lim-iterations 2 --timestamps
+  [ -s "$out/stamped.json" ] || fail "no stamped.json beside stamped.wav"
+  "$python" - "$out/stamped.json" "$out/stamped.wav" <<'PY' || fail "the timestamps do not fit the WAV"
+import json, sys, wave
+t = json.load(open(sys.argv[1]))
+w = wave.open(sys.argv[2])
+seconds = w.getnframes() / w.getframerate()
+assert t["text"] == "Two words, then three more.", t["text"]
+assert abs(t["seconds"] - seconds) < 1e-6, (t["seconds"], seconds)
+for kind in ("words", "phonemes"):
+    last = 0.0
+    for s in t[kind]:
+        assert 0.0 <= s["start"] < s["end"] <= seconds + 1e-9, (kind, s, seconds)
+        assert s["start"] >= last - 1e-9, (kind, s, last)
+        last = s["end"]
+assert all(w["label"] in ("Two", "words", "then", "three", "more") for w in t["words"]), t["words"]
+print(f"timestamps: {len(t['words'])} words, {len(t['phonemes'])} phonemes in {seconds:.2f} s")
+PY
+  expect 0 "grid\.wav" "$synth" --checkpoint "$ckpt" "Two words." -o "$out/grid.wav" \
+    --max-seconds 2 --griffin-lim-iterations 2 --timestamps=textgrid
+  grep -q 'File type = "ooTextFile"' "$out/grid.TextGrid" || fail "no Praat TextGrid beside grid.wav"
+  grep -q 'name = "words"' "$out/grid.TextGrid" || fail "the TextGrid has no words tier"
+  expect 2 "srt not in" "$synth" --checkpoint "$ckpt" "Hi." -o "$out/x.wav" --timestamps=srt
   ;;
 weights)
   weights=$run/runs/r/checkpoints/model_weights.pt

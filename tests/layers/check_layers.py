@@ -27,7 +27,7 @@ LAYERS = {
 }
 # Inside tts/: its configuration, then text, alignment, data, model, the
 # synthesiser that speaks with a model, the evaluation that judges what it
-# says, and the task that trains (and evaluates) the model.
+# says, and the tasks that train (and evaluate) the model, or its aligner alone.
 TTS_LAYERS = {
     "tts_config.hpp": 0,
     "text": 1,
@@ -37,6 +37,7 @@ TTS_LAYERS = {
     "synthesizer.hpp": 5,
     "eval": 6,
     "english_tts_task.hpp": 7,
+    "aligner_task.hpp": 7,
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](kokoro/[^">]+)[">]')
 

@@ -7,14 +7,23 @@
 // writes them under <run directory>/samples); when the Trainer asks, it
 // scores free-running synthesis of fixed clips against their recordings
 // (evaluate(): MCD, F0, durations, a recognizer's word error rate, with their
-// ceilings; the `evaluation` section). The phoneme vocabulary travels in
+// ceilings; the `evaluation` section). With data.durations learned, or auto
+// and clips without a usable TextGrid, the model carries the learned aligner
+// (tts/align/): each batch it aligns the
+// mels to the phonemes, the hard path's durations regulate the decoder and
+// teach the duration predictor (for the clips without a usable TextGrid, or
+// all clips with data.durations: learned), and its losses join the total as
+// loss/align_ctc and loss/align_bin. The phoneme vocabulary travels in
 // the checkpoint (task_state) and in <run directory>/phonemes.txt. It prints
 // nothing: the corpus report is data().corpus().report.
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
@@ -29,6 +38,9 @@
 #include "kokoro/log/media.hpp"
 #include "kokoro/nn/checkpointing_choice.hpp"
 #include "kokoro/nn/kernel_choice.hpp"
+#include "kokoro/tts/align/alignment_losses.hpp"
+#include "kokoro/tts/align/alignment_prior.hpp"
+#include "kokoro/tts/align/monotonic_alignment.hpp"
 #include "kokoro/tts/data/corpus.hpp"
 #include "kokoro/tts/data/tts_data.hpp"
 #include "kokoro/tts/eval/quality.hpp"
@@ -62,7 +74,8 @@ class EnglishTtsTask {
         run_dir_(run_directory(config)),
         processor_(EnglishPhonemeProcessor::for_phoneme_set(config.data.phoneme_set)),
         data_(std::make_unique<TtsData>(prepare(config, progress), config, pin_batches(config))),
-        model_(model_options(config.model, processor_.vocab_size(), config.audio.n_mels)),
+        model_(model_options(config, processor_.vocab_size(),
+                             learns_durations(config.data.durations, data_->corpus().report))),
         checkpointing_(nn::parse_checkpointing_mode(config.model.gradient_checkpointing)
                            .value_or(nn::CheckpointingMode::automatic)),
         vocoder_(mel_options(config.audio)) {
@@ -70,6 +83,9 @@ class EnglishTtsTask {
     if (e.every_epochs > 0 && e.mcd_order >= config.audio.n_mels) {
       throw Error(fmt::format("evaluation.mcd_order must be below audio.n_mels ({}), got {}",
                               config.audio.n_mels, e.mcd_order));
+    }
+    if (model_->has_aligner()) {
+      priors_ = std::make_unique<align::AlignmentPriorCache>(config.alignment.prior_scaling);
     }
     if (!writes_files_) return;
     std::filesystem::create_directories(run_dir_);
@@ -86,7 +102,90 @@ class EnglishTtsTask {
         torch::GradMode::is_enabled()) {
       model_->set_gradient_checkpointing(checkpointing_.for_batch(activation_bytes(batch)));
     }
-    return tts_loss(model_->forward(batch), batch, loss_options(config_.loss));
+    if (!model_->has_aligner()) {
+      return tts_loss(model_->forward(batch), batch, loss_options(config_.loss));
+    }
+    const auto learned = align_batch(batch);
+    TtsBatch regulated = batch;
+    regulated.durations = learned.durations;
+    auto loss = tts_loss(model_->forward(regulated), regulated, loss_options(config_.loss));
+    const auto& a = config_.alignment;
+    loss.total = loss.total + a.ctc_weight * learned.forward_sum;
+    if (const double w = binarization_weight(); w > 0.0) {
+      loss.total = loss.total + w * learned.binarization;
+    }
+    loss.with("align_ctc", learned.forward_sum.detach())
+        .with("align_bin", learned.binarization.detach());
+    return loss;
+  }
+
+  /// One batch through the aligner (see alignment()).
+  struct BatchAlignment {
+    align::AlignmentOutputs outputs;
+    torch::Tensor hard_durations;  ///< [B, T] int64 on the batch's device: the monotonic path's
+    torch::Tensor durations;       ///< [B, T] what the model is regulated by
+    torch::Tensor forward_sum, binarization;
+  };
+
+  /// The learned alignment of `batch` (on the model's device): the soft
+  /// alignment, the monotonic path through it, and the durations the model
+  /// is regulated by: the path's for the clips whose durations are learned
+  /// (data.durations learned: all; auto: those without a usable TextGrid),
+  /// the corpus's for the rest, for a clip with fewer frames than phonemes
+  /// (no path gives every phoneme a frame) and for a clip cut to
+  /// audio.max_frames (its text runs past its frames: no alignment of it is
+  /// learned from). Needs the aligner.
+  BatchAlignment align_batch(const TtsBatch& batch) {
+    const auto device = batch.phonemes.device();
+    const auto tokens_cpu = batch.phoneme_lengths.to(torch::kCPU).contiguous();
+    const auto frames_cpu = batch.mel_lengths.to(torch::kCPU).contiguous();
+    const auto n = batch.size();
+    std::vector<std::int64_t> tokens(tokens_cpu.data_ptr<std::int64_t>(),
+                                     tokens_cpu.data_ptr<std::int64_t>() + n);
+    std::vector<std::int64_t> frames(frames_cpu.data_ptr<std::int64_t>(),
+                                     frames_cpu.data_ptr<std::int64_t>() + n);
+    const auto max_tokens = batch.phonemes.size(1), max_frames = batch.mels.size(1);
+    BatchAlignment out;
+    out.outputs = model_->aligner()->forward(
+        batch.phonemes, batch.phoneme_mask(), batch.mels, batch.mel_mask(),
+        priors_->batch(tokens, frames, max_tokens, max_frames).to(device));
+    // A clip no path fits is searched as one frame of one phoneme and kept out.
+    auto possible = torch::empty({n}, torch::kBool);
+    std::vector<std::int64_t> search_tokens = tokens, search_frames = frames;
+    for (std::int64_t b = 0; b < n; ++b) {
+      const bool fits = tokens[b] >= 1 && frames[b] >= tokens[b];
+      possible[b] = fits;
+      if (!fits) search_tokens[b] = search_frames[b] = 1;
+    }
+    const auto path = align::monotonic_alignment_search(
+        out.outputs.log_soft, torch::tensor(search_tokens), torch::tensor(search_frames));
+    auto usable = possible.to(device);
+    if (batch.truncated.defined()) usable = usable & batch.truncated.to(device).logical_not();
+    const auto fits = usable.unsqueeze(1);
+    out.hard_durations = path.to(device).masked_fill(fits.logical_not(), 0);
+    auto learn = fits;
+    if (config_.data.durations == "auto" && batch.durations_known.defined()) {
+      learn = learn & batch.durations_known.to(device).logical_not().unsqueeze(1);
+    }
+    out.durations = torch::where(learn, out.hard_durations, batch.durations);
+    out.forward_sum = align::forward_sum_loss(out.outputs.log_probs, batch.phoneme_lengths,
+                                              batch.mel_lengths, usable);
+    out.binarization = align::binarization_loss(
+        align::hard_alignment(out.hard_durations, max_frames).to(device), out.outputs.log_soft);
+    return out;
+  }
+
+  /// The binarization loss's weight in the current epoch: 0 for
+  /// alignment.binarization_start_epochs epochs, then rising linearly over
+  /// binarization_ramp_epochs to binarization_weight.
+  double binarization_weight() const {
+    const auto& a = config_.alignment;
+    const auto since = epoch_ - a.binarization_start_epochs;
+    if (since < 0) return 0.0;
+    if (a.binarization_ramp_epochs <= 0) return a.binarization_weight;
+    return a.binarization_weight *
+           std::min(1.0, static_cast<double>(since + 1) /
+                             static_cast<double>(a.binarization_ramp_epochs));
   }
 
   /// The clips evaluations score: the first evaluation.clips validation
@@ -113,10 +212,14 @@ class EnglishTtsTask {
                                     low_precision ? 2 : 4);
   }
 
-  data::PrefetchLoader<TtsBatch> train_data(std::int64_t epoch) { return data_->train(epoch); }
+  data::PrefetchLoader<TtsBatch> train_data(std::int64_t epoch) {
+    epoch_ = epoch;
+    return data_->train(epoch);
+  }
   /// This rank's share in data parallel (TtsData::train): the batches of one
   /// process with every rank's batch together, split between the ranks.
   data::PrefetchLoader<TtsBatch> train_data(std::int64_t epoch, const DataShard& shard) {
+    epoch_ = epoch;
     return data_->train(epoch, shard);
   }
   data::PrefetchLoader<TtsBatch> valid_data() { return data_->validation(); }
@@ -137,7 +240,12 @@ class EnglishTtsTask {
     const auto item = TtsData::load(clips.front());
     const auto device = model_->parameters().front().device();
     const auto target = item.mel;
-    const auto batch = collate({item}).to(device);
+    auto batch = collate({item}).to(device);
+    std::optional<BatchAlignment> alignment;
+    if (model_->has_aligner()) {
+      alignment = align_batch(batch);
+      batch.durations = alignment->durations;
+    }
     const auto teacher_forced = model_->forward(batch).mel_after[0].to(torch::kCPU);
     // Frames are generated one at a time: an early model whose stop token
     // never fires runs to the cap, so the cap is 1.5x the clip's length.
@@ -147,6 +255,17 @@ class EnglishTtsTask {
     media.images.push_back(spectrogram_image("samples/target_mel", target.t()));
     media.images.push_back(spectrogram_image("samples/teacher_forced_mel", teacher_forced.t()));
     media.images.push_back(spectrogram_image("samples/synthesized_mel", generated.t()));
+    if (alignment) {
+      // [phonemes, frames]: the diagonal a healthy alignment walks.
+      const auto tokens = item.phonemes.size(0);
+      media.images.push_back(spectrogram_image(
+          "alignment/soft", alignment->outputs.soft[0].narrow(1, 0, tokens).t()));
+      media.images.push_back(spectrogram_image(
+          "alignment/hard",
+          align::hard_alignment(alignment->hard_durations.to(torch::kCPU), item.mel.size(0))[0]
+              .narrow(1, 0, tokens)
+              .t()));
+    }
     const int rate = static_cast<int>(config_.audio.sample_rate);
     media.audio.push_back(AudioClip{
         .tag = "samples/synthesized", .sample_rate = rate, .samples = vocoder_(generated)});
@@ -276,6 +395,14 @@ class EnglishTtsTask {
     return prepare_corpus(config, processor_, config.data.data_dir, cache, progress, writes_files_);
   }
 
+  /// Whether the model carries the aligner: data.durations learned, or auto
+  /// with clips that have no usable TextGrid. So a corpus aligned
+  /// throughout (LJSpeech with MFA's grids, the demo corpus) trains as it
+  /// did before there was an aligner, and resumes its runs of that time.
+  static bool learns_durations(const std::string& durations, const CorpusReport& report) {
+    return durations == "learned" || (durations == "auto" && report.uniform_durations > 0);
+  }
+
   static bool pin_batches(const TtsConfig& config) {
     return config.hardware.pin_memory && config.hardware.device != "cpu" &&
            torch::cuda::is_available();
@@ -296,6 +423,8 @@ class EnglishTtsTask {
   std::optional<eval::QualityReport> last_quality_;
   double last_evaluation_seconds_ = 0.0;
   std::string evaluator_error_;  // why the evaluator could not be built
+  std::unique_ptr<align::AlignmentPriorCache> priors_;  // with the aligner
+  std::int64_t epoch_ = 0;  // the epoch being trained (the binarization schedule)
 };
 
 }  // namespace kokoro::tts

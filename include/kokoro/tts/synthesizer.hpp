@@ -16,6 +16,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -33,6 +34,7 @@
 #include "kokoro/checkpoint/checkpoint_file.hpp"
 #include "kokoro/core/config_io.hpp"
 #include "kokoro/core/state_io.hpp"
+#include "kokoro/tts/align/alignment_textgrid.hpp"
 #include "kokoro/tts/data/corpus.hpp"
 #include "kokoro/tts/model/from_config.hpp"
 #include "kokoro/tts/model/kokoro_model.hpp"
@@ -141,7 +143,17 @@ inline TrainedModel load_trained_model(const std::filesystem::path& checkpoint,
     voice = processor.voice();
   }
   EnglishPhonemeProcessor processor(vocabulary, voice);
-  KokoroModel model(model_options(config.model, processor.vocab_size(), config.audio.n_mels));
+  // The aligner is trained with the model and not used to speak; it is built
+  // when the weights have one (checkpoints from before it, or of a
+  // data.durations: textgrid run, have none), so that they load strictly.
+  auto options = model_options(config.model, processor.vocab_size(), config.audio.n_mels);
+  for (const auto& entry : weights) {
+    if (entry.key().isString() && entry.key().toStringRef().rfind("aligner.", 0) == 0) {
+      options.aligner = aligner_options(config.alignment);
+      break;
+    }
+  }
+  KokoroModel model(options);
   load_module_state_dict(*model, weights, source);
   model->to(device);
   model->eval();
@@ -183,6 +195,69 @@ struct SpokenLine {
   double seconds() const { return sample_rate > 0 ? samples.size() / double(sample_rate) : 0; }
   int sample_rate = 0;
 };
+
+/// When each word and phoneme of `line` is said, in seconds of its audio:
+/// a "words" and a "phones" tier laid out as align/alignment_textgrid.hpp
+/// lays out a learned alignment, from the durations the line was spoken
+/// with. Where the stop token ended the line before its durations did, the
+/// durations are cut at its last frame (from the end), so that no time lies
+/// past the audio (nor past the vocoder's last sample). `audio`: the model's
+/// audio settings (its hop and rate place the frames).
+inline TextGrid timestamps(const SpokenLine& line, const AudioSection& audio,
+                           std::int64_t min_silence_frames = 3) {
+  std::vector<std::int64_t> durations(line.durations.data_ptr<std::int64_t>(),
+                                      line.durations.data_ptr<std::int64_t>() +
+                                          line.durations.numel());
+  std::int64_t excess = -line.mel.size(0);
+  for (const auto d : durations) excess += d;
+  for (auto it = durations.rbegin(); it != durations.rend() && excess > 0; ++it) {
+    const auto take = std::min(*it, excess);
+    *it -= take;
+    excess -= take;
+  }
+  // The words of the text as the front end read it (numbers and the like
+  // spelled out), split where the tokens' word boundaries are.
+  std::vector<std::string> words;
+  std::string word;
+  for (const char c : normalize_english(line.text)) {
+    if (c == ' ' || c == '-') {
+      if (!word.empty()) words.push_back(word);
+      word.clear();
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '\'') {
+      word += c;
+    }
+  }
+  if (!word.empty()) words.push_back(word);
+  const auto hop = static_cast<double>(audio.hop_length);
+  const auto rate = static_cast<double>(audio.sample_rate);
+  auto grid = alignment_textgrid(
+      AlignedClip{.tokens = line.tokens,
+                  .durations = std::move(durations),
+                  .words = std::move(words),
+                  .seconds = static_cast<double>(line.mel.size(0)) * hop / rate,
+                  .sample_rate = static_cast<int>(audio.sample_rate),
+                  .hop_length = static_cast<int>(audio.hop_length)},
+      AlignmentTextGridOptions{.min_silence_frames = min_silence_frames,
+                               .is_pause = &EnglishPhonemeProcessor::is_pause_token,
+                               .is_word_boundary = [](std::string_view t) {
+                                 return t == kWordBoundary;
+                               }});
+  // The vocoder's audio may end a hop before the last frame does: no time
+  // past its end.
+  const double end = line.sample_rate > 0 ? line.seconds() : grid.xmax;
+  grid.xmax = end;
+  for (auto& tier : grid.tiers) {
+    std::vector<Interval> kept;
+    for (auto iv : tier.intervals) {
+      iv.start = std::min(iv.start, end);
+      iv.end = std::min(iv.end, end);
+      if (iv.end > iv.start) kept.push_back(std::move(iv));
+    }
+    if (!kept.empty()) kept.back().end = end;
+    tier.intervals = std::move(kept);
+  }
+  return grid;
+}
 
 class Synthesizer {
  public:

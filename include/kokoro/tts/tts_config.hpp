@@ -29,6 +29,7 @@ struct DataSection {
   std::int64_t max_frames_per_batch = 0;
   bool drop_last = false;
   std::string too_long = "skip";
+  std::string durations = "auto";
   std::string missing_alignment = "uniform";
   std::string alignment_mismatch = "skip";
   std::string phoneme_set = "espeak";
@@ -60,12 +61,19 @@ struct DataSection {
     v("drop_last", s.drop_last, "drop the batches left short of batch_size");
     v("too_long", s.too_long, "clips over audio.max_frames: skip | truncate",
       rule::OneOf{{"skip", "truncate"}});
+    v("durations", s.durations,
+      "where each phoneme's frames come from: auto (a clip's TextGrid where it has a usable one, "
+      "else learned) | textgrid (TextGrids only; missing_alignment and alignment_mismatch decide "
+      "the rest) | learned (the aligner's for every clip, TextGrids set aside)",
+      rule::OneOf{{"auto", "textgrid", "learned"}});
     v("missing_alignment", s.missing_alignment,
-      "clips without a TextGrid: uniform (spread the frames evenly over the phonemes) | skip",
+      "with durations: textgrid, clips without a TextGrid: uniform (spread the frames evenly "
+      "over the phonemes) | skip",
       rule::OneOf{{"uniform", "skip"}});
     v("alignment_mismatch", s.alignment_mismatch,
-      "clips whose TextGrid matches the phonemes below alignment_min_match, or whose length "
-      "differs from the audio's by more than alignment_tolerance_ms: skip | uniform",
+      "with durations: textgrid, clips whose TextGrid matches the phonemes below "
+      "alignment_min_match, or whose length differs from the audio's by more than "
+      "alignment_tolerance_ms: skip | uniform",
       rule::OneOf{{"skip", "uniform"}});
     v("phoneme_set", s.phoneme_set,
       "the model's tokens: espeak (espeak-ng's en-us phonemes) | arpabet (CMUdict phones with "
@@ -199,6 +207,44 @@ struct LossSection {
   }
 };
 
+/// The learned aligner (tts/align/aligner.hpp), part of the model unless
+/// data.durations is textgrid: its size and its losses' schedule.
+struct AlignmentSection {
+  std::int64_t embedding_dim = 256;
+  std::int64_t channels = 80;
+  double temperature = 0.0005;
+  double prior_scaling = 1.0;
+  double ctc_weight = 1.0;
+  double binarization_weight = 1.0;
+  std::int64_t binarization_start_epochs = 2;
+  std::int64_t binarization_ramp_epochs = 2;
+
+  friend bool operator==(const AlignmentSection&, const AlignmentSection&) = default;
+
+  template <class Self, class Visitor>
+  static void fields(Self& s, Visitor&& v) {
+    v("embedding_dim", s.embedding_dim, "the aligner's own phoneme embedding", rule::positive);
+    v("channels", s.channels, "the space its text and mel encoders map into", rule::positive);
+    v("temperature", s.temperature,
+      "scales the squared distances before the softmax over phonemes (larger: sharper)",
+      rule::positive);
+    v("prior_scaling", s.prior_scaling,
+      "sharpness of the beta-binomial prior that keeps a young aligner near the diagonal",
+      rule::positive);
+    v("ctc_weight", s.ctc_weight, "weight of the forward-sum loss (loss/align_ctc)",
+      rule::non_negative);
+    v("binarization_weight", s.binarization_weight,
+      "weight of the binarization loss (loss/align_bin) once fully on", rule::non_negative);
+    v("binarization_start_epochs", s.binarization_start_epochs,
+      "epochs before the binarization loss starts (the soft alignment must first be worth "
+      "sharpening; FastPitch waits a quarter of its run)",
+      rule::non_negative);
+    v("binarization_ramp_epochs", s.binarization_ramp_epochs,
+      "epochs over which its weight then rises linearly to binarization_weight",
+      rule::non_negative);
+  }
+};
+
 /// Objective quality during training (tts/eval/quality.hpp): free-running
 /// synthesis of fixed validation clips scored against their recordings.
 struct EvaluationSection {
@@ -240,6 +286,7 @@ struct TtsSections {
   ModelSection model;
   AudioSection audio;
   LossSection loss;
+  AlignmentSection alignment;
   EvaluationSection evaluation;
 
   friend bool operator==(const TtsSections&, const TtsSections&) = default;
@@ -250,6 +297,7 @@ struct TtsSections {
     v("model", s.model);
     v("audio", s.audio);
     v("loss", s.loss);
+    v("alignment", s.alignment);
     v("evaluation", s.evaluation);
   }
 

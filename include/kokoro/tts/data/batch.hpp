@@ -27,6 +27,12 @@ struct TtsItem {
   torch::Tensor mel;        ///< [frames, n_mels] float32
   torch::Tensor phonemes;   ///< [tokens] int64
   torch::Tensor durations;  ///< [tokens] int64, summing to frames
+  /// The durations came from a TextGrid (false: spread evenly, for the
+  /// aligner to replace when data.durations is auto or learned).
+  bool durations_known = true;
+  /// Cut to audio.max_frames: its text runs past its frames, so it is no
+  /// clip to learn an alignment from.
+  bool truncated = false;
 };
 
 struct TtsBatch {
@@ -37,6 +43,8 @@ struct TtsBatch {
   torch::Tensor mel_lengths;      ///< [B] int64
   torch::Tensor stop_targets;     ///< [B, F] float32
   std::vector<std::string> ids;
+  torch::Tensor durations_known;  ///< [B] bool (TtsItem::durations_known)
+  torch::Tensor truncated;        ///< [B] bool (TtsItem::truncated)
 
   std::int64_t size() const { return phonemes.defined() ? phonemes.size(0) : 0; }
 
@@ -51,6 +59,13 @@ struct TtsBatch {
            mel_lengths.unsqueeze(1);
   }
 
+  /// `op(t)`, or `t` itself when undefined (a batch made by hand, without
+  /// the per-clip flags).
+  template <typename Op>
+  static torch::Tensor optional(Op&& op, const torch::Tensor& t) {
+    return t.defined() ? op(t) : t;
+  }
+
   /// The batch on `device`; copies are asynchronous from pinned memory.
   TtsBatch to(const torch::Device& device) const {
     const bool async = device.is_cuda();
@@ -61,7 +76,9 @@ struct TtsBatch {
                     move(mels),
                     move(mel_lengths),
                     move(stop_targets),
-                    ids};
+                    ids,
+                    optional(move, durations_known),
+                    optional(move, truncated)};
   }
 
   /// The clips [begin, end) (for out-of-memory recovery); padding is kept.
@@ -73,7 +90,9 @@ struct TtsBatch {
                     cut(mels),
                     cut(mel_lengths),
                     cut(stop_targets),
-                    std::vector<std::string>(ids.begin() + begin, ids.begin() + end)};
+                    std::vector<std::string>(ids.begin() + begin, ids.begin() + end),
+                    optional(cut, durations_known),
+                    optional(cut, truncated)};
   }
 
   /// Pinned host memory, for asynchronous copies to a GPU.
@@ -85,7 +104,9 @@ struct TtsBatch {
                     pin(mels),
                     pin(mel_lengths),
                     pin(stop_targets),
-                    ids};
+                    ids,
+                    optional(pin, durations_known),
+                    optional(pin, truncated)};
   }
 };
 
@@ -107,6 +128,10 @@ inline TtsBatch collate(const std::vector<TtsItem>& items) {
   b.stop_targets = torch::zeros({n, max_frames}, torch::kFloat);
   b.phoneme_lengths = torch::empty({n}, torch::kLong);
   b.mel_lengths = torch::empty({n}, torch::kLong);
+  b.durations_known = torch::empty({n}, torch::kBool);
+  b.truncated = torch::empty({n}, torch::kBool);
+  auto known = b.durations_known.accessor<bool, 1>();
+  auto cut = b.truncated.accessor<bool, 1>();
   auto token_lengths = b.phoneme_lengths.accessor<std::int64_t, 1>();
   auto frame_lengths = b.mel_lengths.accessor<std::int64_t, 1>();
   auto stops = b.stop_targets.accessor<float, 2>();
@@ -124,6 +149,8 @@ inline TtsBatch collate(const std::vector<TtsItem>& items) {
     if (frames > 0) stops[i][frames - 1] = 1.0f;
     token_lengths[i] = tokens;
     frame_lengths[i] = frames;
+    known[i] = item.durations_known;
+    cut[i] = item.truncated;
     b.ids.push_back(item.id);
   }
   return b;

@@ -48,8 +48,9 @@ struct CorpusReport {
   std::int64_t usable = 0;      ///< clips with features
   std::int64_t computed = 0;    ///< features computed this time
   std::int64_t from_cache = 0;  ///< features found in the cache
-  std::int64_t uniform_durations = 0;
+  std::int64_t uniform_durations = 0;  ///< no usable TextGrid (learned, or spread evenly)
   std::int64_t aligned = 0;      ///< durations from their TextGrids
+  std::string durations = "textgrid";  ///< data.durations
   double match_score_sum = 0.0;  ///< over the aligned clips
   double exact_share_sum = 0.0;  ///< each clip's share of phones paired with the same sound
   std::int64_t truncated = 0;
@@ -85,7 +86,14 @@ struct CorpusReport {
           "paired with the same sound",
           aligned, mean_match_score(), 100.0 * mean_exact_share());
     }
-    if (uniform_durations > 0) {
+    if (durations == "learned") {
+      out += fmt::format("\n  durations learned by the aligner for all {} clips (data.durations: "
+                         "learned; TextGrids set aside)",
+                         usable);
+    } else if (uniform_durations > 0 && durations == "auto") {
+      out += fmt::format("\n  durations learned by the aligner (no usable TextGrid): {} clips",
+                         uniform_durations);
+    } else if (uniform_durations > 0) {
       out +=
           fmt::format("\n  uniform durations (no usable alignment): {} clips", uniform_durations);
     }
@@ -160,9 +168,11 @@ inline std::string settings_text(const TtsConfig& config,
                          text += fmt::format("audio.{}: {}\n", key, value);
                        });
   text += fmt::format(
-      "data.too_long: {}\ndata.missing_alignment: {}\ndata.alignment_mismatch: {}\n"
-      "data.alignment_min_match: {}\ndata.alignment_tolerance_ms: {}\n",
-      config.data.too_long, config.data.missing_alignment, config.data.alignment_mismatch,
+      "data.too_long: {}\ndata.durations: {}\ndata.missing_alignment: {}\n"
+      "data.alignment_mismatch: {}\ndata.alignment_min_match: {}\n"
+      "data.alignment_tolerance_ms: {}\n",
+      config.data.too_long, config.data.durations, config.data.missing_alignment,
+      config.data.alignment_mismatch,
       config.data.alignment_min_match, config.data.alignment_tolerance_ms);
   text += "voice: " + processor.voice() + "\nvocabulary:";
   for (const auto& symbol : processor.vocabulary())
@@ -212,10 +222,14 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
   const auto start = std::chrono::steady_clock::now();
   const auto& data = config.data;
   const auto& audio = config.audio;
+  // With learned durations in reach (auto, learned) no clip is left out for
+  // its TextGrid: the aligner takes the clips without a usable one.
+  const bool only_textgrids = data.durations == "textgrid";
   auto metadata = read_ljspeech_metadata(data_dir / data.metadata_file, data_dir / data.wavs_dir,
                                          data_dir / data.alignments_dir);
   PreparedCorpus out;
   auto& report = out.report;
+  report.durations = data.durations;
   report.listed = static_cast<std::int64_t>(metadata.utterances.size() + metadata.problems.size());
   report.messages = metadata.problems;
   if (!metadata.problems.empty())
@@ -308,14 +322,14 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
                                                 : 1.0);
           }
         }
-        if (!fallback.empty() && data.alignment_mismatch == "skip") {
+        if (!fallback.empty() && only_textgrids && data.alignment_mismatch == "skip") {
           o.skip_reason = "alignment mismatch";
           o.message = fallback + " (data.alignment_mismatch: skip)";
           return;
         }
       } else {
         fallback = fmt::format("{}: no TextGrid", u.alignment.string());
-        if (data.missing_alignment == "skip") {
+        if (only_textgrids && data.missing_alignment == "skip") {
           o.skip_reason = "no alignment";
           o.message = fallback + " (data.missing_alignment: skip)";
           return;
@@ -324,7 +338,8 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
       if (durations.empty()) {
         durations = uniform_durations(static_cast<std::int64_t>(tokens.size()), frames);
         flags |= kUniformDurations;
-        o.message = fallback + ": durations spread evenly";
+        o.message = fallback + (only_textgrids ? ": durations spread evenly"
+                                               : ": durations to be learned by the aligner");
       }
       if (too_long) {
         features = features.slice(0, 0, audio.max_frames);

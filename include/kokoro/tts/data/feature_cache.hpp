@@ -140,6 +140,8 @@ inline TtsItem read_cache_file(const std::filesystem::path& path, std::string id
   p += header->tokens * 8;
   item.durations = torch::empty({header->tokens}, torch::kLong);
   std::memcpy(item.durations.data_ptr<std::int64_t>(), p, header->tokens * 8);
+  item.durations_known = (header->flags & kUniformDurations) == 0;
+  item.truncated = (header->flags & kTruncated) != 0;
   return item;
 }
 

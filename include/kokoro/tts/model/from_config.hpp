@@ -1,6 +1,7 @@
 // The model's and the losses' option structs from a run's configuration:
-// the one place where the `model` and `loss` sections meet the modules, so
-// that the task, the Synthesizer and the benchmarks build the same model.
+// the one place where the `model`, `alignment` and `loss` sections meet the
+// modules, so that the task, the Synthesizer and the benchmarks build the
+// same model.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,24 @@ inline KokoroModelOptions model_options(const ModelSection& model, std::int64_t 
           .gradient_checkpointing = model.gradient_checkpointing != "false",
           .checkpoint_blocks = model.checkpoint_blocks,
           .kernels = model.kernels == "reference" ? nn::Kernels::reference : nn::Kernels::fast};
+}
+
+/// The aligner's options from the `alignment` section (its vocabulary and
+/// mel bands are the model's, filled in by KokoroModel).
+inline align::AlignerOptions aligner_options(const AlignmentSection& alignment) {
+  return {.embedding_dim = alignment.embedding_dim,
+          .channels = alignment.channels,
+          .temperature = alignment.temperature};
+}
+
+/// The whole model of a run: the `model` section's, with the learned
+/// aligner when it `learns_durations` (EnglishTtsTask decides from
+/// data.durations and the corpus).
+inline KokoroModelOptions model_options(const TtsConfig& config, std::int64_t vocab_size,
+                                        bool learns_durations) {
+  auto options = model_options(config.model, vocab_size, config.audio.n_mels);
+  if (learns_durations) options.aligner = aligner_options(config.alignment);
+  return options;
 }
 
 /// The loss weights from the `loss` section.

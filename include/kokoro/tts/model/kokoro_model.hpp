@@ -2,8 +2,11 @@
 // encoder; a duration predictor gives each phoneme's log duration; the length
 // regulator repeats encoder states into frames; a causal Transformer decoder,
 // fed the previous mel frame, predicts each frame and a stop logit; a PostNet
-// refines the mel. Training is teacher-forced on ground-truth durations;
-// generate() runs the decoder frame by frame with a key/value cache.
+// refines the mel. Training is teacher-forced on ground-truth durations
+// (a TextGrid's, or those the aligner learns: with
+// KokoroModelOptions::aligner the model carries one, trained beside it and
+// not used at inference); generate() runs the decoder frame by frame with a
+// key/value cache.
 // Blocks are pre-norm (see transformer_blocks.hpp). Unlike the original, the
 // regulated memory also gets frame positions, so cross-attention can align
 // decoder frame t with memory frame t directly.
@@ -11,6 +14,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -32,6 +36,7 @@
 #include "kokoro/nn/gradient_checkpoint.hpp"
 #include "kokoro/nn/kernel_choice.hpp"
 #include "kokoro/nn/transformer_blocks.hpp"
+#include "kokoro/tts/align/aligner.hpp"
 #include "kokoro/tts/data/batch.hpp"
 #include "kokoro/tts/model/length_regulator.hpp"
 #include "kokoro/tts/model/postnet.hpp"
@@ -99,11 +104,14 @@ struct KokoroModelOptions {
   bool gradient_checkpointing = true;
   std::int64_t checkpoint_blocks = 1;       ///< Transformer blocks per checkpointed segment
   nn::Kernels kernels = nn::Kernels::fast;  ///< reference: libtorch's stock dropout and attention
+  /// The learned aligner (its vocab_size and n_mels are the model's); none:
+  /// durations come from the corpus alone.
+  std::optional<align::AlignerOptions> aligner{};
 };
 
 /// Submodules (state-dict prefixes): embedding, encoder.<i>, encoder_norm,
 /// duration_predictor, decoder_input, decoder.<i>, decoder_norm, mel_head,
-/// stop_head, postnet (when options.postnet).
+/// stop_head, postnet (when options.postnet), aligner (when options.aligner).
 class KokoroModelImpl : public torch::nn::Module {
  public:
   /// Throws kokoro::Error when num_heads does not divide hidden_dim or a
@@ -166,6 +174,19 @@ class KokoroModelImpl : public torch::nn::Module {
           PostNet(PostNetOptions(config.n_mels).dropout(config.dropout).kernels(config.kernels)));
     }
     register_module("dropout", dropout_);
+    if (config.aligner) {
+      auto options = *config.aligner;
+      options.vocab_size = config.vocab_size;
+      options.n_mels = config.n_mels;
+      aligner_ = register_module("aligner", align::Aligner(options));
+    }
+  }
+
+  bool has_aligner() const { return !aligner_.is_empty(); }
+  /// The learned aligner; kokoro::Error when the model has none.
+  align::Aligner& aligner() {
+    if (aligner_.is_empty()) throw Error("KokoroModel: this model has no aligner");
+    return aligner_;
   }
 
   /// Teacher-forced pass over `batch` (on the model's device): ground-truth
@@ -483,6 +504,7 @@ class KokoroModelImpl : public torch::nn::Module {
   torch::nn::Linear stop_head_;
   PostNet postnet_{nullptr};
   nn::Dropout dropout_;
+  align::Aligner aligner_{nullptr};
 };
 TORCH_MODULE(KokoroModel);
 
