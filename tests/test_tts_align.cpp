@@ -444,6 +444,12 @@ struct AlignPolicies : DefaultPolicies {
 };
 using AlignTrainer = Trainer<tts::EnglishTtsTask, AlignPolicies>;
 
+/// The first batch of `loader`, if it has one.
+std::optional<TtsBatch> first_batch(data::PrefetchLoader<TtsBatch> loader) {
+  for (auto& b : loader) return b;
+  return std::nullopt;
+}
+
 }  // namespace
 
 TEST_CASE("with learned durations the path's durations regulate the model, and the aligner's losses are logged") {
@@ -462,12 +468,7 @@ TEST_CASE("with learned durations the path's durations regulate the model, and t
         std::string::npos);
   // Before training: the path fits every clip, and it is what regulates the model.
   {
-    auto loader = task.train_data(0);
-    std::optional<TtsBatch> batch;
-    for (auto& b : loader) {
-      batch = b;
-      break;
-    }
+    auto batch = first_batch(task.train_data(0));
     REQUIRE(batch.has_value());
     torch::NoGradGuard no_grad;
     const auto a = task.align_batch(*batch);
@@ -513,12 +514,7 @@ TEST_CASE("with durations auto a clip's usable TextGrid wins, the aligner takes 
     AlignTrainer trainer(config);
     auto& task = trainer.task();
     REQUIRE(task.kokoro_model()->has_aligner());
-    auto loader = task.train_data(0);
-    std::optional<TtsBatch> batch;
-    for (auto& b : loader) {
-      batch = b;
-      break;
-    }
+    auto batch = first_batch(task.train_data(0));
     REQUIRE(batch.has_value());
     REQUIRE(batch->size() == 8);
     CHECK(batch->durations_known.logical_not().sum().item<std::int64_t>() == 2);

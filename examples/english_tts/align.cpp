@@ -10,7 +10,7 @@
 // grids (the demo corpus's own, or MFA's): the share of word (and phone)
 // boundaries within --tolerance-ms. Progress goes to stderr.
 //
-//   kokoro-align --data corpus --out corpus/TextGrid_learned --minutes 5 \
+//   kokoro-align --data corpus --out corpus/TextGrid_learned --minutes 5
 //                --compare corpus/TextGrid
 #include <kokoro/audio/audio_file.hpp>
 #include <kokoro/trainer.hpp>
@@ -26,7 +26,6 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>

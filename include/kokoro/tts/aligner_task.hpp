@@ -7,7 +7,6 @@
 // learns is where each phoneme of each clip lies.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -89,15 +88,9 @@ class AlignerTask {
     return loss;
   }
 
-  /// As EnglishTtsTask::binarization_weight.
+  /// The binarization loss's weight in the epoch being trained.
   double binarization_weight() const {
-    const auto& a = config_.alignment;
-    const auto since = epoch_ - a.binarization_start_epochs;
-    if (since < 0) return 0.0;
-    if (a.binarization_ramp_epochs <= 0) return a.binarization_weight;
-    return a.binarization_weight *
-           std::min(1.0, static_cast<double>(since + 1) /
-                             static_cast<double>(a.binarization_ramp_epochs));
+    return tts::binarization_weight(config_.alignment, epoch_);
   }
 
   data::PrefetchLoader<TtsBatch> train_data(std::int64_t epoch) {

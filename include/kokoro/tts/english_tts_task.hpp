@@ -175,17 +175,10 @@ class EnglishTtsTask {
     return out;
   }
 
-  /// The binarization loss's weight in the current epoch: 0 for
-  /// alignment.binarization_start_epochs epochs, then rising linearly over
-  /// binarization_ramp_epochs to binarization_weight.
+  /// The binarization loss's weight in the epoch being trained
+  /// (tts::binarization_weight).
   double binarization_weight() const {
-    const auto& a = config_.alignment;
-    const auto since = epoch_ - a.binarization_start_epochs;
-    if (since < 0) return 0.0;
-    if (a.binarization_ramp_epochs <= 0) return a.binarization_weight;
-    return a.binarization_weight *
-           std::min(1.0, static_cast<double>(since + 1) /
-                             static_cast<double>(a.binarization_ramp_epochs));
+    return tts::binarization_weight(config_.alignment, epoch_);
   }
 
   /// The clips evaluations score: the first evaluation.clips validation

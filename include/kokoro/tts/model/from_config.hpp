@@ -4,6 +4,7 @@
 // same model.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "kokoro/nn/kernel_choice.hpp"
@@ -38,6 +39,17 @@ inline align::AlignerOptions aligner_options(const AlignmentSection& alignment) 
   return {.embedding_dim = alignment.embedding_dim,
           .channels = alignment.channels,
           .temperature = alignment.temperature};
+}
+
+/// The binarization loss's weight in `epoch` (0-based): 0 for
+/// alignment.binarization_start_epochs epochs, then rising linearly over
+/// binarization_ramp_epochs to binarization_weight.
+inline double binarization_weight(const AlignmentSection& a, std::int64_t epoch) {
+  const auto since = epoch - a.binarization_start_epochs;
+  if (since < 0) return 0.0;
+  if (a.binarization_ramp_epochs <= 0) return a.binarization_weight;
+  return a.binarization_weight * std::min(1.0, static_cast<double>(since + 1) /
+                                                   static_cast<double>(a.binarization_ramp_epochs));
 }
 
 /// The whole model of a run: the `model` section's, with the learned
