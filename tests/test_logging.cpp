@@ -15,6 +15,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -695,7 +696,43 @@ struct BrokenSampleTask : test::LinearTask {
   void media(Media&, std::int64_t) { throw Error("the vocoder fell over"); }
 };
 
+/// A task whose samples take 20 ms each, counted.
+struct SlowSampleTask : test::LinearTask {
+  using LinearTask::LinearTask;
+  void media(Media&, std::int64_t) {
+    ++calls;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  int calls = 0;
+};
+
 }  // namespace
+
+TEST_CASE("samples wait while they would take more than logging.media_max_share of the run") {
+  const auto dir = scratch("media-share");
+  for (const double share : {1.0, 0.01}) {
+    auto config = test::quick_config();
+    config.training.epochs = 10;
+    config.logging.output_dir = dir.string();
+    config.logging.checkpoints = true;
+    config.logging.overwrite = true;
+    config.logging.run_name = "share";
+    config.logging.media_every_epochs = 1;
+    config.logging.media_max_share = share;
+    Trainer<SlowSampleTask, test::SpyPolicies> trainer(config);
+    trainer.task().train = test::split(test::linear_data(8), {4, 4});
+    CHECK(trainer.fit().epochs_completed == 10);
+    if (share == 1.0) {
+      CHECK(trainer.task().calls == 10);  // no limit: every epoch
+    } else {
+      // The first samples go out; the next would need the toy to train for
+      // 4 s (0.04 s of samples at most 1% of the run), and it trains in
+      // milliseconds.
+      CHECK(trainer.task().calls == 1);
+    }
+  }
+  fs::remove_all(dir);
+}
 
 TEST_CASE("a task whose samples fail is reported and its run trains on and saves") {
   const auto dir = scratch("broken-samples");

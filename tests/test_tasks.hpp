@@ -212,6 +212,9 @@ inline TrainingConfig quick_framework_config() {
   c.logging.checkpoints = false;
   c.logging.jsonl = false;
   c.logging.tensorboard = false;
+  // Samples every epoch they are due, whatever they take beside a toy's
+  // milliseconds of training (the test of the share sets its own).
+  c.logging.media_max_share = 1.0;
   return c;
 }
 

@@ -11,9 +11,11 @@
 #include <kokoro/log/json.hpp>
 #include <kokoro/trainer.hpp>
 #include <kokoro/tts/align/aligner.hpp>
-#include <kokoro/tts/align/alignment_textgrid.hpp>
+#include <kokoro/tts/align/alignment_health.hpp>
 #include <kokoro/tts/align/alignment_losses.hpp>
 #include <kokoro/tts/align/alignment_prior.hpp>
+#include <kokoro/tts/align/alignment_textgrid.hpp>
+#include <kokoro/tts/align/boundary_agreement.hpp>
 #include <kokoro/tts/align/monotonic_alignment.hpp>
 #include <kokoro/tts/english_tts_task.hpp>
 #include <kokoro/tts/synthesizer.hpp>
@@ -395,6 +397,7 @@ TEST_CASE("a learned alignment becomes an MFA-style TextGrid that reads back to 
   AlignedClip clip{.tokens = {"D", "@", " ", "k", "a", "t", ",", " ", "s", "a", "t", "."},
                    .durations = {3, 2, 1, 4, 5, 3, 2, 6, 3, 4, 2, 5},
                    .words = {"the", "cat", "sat"},
+                   .silent = {},
                    .seconds = 0.0,
                    .sample_rate = 100,
                    .hop_length = 1};
@@ -437,6 +440,141 @@ TEST_CASE("a learned alignment becomes an MFA-style TextGrid that reads back to 
   CHECK(unnamed.tier("words")->intervals[0].label == "D @");
 }
 
+TEST_CASE(
+    "an alignment walks the diagonal only when its most likely phonemes never step back or skip") {
+  using align::walks_the_diagonal;
+  CHECK(walks_the_diagonal({0, 0, 1, 2, 2, 3}, 4));
+  CHECK(!walks_the_diagonal({0, 1, 0, 2, 3}, 4));  // steps back
+  CHECK(!walks_the_diagonal({0, 0, 2, 3}, 4));     // skips phoneme 1
+  CHECK(!walks_the_diagonal({1, 2, 3}, 4));        // never at phoneme 0
+  CHECK(!walks_the_diagonal({0, 1, 2}, 4));        // never reaches the last
+  // On a soft alignment that is the path's own, every boundary agrees.
+  align::ClipAlignment a;
+  a.durations = torch::tensor(std::vector<std::int64_t>{2, 1, 3});
+  const auto hard = align::hard_alignment(a.durations.unsqueeze(0), 6);  // [1, 6, 3]
+  a.outputs.log_soft = torch::log(hard.to(torch::kFloat) * 0.98 + 0.01);
+  a.outputs.log_probs = a.outputs.log_soft;
+  align::AlignmentHealth health;
+  align::add_alignment_health(health, a, torch::tensor(std::vector<std::int64_t>{2, 1, 3}));
+  align::add_alignment_health(health, a, torch::tensor(std::vector<std::int64_t>{4, 2, 0}));
+  CHECK(health.clips == 2);
+  CHECK(health.monotonic == 2);
+  CHECK(health.boundaries == 4);
+  CHECK(health.within == 3);  // the first clip's both; ends 2 vs 4 within 2 frames, 3 vs 6 not
+  CHECK(std::isfinite(health.mean_forward_sum()));
+}
+
+TEST_CASE("with the recording's loudness, a learned grid's silences are where it is quiet") {
+  // "the cat , sat ." as above: quiet at the start (inside "D"), in the middle
+  // of ", " (frames 20-24 of its 18-25), not at the 1-frame boundary after
+  // "the", and for the last 3 frames (inside ".").
+  AlignedClip clip{.tokens = {"D", "@", " ", "k", "a", "t", ",", " ", "s", "a", "t", "."},
+                   .durations = {3, 2, 1, 4, 5, 3, 2, 6, 3, 4, 2, 5},
+                   .words = {"the", "cat", "sat"},
+                   .silent = std::vector<bool>(40, false),
+                   .seconds = 0.4,
+                   .sample_rate = 100,
+                   .hop_length = 1};
+  for (const int f : {0, 1, 5, 20, 21, 22, 23, 24, 37, 38, 39})
+    clip.silent[static_cast<std::size_t>(f)] = true;
+  const AlignmentTextGridOptions options{
+      .min_silence_frames = 3,
+      .is_pause = &tts::EnglishPhonemeProcessor::is_pause_token,
+      .is_word_boundary = [](std::string_view t) { return t == " "; }};
+  const auto grid = alignment_textgrid(clip, options);
+  const auto read = frame_durations(*grid.tier("phones"), 100, 1, 40);
+  std::vector<std::string> phones, words;
+  for (const auto& iv : grid.tier("phones")->intervals) phones.push_back(iv.label);
+  for (const auto& iv : grid.tier("words")->intervals) words.push_back(iv.label);
+  CHECK(phones == std::vector<std::string>{"", "D", "@", "k", "a", "t", "", "s", "a", "t", ""});
+  // The leading quiet frames leave "D"; "t" keeps the loud frames of ", " before
+  // the quiet run, "s" those after it; the 1-frame boundary goes to "@" and "k".
+  CHECK(read == std::vector<std::int64_t>{2, 1, 2, 5, 5, 5, 5, 4, 4, 4, 3});
+  CHECK(words == std::vector<std::string>{"", "the", "cat", "", "sat", ""});
+  // A clip that is loud throughout: no silence at all, the ends included.
+  clip.silent.assign(40, false);
+  const auto loud = alignment_textgrid(clip, options);
+  for (const auto& iv : loud.tier("phones")->intervals) CHECK(!iv.label.empty());
+  CHECK(frame_durations(*loud.tier("phones"), 100, 1, 40) ==
+        std::vector<std::int64_t>{3, 2, 5, 5, 7, 7, 4, 7});
+  // silent_frames: 40 dB under the loudest frame's loudest band.
+  auto mel = torch::full({4, 3}, std::log(1e-5));
+  mel[0][1] = 0.0;              // the loudest
+  mel[1][2] = std::log(0.02);   // 34 dB under: loud
+  mel[2][0] = std::log(0.005);  // 46 dB under: quiet
+  CHECK(silent_frames(mel) == std::vector<bool>{false, false, true, true});
+}
+
+TEST_CASE("a transcription's words name every word group, so a learned grid's words are words") {
+  // espeak-ng speaks "out of" and "in the" as one word each: 13 groups for 15 words.
+  const std::string text = "He went out of the house at 3 in the morning, and I saw him.";
+  const tts::EnglishPhonemeProcessor processor;
+  const auto t = processor.transcribe(text);
+  std::int64_t groups = 1;
+  for (const auto& token : t.tokens) groups += token == tts::kWordBoundary ? 1 : 0;
+  REQUIRE(static_cast<std::int64_t>(t.words.size()) == groups);
+  CHECK(std::find(t.words.begin(), t.words.end(), "three") != t.words.end());
+  std::string joined;
+  for (const auto& w : t.words) joined += (joined.empty() ? "" : " ") + w;
+  CHECK(joined == "He went out of the house at three in the morning and I saw him");
+  // Every group of a grid made from them is named by its words, none by its phones.
+  AlignedClip clip{.tokens = t.tokens,
+                   .durations = std::vector<std::int64_t>(t.tokens.size(), 2),
+                   .words = t.words,
+                   .silent = {},
+                   .seconds = 0.0,
+                   .sample_rate = 100,
+                   .hop_length = 1};
+  const auto grid = alignment_textgrid(
+      clip, {.min_silence_frames = 3,
+             .is_pause = &tts::EnglishPhonemeProcessor::is_pause_token,
+             .is_word_boundary = [](std::string_view w) { return w == tts::kWordBoundary; }});
+  std::vector<std::string> labels;
+  for (const auto& iv : grid.tier("words")->intervals) {
+    if (!iv.label.empty()) labels.push_back(iv.label);
+  }
+  CHECK(labels == t.words);
+  // The ARPAbet front end: one group per word, "well-known" as two.
+  const auto arpabet = tts::EnglishPhonemeProcessor::for_phoneme_set("arpabet").transcribe(
+      "A well-known tale, in 1984.");
+  CHECK(arpabet.words ==
+        std::vector<std::string>{"A", "well", "known", "tale", "in", "nineteen", "eighty", "four"});
+}
+
+TEST_CASE(
+    "boundary agreement pairs words by label, reads merged words, and counts boundaries both sides "
+    "mark") {
+  const Tier reference{.name = "words",
+                       .intervals = {{.start = 0.0, .end = 0.1, .label = ""},
+                                     {.start = 0.1, .end = 0.3, .label = "he"},
+                                     {.start = 0.3, .end = 0.5, .label = "went"},
+                                     {.start = 0.5, .end = 0.6, .label = "out"},
+                                     {.start = 0.6, .end = 0.7, .label = "of"},
+                                     {.start = 0.7, .end = 0.8, .label = "the"},
+                                     {.start = 0.8, .end = 1.2, .label = "house"},
+                                     {.start = 1.2, .end = 1.5, .label = ""}}};
+  const Tier ours{.name = "words",
+                  .intervals = {{.start = 0.0, .end = 0.11, .label = ""},
+                                {.start = 0.11, .end = 0.3, .label = "He"},
+                                {.start = 0.3, .end = 0.45, .label = "went"},
+                                {.start = 0.45, .end = 0.7, .label = "out of"},
+                                {.start = 0.7, .end = 0.85, .label = "the"},
+                                {.start = 0.85, .end = 1.2, .label = "home"},
+                                {.start = 1.2, .end = 1.5, .label = "sil"}}};
+  const auto r = align::boundary_agreement(ours, reference, 0.02);
+  CHECK(r.intervals == 6);
+  CHECK(r.paired == 5);  // "house" / "home" stay apart
+  // he 2, went 2, out (start only), of (end only), the 2: "out|of" is no boundary of ours.
+  CHECK(r.boundaries == 8);
+  // Off by more than 20 ms: went's end, out's start and the's end.
+  CHECK(r.within == 5);
+  CHECK(r.mean_absolute_error() == doctest::Approx(0.16 / 8));
+  // Against itself, every boundary agrees.
+  const auto same = align::boundary_agreement(reference, reference, 0.0);
+  CHECK(same.paired == 6);
+  CHECK(same.share_within() == 1.0);
+}
+
 namespace {
 
 struct AlignPolicies : DefaultPolicies {
@@ -472,15 +610,25 @@ TEST_CASE("with learned durations the path's durations regulate the model, and t
     REQUIRE(batch.has_value());
     torch::NoGradGuard no_grad;
     const auto a = task.align_batch(*batch);
-    CHECK(a.durations.equal(a.hard_durations));  // learned: TextGrids set aside
+    CHECK(a.durations.equal(a.batch.hard_durations));  // learned: TextGrids set aside
     CHECK(a.durations.sum(1).equal(batch->mel_lengths));
     const auto mask = batch->phoneme_mask();
     CHECK(a.durations.masked_select(mask).ge(1).all().item<bool>());
-    CHECK(std::isfinite(a.forward_sum.item<double>()));
+    CHECK(std::isfinite(a.batch.forward_sum.item<double>()));
     CHECK(task.binarization_weight() == 0.0);  // epoch 0: not yet
   }
   const auto summary = trainer.fit();
   CHECK(summary.epochs_completed == 2);
+  // The alignment's health, as each evaluation logs it: the demo corpus's
+  // grids (set aside for training) say how near the path lies.
+  const auto health = task.alignment_health(task.evaluation_choice());
+  REQUIRE(health.get("align_monotonic").has_value());
+  REQUIRE(health.get("align_within_2_frames").has_value());
+  CHECK(*health.get("align_monotonic") >= 0.0);
+  CHECK(*health.get("align_monotonic") <= 1.0);
+  CHECK(*health.get("align_within_2_frames") > 0.0);
+  CHECK(*health.get("align_within_2_frames") <= 1.0);
+  CHECK(std::isfinite(*health.get("align_ctc")));
   const auto& last = summary.last_validation;
   REQUIRE(last.get("loss/align_ctc").has_value());
   REQUIRE(last.get("loss/align_bin").has_value());
@@ -524,8 +672,9 @@ TEST_CASE("with durations auto a clip's usable TextGrid wins, the aligner takes 
     // The grids' durations where a clip has one, the path's where it has none.
     CHECK(a.durations.masked_select(known).equal(batch->durations.masked_select(known)));
     CHECK(a.durations.masked_select(known.logical_not())
-              .equal(a.hard_durations.masked_select(known.logical_not())));
-    CHECK(!a.hard_durations.masked_select(known).equal(batch->durations.masked_select(known)));
+              .equal(a.batch.hard_durations.masked_select(known.logical_not())));
+    CHECK(
+        !a.batch.hard_durations.masked_select(known).equal(batch->durations.masked_select(known)));
   }
   // Every clip aligned by its TextGrid: no aligner (runs of before it resume as they were).
   auto whole = test::tiny_tts_config(dir / "runs-whole");
@@ -543,6 +692,7 @@ TEST_CASE("timestamps of spoken words follow the durations it was spoken with an
   SpokenLine line;
   line.text = "Hi, two words.";
   line.tokens = {"h", "aI", ",", " ", "t", "u:", " ", "w", "3:", "d", "z", "."};
+  line.words = {"Hi", "two", "words"};
   line.durations = torch::tensor(std::vector<std::int64_t>{4, 6, 5, 4, 3, 7, 1, 3, 6, 2, 4, 10});
   const std::int64_t frames = 55;
   line.mel = torch::zeros({frames, 80});

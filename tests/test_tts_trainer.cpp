@@ -73,12 +73,14 @@ TEST_CASE("a TTS run stopped and resumed ends with the weights of a straight run
   straight_config.training.max_steps = 6;
   straight_config.training.epochs = 10;
   straight_config.logging.media_every_epochs = 1;
+  straight_config.logging.media_max_share = 1.0;
   TtsTrainer straight(straight_config);
   straight.fit();
 
   auto config = test::tiny_tts_config(dir / "resumed");
   config.training.epochs = 10;
   config.logging.media_every_epochs = 1;
+  config.logging.media_max_share = 1.0;
   config.logging.checkpoints = true;  // no interval: the stop itself leaves the state
   config.training.max_steps = 3;      // the middle of the second epoch (2 batches an epoch)
   {

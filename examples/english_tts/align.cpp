@@ -15,10 +15,10 @@
 #include <kokoro/audio/audio_file.hpp>
 #include <kokoro/trainer.hpp>
 #include <kokoro/tts/align/align_clip.hpp>
+#include <kokoro/tts/align/alignment_health.hpp>
 #include <kokoro/tts/align/alignment_textgrid.hpp>
 #include <kokoro/tts/align/boundary_agreement.hpp>
 #include <kokoro/tts/aligner_task.hpp>
-#include <kokoro/tts/eval/error_rate.hpp>
 #include <kokoro/tts/synthesizer.hpp>
 
 #include <algorithm>
@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   std::string data_dir, out_dir, checkpoint, compare_dir, device_name = "auto";
   double minutes = 5.0, tolerance_ms = 23.2;
   std::int64_t min_silence_frames = 3;
+  double silence_db = 40.0;
   std::vector<std::string> overrides;
   app.add_option("--data,-d", data_dir, "the corpus: metadata.csv and wavs/")->required();
   app.add_option("--out,-o", out_dir, "where the TextGrids go (<id>.TextGrid)")->required();
@@ -78,8 +79,14 @@ int main(int argc, char** argv) {
                  "frames of 256 samples at 22.05 kHz)")
       ->capture_default_str();
   app.add_option("--min-silence-frames", min_silence_frames,
-                 "a pause inside a clip shorter than this is no silence in the grid")
+                 "a pause inside a clip with fewer quiet frames than this is no silence in the "
+                 "grid")
       ->capture_default_str();
+  app.add_option("--silence-db", silence_db,
+                 "a frame this far under the clip's loudest is quiet: pauses become silences "
+                 "only where frames are quiet")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   examples::add_device_option(app, device_name);
   examples::add_overrides(app, overrides);
   if (const auto code = examples::parse_command_line(app, argc, argv, overrides)) return *code;
@@ -135,6 +142,7 @@ int main(int argc, char** argv) {
     fs::create_directories(out_dir);
     const auto clips = all_clips(corpus);
     align::BoundaryAgreement words_agree, phones_agree;
+    align::AlignmentHealth health;
     std::int64_t written = 0, failed = 0, compared = 0;
     const tts::AlignmentTextGridOptions grid_options{
         .min_silence_frames = min_silence_frames,
@@ -144,18 +152,22 @@ int main(int argc, char** argv) {
       const auto& clip = clips[i];
       try {
         const auto item = tts::TtsData::load(clip);
-        const auto durations = align::align_clip(aligner, priors, item.phonemes, item.mel);
+        const auto alignment = align::align_clip_outputs(aligner, priors, item.phonemes, item.mel);
+        align::add_alignment_health(health, alignment);
+        const auto& durations = alignment.durations;
         std::vector<std::int64_t> ids(item.phonemes.data_ptr<std::int64_t>(),
                                       item.phonemes.data_ptr<std::int64_t>() + item.phonemes.numel());
         const auto samples = kokoro::audio::load_audio(clip.audio, static_cast<int>(config.audio.sample_rate));
-        tts::AlignedClip aligned{
-            .tokens = processor.decode(ids),
-            .durations = std::vector<std::int64_t>(durations.data_ptr<std::int64_t>(),
-                                                   durations.data_ptr<std::int64_t>() + durations.numel()),
-            .words = tts::eval::scoring_words(clip.text),
-            .seconds = static_cast<double>(samples.size()) / static_cast<double>(config.audio.sample_rate),
-            .sample_rate = static_cast<int>(config.audio.sample_rate),
-            .hop_length = static_cast<int>(config.audio.hop_length)};
+        tts::AlignedClip aligned{.tokens = processor.decode(ids),
+                                 .durations = std::vector<std::int64_t>(
+                                     durations.data_ptr<std::int64_t>(),
+                                     durations.data_ptr<std::int64_t>() + durations.numel()),
+                                 .words = processor.transcribe(clip.text).words,
+                                 .silent = tts::silent_frames(item.mel, silence_db),
+                                 .seconds = static_cast<double>(samples.size()) /
+                                            static_cast<double>(config.audio.sample_rate),
+                                 .sample_rate = static_cast<int>(config.audio.sample_rate),
+                                 .hop_length = static_cast<int>(config.audio.hop_length)};
         const auto grid = tts::alignment_textgrid(aligned, grid_options);
         tts::write_textgrid(grid, fs::path(out_dir) / (clip.id + ".TextGrid"));
         ++written;
@@ -185,6 +197,11 @@ int main(int argc, char** argv) {
     std::printf("kokoro-align: %lld TextGrids in %s (%lld clips failed) in %.1f s\n",
                 static_cast<long long>(written), out_dir.c_str(), static_cast<long long>(failed),
                 seconds);
+    std::printf(
+        "  alignment health: %lld of %lld clips walk the diagonal (each frame's most likely "
+        "phoneme never steps back or skips), mean forward-sum loss %.3f\n",
+        static_cast<long long>(health.monotonic), static_cast<long long>(health.clips),
+        health.mean_forward_sum());
     if (compared > 0) {
       std::printf(
           "  against %s (%lld clips, within %.1f ms):\n"

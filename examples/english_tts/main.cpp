@@ -48,6 +48,22 @@ namespace {
 /// wait at once).
 constexpr std::chrono::hours kWaitForRank0{24};
 
+/// What to do when a resumed checkpoint lacks the learned aligner this run
+/// builds: a run begun before durations were learned (data.durations auto
+/// now learns them for clips without a usable TextGrid) resumes as it was
+/// trained. Empty for any other error.
+std::string resume_hint(const std::string& error) {
+  const auto missing = error.find("\n  missing (");
+  if (error.find("does not fit this model") == std::string::npos || missing == std::string::npos)
+    return {};
+  const auto line_end = error.find('\n', missing + 1);
+  const auto line =
+      error.substr(missing, line_end == std::string::npos ? line_end : line_end - missing);
+  if (line.find("aligner.") == std::string::npos) return {};
+  return "\n  the checkpoint has no learned aligner: it was trained with durations from "
+         "TextGrids (or spread evenly); resume it with data.durations=textgrid";
+}
+
 /// The no-argument run: the small model, bounded in time, on the demo corpus.
 kokoro::tts::TtsConfig demo_defaults() {
   auto config = kokoro::tts::small_config();
@@ -270,7 +286,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kokoro-train: configuration error: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "kokoro-train: %s\n", e.what());
+    std::fprintf(stderr, "kokoro-train: %s%s\n", e.what(), resume_hint(e.what()).c_str());
     return 1;
   }
 }

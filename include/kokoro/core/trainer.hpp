@@ -209,6 +209,8 @@ class Trainer {
     const auto run_start = detail::Clock::now();
     fit_start_ = run_start;
     evaluation_seconds_ = 0.0;
+    media_seconds_ = 0.0;
+    last_media_seconds_ = -1.0;
     last_evaluation_step_ = -1;
     const std::int64_t start_step = global_step_;
     rolled_back_ = false;
@@ -486,32 +488,56 @@ class Trainer {
   /// optional `media(Media&, epoch)`, in eval mode without gradients) and,
   /// when a logger renders media, histograms of the weights and the last
   /// step's gradients, all sent to the loggers. A side task: when it fails
-  /// the Trainer says so and trains on.
+  /// the Trainer says so and trains on. Within its share of the run
+  /// (media_within_share), so that a corpus of a few batches an epoch is
+  /// not spent drawing samples.
   void send_media() {
     const auto every = config_.logging.media_every_epochs;
     if (!writes() || every <= 0 || (epoch_ + 1) % every != 0) return;
     constexpr bool task_media = requires(Media & m) { task_.media(m, std::int64_t{}); };
     if constexpr (MediaLogger<Logger> || task_media) {
-      // Samples draw no random numbers from the training's generator, so that
-      // making them changes nothing about the training.
-      const RngStateGuard rng;
-      Media media;
-      try {
-        if constexpr (MediaLogger<Logger>) add_parameter_histograms(media, task_.model());
-        if constexpr (task_media) {
-          torch::NoGradGuard no_grad;
-          EvalModeGuard eval(task_.model());
-          task_.media(media, epoch_);
-        }
-      } catch (const std::exception& e) {
-        side_task_failed(fmt::format("epoch {}'s samples", epoch_ + 1), e, "samples");
+      if (!media_within_share()) return;
+      const auto start = detail::Clock::now();
+      send_media_now<task_media>();
+      last_media_seconds_ = detail::seconds_since(start);
+      media_seconds_ += last_media_seconds_;
+    }
+  }
+
+  /// Whether samples due now keep the time spent on samples in this fit()
+  /// within logging.media_max_share of its time: the first always go out,
+  /// and the next is expected to take what the last took. Time in
+  /// evaluations counts as neither.
+  bool media_within_share() const {
+    if (last_media_seconds_ < 0.0) return true;
+    const double spent = media_seconds_ + last_media_seconds_;
+    const double training =
+        detail::seconds_since(fit_start_) - media_seconds_ - evaluation_seconds_;
+    return spent <= config_.logging.media_max_share * (training + spent);
+  }
+
+  /// The samples and histograms, sent (send_media).
+  template <bool task_media>
+  void send_media_now() {
+    // Samples draw no random numbers from the training's generator, so that
+    // making them changes nothing about the training.
+    const RngStateGuard rng;
+    Media media;
+    try {
+      if constexpr (MediaLogger<Logger>) add_parameter_histograms(media, task_.model());
+      if constexpr (task_media) {
+        torch::NoGradGuard no_grad;
+        EvalModeGuard eval(task_.model());
+        task_.media(media, epoch_);
       }
-      if constexpr (MediaLogger<Logger>) {
-        guard_logger("on_media", [&] {
-          logger_.on_media(
-              MediaContext{.epoch = epoch_, .global_step = global_step_, .media = media});
-        });
-      }
+    } catch (const std::exception& e) {
+      side_task_failed(fmt::format("epoch {}'s samples", epoch_ + 1), e, "samples");
+    }
+    if constexpr (MediaLogger<Logger>) {
+      guard_logger("on_media", [&] {
+        logger_.on_media(
+            MediaContext{.epoch = epoch_, .global_step = global_step_, .media = media});
+      });
     }
   }
 
@@ -1549,6 +1575,8 @@ class Trainer {
   double last_loss_ = std::numeric_limits<double>::quiet_NaN();
   double best_loss_ = initial_best();
   double evaluation_seconds_ = 0.0;         // this fit()'s time in the task's evaluations
+  double media_seconds_ = 0.0;              // this fit()'s time in samples (send_media)
+  double last_media_seconds_ = -1.0;        // the last samples' time (-1: none yet)
   std::int64_t last_evaluation_step_ = -1;  // the step last evaluated or failed at (-1: none)
   Metrics last_evaluation_;
   detail::Clock::time_point fit_start_{};

@@ -218,6 +218,7 @@ struct LoggingSection {
   bool report = true;
   bool profile = false;
   std::int64_t media_every_epochs = 1;
+  double media_max_share = 0.05;
   bool wandb = false;
   std::string wandb_project = "kokoro";
   bool wandb_upload_checkpoints = false;
@@ -265,6 +266,10 @@ struct LoggingSection {
       "every N epochs send weight and gradient histograms and the task's samples (mel images, "
       "audio) to the loggers that render them (0: never)",
       rule::non_negative);
+    v("media_max_share", s.media_max_share,
+      "the most of the run's time samples may take: due samples wait while they would take "
+      "more (the first always go out)",
+      rule::InRange{0.0, 1.0});
     v("wandb", s.wandb, "stream to Weights & Biases (needs WANDB_API_KEY)");
     v("wandb_project", s.wandb_project, "W&B project name");
     v("wandb_upload_checkpoints", s.wandb_upload_checkpoints,

@@ -9,19 +9,14 @@
 
 #include <cstdint>
 #include <memory>
-#include <string>
-#include <vector>
 
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
-#include <fmt/format.h>
-
 #include "kokoro/core/loss.hpp"
 #include "kokoro/tts/align/aligner.hpp"
-#include "kokoro/tts/align/alignment_losses.hpp"
 #include "kokoro/tts/align/alignment_prior.hpp"
-#include "kokoro/tts/align/monotonic_alignment.hpp"
+#include "kokoro/tts/batch_alignment.hpp"
 #include "kokoro/tts/data/corpus.hpp"
 #include "kokoro/tts/data/tts_data.hpp"
 #include "kokoro/tts/model/from_config.hpp"
@@ -57,34 +52,11 @@ class AlignerTask {
   const TtsData& data() const { return *data_; }
 
   Loss loss(const TtsBatch& batch) {
-    const auto device = batch.phonemes.device();
-    const auto n = batch.size();
-    const auto tokens_cpu = batch.phoneme_lengths.to(torch::kCPU).contiguous();
-    const auto frames_cpu = batch.mel_lengths.to(torch::kCPU).contiguous();
-    std::vector<std::int64_t> tokens(tokens_cpu.data_ptr<std::int64_t>(),
-                                     tokens_cpu.data_ptr<std::int64_t>() + n);
-    std::vector<std::int64_t> frames(frames_cpu.data_ptr<std::int64_t>(),
-                                     frames_cpu.data_ptr<std::int64_t>() + n);
-    const auto out = aligner_->forward(
-        batch.phonemes, batch.phoneme_mask(), batch.mels, batch.mel_mask(),
-        priors_.batch(tokens, frames, batch.phonemes.size(1), batch.mels.size(1)).to(device));
-    // Clips cut short (their text runs past their frames) and clips with
-    // fewer frames than phonemes teach nothing here.
-    auto usable = (batch.mel_lengths >= batch.phoneme_lengths).to(torch::kCPU);
-    if (batch.truncated.defined()) usable = usable & batch.truncated.to(torch::kCPU).logical_not();
-    const auto forward_sum = align::forward_sum_loss(out.log_probs, batch.phoneme_lengths,
-                                                     batch.mel_lengths, usable);
-    for (std::int64_t b = 0; b < n; ++b) {
-      if (!usable[b].item<bool>()) tokens[b] = frames[b] = 1;  // searched trivially, kept out
-    }
-    const auto path = align::monotonic_alignment_search(out.log_soft.detach(),
-                                                        torch::tensor(tokens), torch::tensor(frames));
-    const auto hard = align::hard_alignment(path.masked_fill(usable.logical_not().unsqueeze(1), 0),
-                                            batch.mels.size(1));
-    const auto binarization = align::binarization_loss(hard.to(device), out.log_soft);
-    Loss loss{config_.alignment.ctc_weight * forward_sum, {}};
-    if (const double w = binarization_weight(); w > 0.0) loss.total = loss.total + w * binarization;
-    loss.with("align_ctc", forward_sum.detach()).with("align_bin", binarization.detach());
+    const auto a = align_batch(aligner_, priors_, batch);
+    Loss loss{config_.alignment.ctc_weight * a.forward_sum, {}};
+    if (const double w = binarization_weight(); w > 0.0)
+      loss.total = loss.total + w * a.binarization;
+    loss.with("align_ctc", a.forward_sum.detach()).with("align_bin", a.binarization.detach());
     return loss;
   }
 
@@ -99,22 +71,8 @@ class AlignerTask {
   }
   data::PrefetchLoader<TtsBatch> valid_data() { return data_->validation(); }
 
-  StateDict state_dict() const {
-    StateDict d;
-    d["phoneme_vocabulary"] = processor_.vocabulary();
-    d["phoneme_voice"] = processor_.voice();
-    return d;
-  }
-  void load_state_dict(const StateDict& d) {
-    const auto it = d.find("phoneme_vocabulary");
-    if (it == d.end()) return;
-    const auto* vocabulary = std::get_if<std::vector<std::string>>(&it->second);
-    if (vocabulary && *vocabulary != processor_.vocabulary()) {
-      throw Error(fmt::format("the checkpoint's phoneme vocabulary ({} symbols) differs from "
-                              "this build's ({} symbols)",
-                              vocabulary->size(), processor_.vocabulary().size()));
-    }
-  }
+  StateDict state_dict() const { return phoneme_state_dict(processor_); }
+  void load_state_dict(const StateDict& d) { check_phoneme_state_dict(d, processor_); }
 
  private:
   static align::AlignerOptions options(const TtsConfig& config, std::int64_t vocab_size) {
@@ -128,12 +86,9 @@ class AlignerTask {
     if (config.data.data_dir.empty()) throw Error("data.data_dir is empty: name the corpus to align");
     auto learned = config;
     learned.data.durations = "learned";
-    const auto cache = config.data.cache_dir.empty()
-                           ? std::filesystem::path(config.logging.output_dir) / "cache"
-                           : std::filesystem::path(config.data.cache_dir);
     return prepare_corpus(learned,
                           EnglishPhonemeProcessor::for_phoneme_set(config.data.phoneme_set),
-                          config.data.data_dir, cache, progress);
+                          config.data.data_dir, corpus_cache_dir(config), progress);
   }
 
   TtsConfig config_;

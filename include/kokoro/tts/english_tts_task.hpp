@@ -13,12 +13,14 @@
 // mels to the phonemes, the hard path's durations regulate the decoder and
 // teach the duration predictor (for the clips without a usable TextGrid, or
 // all clips with data.durations: learned), and its losses join the total as
-// loss/align_ctc and loss/align_bin. The phoneme vocabulary travels in
+// loss/align_ctc and loss/align_bin; each evaluation adds the alignment's
+// health on its clips (eval/align_*). The phoneme vocabulary travels in
 // the checkpoint (task_state) and in <run directory>/phonemes.txt. It prints
 // nothing: the corpus report is data().corpus().report.
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -38,9 +40,11 @@
 #include "kokoro/log/media.hpp"
 #include "kokoro/nn/checkpointing_choice.hpp"
 #include "kokoro/nn/kernel_choice.hpp"
+#include "kokoro/tts/align/alignment_health.hpp"
 #include "kokoro/tts/align/alignment_losses.hpp"
 #include "kokoro/tts/align/alignment_prior.hpp"
 #include "kokoro/tts/align/monotonic_alignment.hpp"
+#include "kokoro/tts/batch_alignment.hpp"
 #include "kokoro/tts/data/corpus.hpp"
 #include "kokoro/tts/data/tts_data.hpp"
 #include "kokoro/tts/eval/quality.hpp"
@@ -110,68 +114,32 @@ class EnglishTtsTask {
     regulated.durations = learned.durations;
     auto loss = tts_loss(model_->forward(regulated), regulated, loss_options(config_.loss));
     const auto& a = config_.alignment;
-    loss.total = loss.total + a.ctc_weight * learned.forward_sum;
+    loss.total = loss.total + a.ctc_weight * learned.batch.forward_sum;
     if (const double w = binarization_weight(); w > 0.0) {
-      loss.total = loss.total + w * learned.binarization;
+      loss.total = loss.total + w * learned.batch.binarization;
     }
-    loss.with("align_ctc", learned.forward_sum.detach())
-        .with("align_bin", learned.binarization.detach());
+    loss.with("align_ctc", learned.batch.forward_sum.detach())
+        .with("align_bin", learned.batch.binarization.detach());
     return loss;
   }
 
-  /// One batch through the aligner (see alignment()).
-  struct BatchAlignment {
-    align::AlignmentOutputs outputs;
-    torch::Tensor hard_durations;  ///< [B, T] int64 on the batch's device: the monotonic path's
-    torch::Tensor durations;       ///< [B, T] what the model is regulated by
-    torch::Tensor forward_sum, binarization;
+  /// One batch through the aligner (tts::align_batch), and the durations
+  /// the model is regulated by: the path's for the clips whose durations
+  /// are learned (data.durations learned: all; auto: those without a usable
+  /// TextGrid), the corpus's for the rest and for the clips no alignment is
+  /// learned from. Needs the aligner.
+  struct LearnedAlignment {
+    BatchAlignment batch;
+    torch::Tensor durations;  ///< [B, T] int64 on the batch's device
   };
-
-  /// The learned alignment of `batch` (on the model's device): the soft
-  /// alignment, the monotonic path through it, and the durations the model
-  /// is regulated by: the path's for the clips whose durations are learned
-  /// (data.durations learned: all; auto: those without a usable TextGrid),
-  /// the corpus's for the rest, for a clip with fewer frames than phonemes
-  /// (no path gives every phoneme a frame) and for a clip cut to
-  /// audio.max_frames (its text runs past its frames: no alignment of it is
-  /// learned from). Needs the aligner.
-  BatchAlignment align_batch(const TtsBatch& batch) {
-    const auto device = batch.phonemes.device();
-    const auto tokens_cpu = batch.phoneme_lengths.to(torch::kCPU).contiguous();
-    const auto frames_cpu = batch.mel_lengths.to(torch::kCPU).contiguous();
-    const auto n = batch.size();
-    std::vector<std::int64_t> tokens(tokens_cpu.data_ptr<std::int64_t>(),
-                                     tokens_cpu.data_ptr<std::int64_t>() + n);
-    std::vector<std::int64_t> frames(frames_cpu.data_ptr<std::int64_t>(),
-                                     frames_cpu.data_ptr<std::int64_t>() + n);
-    const auto max_tokens = batch.phonemes.size(1), max_frames = batch.mels.size(1);
-    BatchAlignment out;
-    out.outputs = model_->aligner()->forward(
-        batch.phonemes, batch.phoneme_mask(), batch.mels, batch.mel_mask(),
-        priors_->batch(tokens, frames, max_tokens, max_frames).to(device));
-    // A clip no path fits is searched as one frame of one phoneme and kept out.
-    auto possible = torch::empty({n}, torch::kBool);
-    std::vector<std::int64_t> search_tokens = tokens, search_frames = frames;
-    for (std::int64_t b = 0; b < n; ++b) {
-      const bool fits = tokens[b] >= 1 && frames[b] >= tokens[b];
-      possible[b] = fits;
-      if (!fits) search_tokens[b] = search_frames[b] = 1;
-    }
-    const auto path = align::monotonic_alignment_search(
-        out.outputs.log_soft, torch::tensor(search_tokens), torch::tensor(search_frames));
-    auto usable = possible.to(device);
-    if (batch.truncated.defined()) usable = usable & batch.truncated.to(device).logical_not();
-    const auto fits = usable.unsqueeze(1);
-    out.hard_durations = path.to(device).masked_fill(fits.logical_not(), 0);
-    auto learn = fits;
+  LearnedAlignment align_batch(const TtsBatch& batch) {
+    LearnedAlignment out{.batch = tts::align_batch(model_->aligner(), *priors_, batch),
+                         .durations = {}};
+    auto learn = out.batch.usable.unsqueeze(1);
     if (config_.data.durations == "auto" && batch.durations_known.defined()) {
-      learn = learn & batch.durations_known.to(device).logical_not().unsqueeze(1);
+      learn = learn & batch.durations_known.to(learn.device()).logical_not().unsqueeze(1);
     }
-    out.durations = torch::where(learn, out.hard_durations, batch.durations);
-    out.forward_sum = align::forward_sum_loss(out.outputs.log_probs, batch.phoneme_lengths,
-                                              batch.mel_lengths, usable);
-    out.binarization = align::binarization_loss(
-        align::hard_alignment(out.hard_durations, max_frames).to(device), out.outputs.log_soft);
+    out.durations = torch::where(learn, out.batch.hard_durations, batch.durations);
     return out;
   }
 
@@ -234,7 +202,7 @@ class EnglishTtsTask {
     const auto device = model_->parameters().front().device();
     const auto target = item.mel;
     auto batch = collate({item}).to(device);
-    std::optional<BatchAlignment> alignment;
+    std::optional<LearnedAlignment> alignment;
     if (model_->has_aligner()) {
       alignment = align_batch(batch);
       batch.durations = alignment->durations;
@@ -252,12 +220,12 @@ class EnglishTtsTask {
       // [phonemes, frames]: the diagonal a healthy alignment walks.
       const auto tokens = item.phonemes.size(0);
       media.images.push_back(spectrogram_image(
-          "alignment/soft", alignment->outputs.soft[0].narrow(1, 0, tokens).t()));
+          "alignment/soft", alignment->batch.outputs.soft[0].narrow(1, 0, tokens).t()));
       media.images.push_back(spectrogram_image(
-          "alignment/hard",
-          align::hard_alignment(alignment->hard_durations.to(torch::kCPU), item.mel.size(0))[0]
-              .narrow(1, 0, tokens)
-              .t()));
+          "alignment/hard", align::hard_alignment(alignment->batch.hard_durations.to(torch::kCPU),
+                                                  item.mel.size(0))[0]
+                                .narrow(1, 0, tokens)
+                                .t()));
     }
     const int rate = static_cast<int>(config_.audio.sample_rate);
     media.audio.push_back(AudioClip{
@@ -336,11 +304,33 @@ class EnglishTtsTask {
       synthesizer_ = std::make_unique<Synthesizer>(TrainedModel{
           .config = config_, .processor = processor_, .model = model_, .source = {}});
     }
+    const auto started = std::chrono::steady_clock::now();
     auto report = evaluator_->evaluate(*synthesizer_, evaluation_clips_);
-    last_evaluation_seconds_ = report.seconds;
     auto figures = report.metrics();
     last_quality_ = std::move(report);
+    if (model_->has_aligner()) figures.merge(alignment_health(chosen));
+    last_evaluation_seconds_ =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return figures;
+  }
+
+  /// The learned alignment's health on `clips` (align/alignment_health.hpp):
+  /// "align_monotonic", "align_ctc" and, where clips have TextGrids the
+  /// aligner learns without, "align_within_2_frames". Needs the aligner.
+  Metrics alignment_health(const std::vector<CorpusClip>& clips) {
+    align::AlignmentHealth health;
+    for (const auto& clip : clips) {
+      const auto item = TtsData::load(clip);
+      if (item.truncated || item.mel.size(0) < item.phonemes.size(0)) continue;
+      align::add_alignment_health(health, model_->aligner(), *priors_, item.phonemes, item.mel,
+                                  item.durations_known ? item.durations : torch::Tensor{});
+    }
+    Metrics m;
+    if (health.clips == 0) return m;
+    m.set("align_monotonic", health.monotonic_share());
+    m.set("align_ctc", health.mean_forward_sum());
+    if (health.boundaries > 0) m.set("align_within_2_frames", health.within_share());
+    return m;
   }
 
   /// Seconds the first evaluation is expected to take per second of its
@@ -353,27 +343,9 @@ class EnglishTtsTask {
   /// The last evaluation's report (clips, transcripts, ceilings), if any.
   const std::optional<eval::QualityReport>& last_quality() const { return last_quality_; }
 
-  StateDict state_dict() const {
-    StateDict d;
-    d["phoneme_vocabulary"] = processor_.vocabulary();
-    d["phoneme_voice"] = processor_.voice();
-    return d;
-  }
-
-  /// Refuses a checkpoint whose vocabulary differs from this run's: its
-  /// embedding rows would mean other phonemes.
-  void load_state_dict(const StateDict& d) {
-    const auto it = d.find("phoneme_vocabulary");
-    if (it == d.end()) return;
-    const auto* vocabulary = std::get_if<std::vector<std::string>>(&it->second);
-    if (vocabulary && *vocabulary != processor_.vocabulary()) {
-      throw Error(
-          fmt::format("the checkpoint's phoneme vocabulary ({} symbols) differs from this build's "
-                      "({} symbols); "
-                      "it was trained with another phoneme set",
-                      vocabulary->size(), processor_.vocabulary().size()));
-    }
-  }
+  StateDict state_dict() const { return phoneme_state_dict(processor_); }
+  /// Refuses a checkpoint whose vocabulary differs from this run's.
+  void load_state_dict(const StateDict& d) { check_phoneme_state_dict(d, processor_); }
 
  private:
   PreparedCorpus prepare(const TtsConfig& config, const CorpusProgress& progress) {
@@ -382,10 +354,8 @@ class EnglishTtsTask {
           "data.data_dir is empty: name an LJSpeech-format corpus (metadata.csv, wavs/, "
           "TextGrid/); kokoro-train builds its demo corpus when none is given");
     }
-    const auto cache = config.data.cache_dir.empty()
-                           ? std::filesystem::path(config.logging.output_dir) / "cache"
-                           : std::filesystem::path(config.data.cache_dir);
-    return prepare_corpus(config, processor_, config.data.data_dir, cache, progress, writes_files_);
+    return prepare_corpus(config, processor_, config.data.data_dir, corpus_cache_dir(config),
+                          progress, writes_files_);
   }
 
   /// Whether the model carries the aligner: data.durations learned, or auto

@@ -16,7 +16,6 @@
 #pragma once
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -181,6 +180,7 @@ struct SpeakOptions {
 struct SpokenLine {
   std::string text;
   std::vector<std::string> tokens;   ///< the phoneme tokens it was read as
+  std::vector<std::string> words;    ///< the words the tokens say (Transcription::words)
   std::vector<std::string> unknown;  ///< tokens outside the model's vocabulary (read as <unk>)
   torch::Tensor mel;                 ///< [frames, n_mels] on the CPU
   torch::Tensor durations;           ///< [ids] int64 frames per phoneme id, predicted, on the CPU
@@ -215,33 +215,20 @@ inline TextGrid timestamps(const SpokenLine& line, const AudioSection& audio,
     *it -= take;
     excess -= take;
   }
-  // The words of the text as the front end read it (numbers and the like
-  // spelled out), split where the tokens' word boundaries are.
-  std::vector<std::string> words;
-  std::string word;
-  for (const char c : normalize_english(line.text)) {
-    if (c == ' ' || c == '-') {
-      if (!word.empty()) words.push_back(word);
-      word.clear();
-    } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '\'') {
-      word += c;
-    }
-  }
-  if (!word.empty()) words.push_back(word);
   const auto hop = static_cast<double>(audio.hop_length);
   const auto rate = static_cast<double>(audio.sample_rate);
   auto grid = alignment_textgrid(
       AlignedClip{.tokens = line.tokens,
                   .durations = std::move(durations),
-                  .words = std::move(words),
+                  .words = line.words,
+                  .silent = {},
                   .seconds = static_cast<double>(line.mel.size(0)) * hop / rate,
                   .sample_rate = static_cast<int>(audio.sample_rate),
                   .hop_length = static_cast<int>(audio.hop_length)},
-      AlignmentTextGridOptions{.min_silence_frames = min_silence_frames,
-                               .is_pause = &EnglishPhonemeProcessor::is_pause_token,
-                               .is_word_boundary = [](std::string_view t) {
-                                 return t == kWordBoundary;
-                               }});
+      AlignmentTextGridOptions{
+          .min_silence_frames = min_silence_frames,
+          .is_pause = &EnglishPhonemeProcessor::is_pause_token,
+          .is_word_boundary = [](std::string_view t) { return t == kWordBoundary; }});
   // The vocoder's audio may end a hop before the last frame does: no time
   // past its end.
   const double end = line.sample_rate > 0 ? line.seconds() : grid.xmax;
@@ -292,7 +279,9 @@ class Synthesizer {
       auto& line = spoken[i];
       line.text = lines[i];
       line.sample_rate = sample_rate_;
-      line.tokens = processor.tokens(lines[i]);
+      auto transcription = processor.transcribe(lines[i]);
+      line.tokens = std::move(transcription.tokens);
+      line.words = std::move(transcription.words);
       for (const auto& token : line.tokens) {
         if (processor.id(token) == processor.unk_id() && token != EnglishPhonemeProcessor::kUnk) {
           line.unknown.push_back(token);

@@ -1,6 +1,7 @@
 // One clip through a trained aligner: its phonemes and mel in, the frames of
 // each phoneme out (the monotonic path through its soft alignment, with the
-// prior). What kokoro-align writes as TextGrids.
+// prior). What kokoro-align writes as TextGrids, and what the alignment's
+// health (alignment_health.hpp) is measured on.
 #pragma once
 
 #include <torch/types.h>
@@ -18,10 +19,17 @@
 
 namespace kokoro::tts::align {
 
+/// A clip's alignment: the aligner's outputs for a batch of one ([1, F, T],
+/// on the aligner's device) and the monotonic path's frames per phoneme.
+struct ClipAlignment {
+  AlignmentOutputs outputs;
+  torch::Tensor durations;  ///< [T] int64 on the CPU, summing to F
+};
+
 /// `phonemes` [T] int64 and `mel` [F, n_mels] (any device; the aligner's is
-/// used) -> [T] int64 on the CPU, summing to F. Throws kokoro::Error when F < T.
-inline torch::Tensor align_clip(Aligner& aligner, AlignmentPriorCache& priors,
-                                const torch::Tensor& phonemes, const torch::Tensor& mel) {
+/// used), with no gradient. Throws kokoro::Error when F < T.
+inline ClipAlignment align_clip_outputs(Aligner& aligner, AlignmentPriorCache& priors,
+                                        const torch::Tensor& phonemes, const torch::Tensor& mel) {
   const auto tokens = phonemes.size(0), frames = mel.size(0);
   if (tokens < 1 || frames < tokens) {
     throw Error(fmt::format("align_clip: {} frames for {} phonemes; every phoneme needs a frame",
@@ -31,12 +39,21 @@ inline torch::Tensor align_clip(Aligner& aligner, AlignmentPriorCache& priors,
   EvalModeGuard eval(*aligner);
   const auto device = aligner->parameters().front().device();
   const auto ids = phonemes.to(device, torch::kLong).unsqueeze(0);
-  const auto out = aligner->forward(
+  ClipAlignment out;
+  out.outputs = aligner->forward(
       ids, torch::ones({1, tokens}, torch::TensorOptions().dtype(torch::kBool).device(device)),
       mel.to(device, torch::kFloat).unsqueeze(0),
       torch::ones({1, frames}, torch::TensorOptions().dtype(torch::kBool).device(device)),
       priors.get(tokens, frames).to(device).unsqueeze(0));
-  return monotonic_alignment_search(out.log_soft, torch::tensor({tokens}), torch::tensor({frames}))[0];
+  out.durations = monotonic_alignment_search(out.outputs.log_soft, torch::tensor({tokens}),
+                                             torch::tensor({frames}))[0];
+  return out;
+}
+
+/// The frames of each phoneme: align_clip_outputs(...).durations.
+inline torch::Tensor align_clip(Aligner& aligner, AlignmentPriorCache& priors,
+                                const torch::Tensor& phonemes, const torch::Tensor& mel) {
+  return align_clip_outputs(aligner, priors, phonemes, mel).durations;
 }
 
 }  // namespace kokoro::tts::align

@@ -3,12 +3,17 @@
 // covering the clip from 0 to its length, silences as empty labels.
 //
 // The aligner gives every token, the word boundaries and punctuation marks
-// included, at least one mel frame. A pause token (or a run of them) that
-// holds at least `min_silence_frames` frames becomes a silence; a shorter one
-// is no silence at all (a word boundary inside fluent speech): its frames go
-// half to the phone before it and half to the phone after. The clip's first
-// and last pauses always become silences when they hold any frame (the
-// leading and trailing silence every recording has).
+// included, at least one mel frame, whether the speaker paused there or not.
+// Where the clip's loudness is known (AlignedClip::silent, from its mel), a
+// pause token (or a run of them) becomes a silence only where the recording
+// is silent: the longest run of quiet frames among its own, when it holds at
+// least `min_silence_frames` (at the clip's ends, any); its other frames go
+// to the phones beside it. A pause with no such run is no silence at all (a
+// word boundary inside fluent speech): its frames go half to the phone before
+// it and half to the phone after (at the clip's ends, to the one phone beside
+// it). Without the loudness, a pause that holds at least `min_silence_frames`
+// frames becomes a silence and a shorter one is split so; the clip's first
+// and last pauses become silences when they hold any frame.
 //
 // Frame f starts at f * hop_length / sample_rate seconds, the inverse of
 // time_to_frame(), so that reading the grid back (frame_durations) gives the
@@ -16,7 +21,10 @@
 // frame's end, when that is later).
 #pragma once
 
+#include <torch/types.h>
+
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -32,10 +40,14 @@ namespace kokoro::tts {
 struct AlignedClip {
   std::vector<std::string> tokens;      ///< the phoneme tokens, pauses included
   std::vector<std::int64_t> durations;  ///< frames per token
-  /// The words the phone groups (split at word boundaries) are labelled with;
-  /// when their count differs from the groups', a group is labelled with
-  /// its phones joined by spaces.
+  /// The words the phone groups (split at word boundaries) are labelled with,
+  /// one per group (EnglishPhonemeProcessor::transcribe gives them); when
+  /// their count differs from the groups', a group is labelled with its
+  /// phones joined by spaces.
   std::vector<std::string> words;
+  /// Per mel frame, whether the recording is quiet there (silent_frames()
+  /// of its mel); empty: unknown.
+  std::vector<bool> silent;
   double seconds = 0.0;  ///< the clip's length (the grid's xmax)
   int sample_rate = 22050;
   int hop_length = 256;
@@ -59,6 +71,18 @@ struct Span {
 };
 
 }  // namespace detail::alignment_textgrid
+
+/// Per frame of `mel` [frames, n_mels] (log magnitudes, audio/mel.hpp),
+/// whether it is quiet: its loudest band more than `below_db` under the
+/// loudest band of the clip's loudest frame.
+inline std::vector<bool> silent_frames(const torch::Tensor& mel, double below_db = 40.0) {
+  const auto level = std::get<0>(mel.to(torch::kCPU, torch::kFloat).max(1)).contiguous();
+  const double threshold = level.max().item<double>() - below_db * std::log(10.0) / 20.0;
+  const auto* p = level.data_ptr<float>();
+  std::vector<bool> out(static_cast<std::size_t>(level.numel()));
+  for (std::size_t f = 0; f < out.size(); ++f) out[f] = p[f] < threshold;
+  return out;
+}
 
 /// The grid of `clip` (see the header). Throws kokoro::Error when tokens and
 /// durations differ in number or a duration is negative.
@@ -98,18 +122,70 @@ inline TextGrid alignment_textgrid(const AlignedClip& clip,
     frame += d;
   }
   const std::int64_t words_found = word_has_phone ? word + 1 : word;
-  // Short pauses inside the clip are given to their neighbours.
+  // Pauses become silences, or give their frames to their neighbours.
+  const bool loudness = static_cast<std::int64_t>(clip.silent.size()) >= frame;
   std::vector<Span> kept;
   for (std::size_t i = 0; i < spans.size(); ++i) {
     auto s = spans[i];
-    const bool inner = !kept.empty() && i + 1 < spans.size();
-    if (s.pause && inner && s.end - s.start < options.min_silence_frames) {
+    const bool first = kept.empty(), last = i + 1 == spans.size();
+    if (!s.pause || s.end == s.start || (first && last)) {
+      if (s.end > s.start) kept.push_back(s);  // a span of no frame is no interval
+      continue;
+    }
+    std::int64_t quiet_start = s.start, quiet_end = s.start;  // the silence, if any
+    if (loudness) {
+      for (std::int64_t f = s.start; f < s.end;) {
+        if (!clip.silent[static_cast<std::size_t>(f)]) {
+          ++f;
+          continue;
+        }
+        std::int64_t g = f;
+        while (g < s.end && clip.silent[static_cast<std::size_t>(g)]) ++g;
+        if (g - f > quiet_end - quiet_start) quiet_start = f, quiet_end = g;
+        f = g;
+      }
+      const std::int64_t needed = first || last ? 1 : options.min_silence_frames;
+      if (quiet_end - quiet_start < needed) quiet_end = quiet_start;  // no silence
+    } else if (first || last || s.end - s.start >= options.min_silence_frames) {
+      quiet_start = s.start, quiet_end = s.end;
+    }
+    if (quiet_end > quiet_start) {
+      if (first) quiet_start = s.start;
+      if (last) quiet_end = s.end;
+      if (!first) kept.back().end = quiet_start;
+      if (!last) spans[i + 1].start = quiet_end;
+      kept.push_back({.start = quiet_start, .end = quiet_end, .label = "", .pause = true});
+    } else if (first) {
+      spans[i + 1].start = s.start;
+    } else if (last) {
+      kept.back().end = s.end;
+    } else {
       const auto middle = s.start + (s.end - s.start) / 2;
       kept.back().end = middle;
       spans[i + 1].start = middle;
-      continue;
     }
-    if (s.end > s.start) kept.push_back(s);  // a span of no frame is no interval
+  }
+  // The tokens hold no pause before the first word (nor after the last, in a
+  // text without a final mark): the quiet frames at the clip's ends that a
+  // phone took are its leading (trailing) silence.
+  if (loudness && !kept.empty() && !kept.front().pause) {
+    auto& p = kept.front();
+    std::int64_t f = p.start;
+    while (f + 1 < p.end && clip.silent[static_cast<std::size_t>(f)]) ++f;
+    if (f > p.start) {
+      kept.insert(kept.begin(), Span{.start = p.start, .end = f, .label = "", .pause = true});
+      kept[1].start = f;
+    }
+  }
+  if (loudness && !kept.empty() && !kept.back().pause) {
+    auto& p = kept.back();
+    std::int64_t f = p.end;
+    while (f - 1 > p.start && clip.silent[static_cast<std::size_t>(f - 1)]) --f;
+    if (f < p.end) {
+      const auto end = p.end;
+      p.end = f;
+      kept.push_back(Span{.start = f, .end = end, .label = "", .pause = true});
+    }
   }
   const double frame_seconds =
       static_cast<double>(clip.hop_length) / static_cast<double>(clip.sample_rate);

@@ -1,9 +1,14 @@
 // How closely one alignment's boundaries follow another's (kokoro-align
 // --compare; the learned alignment against MFA's or the demo corpus's own
-// grids): the intervals of a tier that are not silence are paired by label
-// in order (the longest common subsequence of their labels, so a word one
-// side splits or spells otherwise leaves only itself out), and each pair's
-// start and end count as two boundaries, within the tolerance or not.
+// grids). The intervals of a tier that are not silence are read as the words
+// of their labels (an interval labelled "of the" holds two: espeak-ng speaks
+// some words as one, MFA never does); the two sides' words are paired in
+// order by the longest common subsequence of their labels (case aside), so a
+// word one side spells otherwise leaves only itself out. A paired word's
+// start is a boundary both sides mark when it starts an interval on both
+// sides, its end when it ends one on both; each such boundary is within the
+// tolerance or not. A boundary inside one side's interval ("of|the") is not
+// marked there, so it is not counted.
 #pragma once
 
 #include <algorithm>
@@ -17,9 +22,9 @@
 namespace kokoro::tts::align {
 
 struct BoundaryAgreement {
-  std::int64_t intervals = 0;  ///< non-silent intervals of the reference
+  std::int64_t intervals = 0;  ///< words of the reference's non-silent intervals
   std::int64_t paired = 0;     ///< of them, paired with one of ours by label
-  std::int64_t boundaries = 0;  ///< 2 per pair
+  std::int64_t boundaries = 0;  ///< boundaries of paired words that both sides mark
   std::int64_t within = 0;      ///< within the tolerance
   double absolute_error_sum = 0.0;  ///< seconds, over the boundaries
 
@@ -41,19 +46,36 @@ struct BoundaryAgreement {
 
 namespace detail::boundaries {
 
-inline std::string folded(const std::string& label) {
-  std::string out;
-  for (const char c : label) {
-    if (c == ' ' || c == '\t') continue;
-    out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  }
-  return out;
-}
+/// A word of an interval's label: where it sits in the interval.
+struct Word {
+  std::string text;  ///< lower case
+  const Interval* interval = nullptr;
+  bool first = false, last = false;  ///< the interval's first / last word
+};
 
-inline std::vector<const Interval*> spoken(const Tier& tier) {
-  std::vector<const Interval*> out;
+/// The words of the tier's non-silent intervals, in order.
+inline std::vector<Word> words_of(const Tier& tier) {
+  std::vector<Word> out;
   for (const auto& iv : tier.intervals) {
-    if (label_kind(iv.label) != LabelKind::silence) out.push_back(&iv);
+    if (label_kind(iv.label) == LabelKind::silence) continue;
+    const auto begin = out.size();
+    std::string word;
+    auto flush = [&] {
+      if (!word.empty()) out.push_back({.text = word, .interval = &iv});
+      word.clear();
+    };
+    for (const char c : iv.label) {
+      if (c == ' ' || c == '\t') {
+        flush();
+      } else {
+        word += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+      }
+    }
+    flush();
+    if (out.size() > begin) {
+      out[begin].first = true;
+      out.back().last = true;
+    }
   }
   return out;
 }
@@ -61,18 +83,17 @@ inline std::vector<const Interval*> spoken(const Tier& tier) {
 }  // namespace detail::boundaries
 
 /// `ours` against `reference` (the same tier of two grids of one clip).
+/// `intervals` and `paired` count the reference's words.
 inline BoundaryAgreement boundary_agreement(const Tier& ours, const Tier& reference,
                                             double tolerance_seconds) {
   using namespace detail::boundaries;
-  const auto a = spoken(ours), b = spoken(reference);
+  const auto a = words_of(ours), b = words_of(reference);
   const auto n = a.size(), m = b.size();
-  // Longest common subsequence of the labels (case and spaces aside).
   std::vector<std::vector<std::int32_t>> lcs(n + 1, std::vector<std::int32_t>(m + 1, 0));
   for (std::size_t i = n; i-- > 0;) {
     for (std::size_t j = m; j-- > 0;) {
-      lcs[i][j] = folded(a[i]->label) == folded(b[j]->label)
-                      ? lcs[i + 1][j + 1] + 1
-                      : std::max(lcs[i + 1][j], lcs[i][j + 1]);
+      lcs[i][j] =
+          a[i].text == b[j].text ? lcs[i + 1][j + 1] + 1 : std::max(lcs[i + 1][j], lcs[i][j + 1]);
     }
   }
   BoundaryAgreement r;
@@ -84,10 +105,10 @@ inline BoundaryAgreement boundary_agreement(const Tier& ours, const Tier& refere
     if (e <= tolerance_seconds + 1e-9) ++r.within;
   };
   for (std::size_t i = 0, j = 0; i < n && j < m;) {
-    if (folded(a[i]->label) == folded(b[j]->label)) {
+    if (a[i].text == b[j].text) {
       ++r.paired;
-      count(a[i]->start, b[j]->start);
-      count(a[i]->end, b[j]->end);
+      if (a[i].first && b[j].first) count(a[i].interval->start, b[j].interval->start);
+      if (a[i].last && b[j].last) count(a[i].interval->end, b[j].interval->end);
       ++i;
       ++j;
     } else if (lcs[i + 1][j] >= lcs[i][j + 1]) {

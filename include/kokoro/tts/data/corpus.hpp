@@ -205,6 +205,13 @@ struct Outcome {
 
 }  // namespace detail::corpus
 
+/// Where a run keeps its corpus's features: data.cache_dir, else
+/// <logging.output_dir>/cache.
+inline std::filesystem::path corpus_cache_dir(const TtsConfig& config) {
+  return config.data.cache_dir.empty() ? std::filesystem::path(config.logging.output_dir) / "cache"
+                                       : std::filesystem::path(config.data.cache_dir);
+}
+
 /// Reads `<data_dir>/<data.metadata_file>`, splits it (data.validation_split,
 /// training.seed) and makes sure every clip's features are in
 /// `<cache_root>/<settings key>`, computing the missing ones on

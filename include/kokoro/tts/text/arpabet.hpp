@@ -81,11 +81,14 @@ inline std::vector<std::string> arpabet_word(std::string_view word) {
 /// between words, and a punctuation token (kPunctuationTokens) after a word
 /// the text follows with one: the same layout as the espeak-ng front end's.
 /// Latin letters outside ASCII are read as their ASCII forms ("Müller" as
-/// "Muller").
-inline std::vector<std::string> arpabet_tokens(std::string_view input) {
+/// "Muller"). `words`, when given, receives each word the tokens hold (as
+/// read, ASCII-folded), one per run of phones between word boundaries.
+inline std::vector<std::string> arpabet_tokens(std::string_view input,
+                                               std::vector<std::string>* words = nullptr) {
   // The lexicon and its letter-to-sound rules read ASCII only.
   const std::string text = ascii_folded(input);
   std::vector<std::string> tokens;
+  if (words) words->clear();
   bool in_word = false;
   std::string word;
   auto punctuation_after_word = [&](char c) {
@@ -97,6 +100,7 @@ inline std::vector<std::string> arpabet_tokens(std::string_view input) {
     if (!in_word) return;
     in_word = false;
     auto phones = arpabet_word(word);
+    if (!phones.empty() && words) words->push_back(word);
     word.clear();
     if (phones.empty()) return;
     if (!tokens.empty()) tokens.emplace_back(kWordBoundary);

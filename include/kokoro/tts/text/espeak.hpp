@@ -547,15 +547,56 @@ inline void append_punctuation(std::string_view text, std::size_t begin, std::si
   }
 }
 
+/// `text` without surrounding whitespace and punctuation (letters, digits and
+/// any non-ASCII character count as word characters).
+inline std::string_view trim_word(std::string_view text) {
+  while (!text.empty() && !is_alnum(text.front())) text.remove_prefix(1);
+  while (!text.empty() && !is_alnum(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+/// The labels of the spoken words of `synthesis` (which spoke `text`), one per
+/// entry of `groups`: the event word (Synthesis::words index, or -1) of each
+/// run of phones espeak-ng speaks as one word, in order. A label is the text
+/// from where espeak-ng marks its word to where it marks the next spoken one,
+/// without the surrounding punctuation, so words spoken as one ("of the")
+/// share a label; a word of symbols only ("&") keeps espeak-ng's text, and a
+/// group with no text at all is "*" (spoken, so never the silence label).
+inline std::vector<std::string> spoken_word_labels(const Synthesis& synthesis,
+                                                   std::string_view text,
+                                                   const std::vector<int>& groups) {
+  const auto offset_of = [&](std::size_t i) -> std::size_t {
+    const auto w = groups[i];
+    return std::min(w >= 0 ? synthesis.words[static_cast<std::size_t>(w)].offset : 0, text.size());
+  };
+  std::vector<std::string> labels;
+  labels.reserve(groups.size());
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const std::size_t begin = offset_of(g);
+    const std::size_t end = g + 1 < groups.size() ? std::max(offset_of(g + 1), begin) : text.size();
+    std::string label(trim_word(text.substr(begin, end - begin)));
+    if (label.empty() && groups[g] >= 0)
+      label = synthesis.words[static_cast<std::size_t>(groups[g])].text;
+    if (label.empty()) label = "*";
+    labels.push_back(std::move(label));
+  }
+  return labels;
+}
+
 }  // namespace detail::espeak
 
 /// The tokens of `synthesis`, which spoke `text` (the same string): the phone
 /// of every non-pause phoneme event in order, kWordBoundary between words, and
 /// a punctuation token after a word whose text (or a lone mark after it) ends
-/// with one. phonemize() is this applied to a fresh synthesis.
+/// with one. phonemize() is this applied to a fresh synthesis. `words`, when
+/// given, receives the label of each word the tokens hold, in order (see
+/// detail::espeak::spoken_word_labels): as many as the runs of phones that
+/// kWordBoundary separates.
 inline std::vector<std::string> tokens_from_synthesis(const Synthesis& synthesis,
-                                                      std::string_view text) {
+                                                      std::string_view text,
+                                                      std::vector<std::string>* words = nullptr) {
   std::vector<std::string> tokens;
+  std::vector<int> groups;
   int word = -2;  // no word yet
   std::size_t word_offset = 0;
   for (const auto& event : synthesis.phonemes) {
@@ -570,10 +611,12 @@ inline std::vector<std::string> tokens_from_synthesis(const Synthesis& synthesis
       }
       word = event.word;
       word_offset = offset;
+      groups.push_back(word);
     }
     tokens.push_back(event.name);
   }
   if (word != -2) detail::espeak::append_punctuation(text, word_offset, text.size(), tokens);
+  if (words) *words = detail::espeak::spoken_word_labels(synthesis, text, groups);
   return tokens;
 }
 
@@ -592,9 +635,9 @@ inline std::vector<std::string> ipa_phones(std::string_view text,
 /// synthesis's phones (it appends ':' to lengthened phonemes, which then reads as
 /// another phoneme, and spells some letters differently), so it is used for the
 /// stress marks only. Costs one synthesis, about 1000x real time on one core.
-inline std::vector<std::string> phonemize(std::string_view text,
-                                          const std::string& voice = "en-us") {
-  return tokens_from_synthesis(synthesize(text, voice), text);
+inline std::vector<std::string> phonemize(std::string_view text, const std::string& voice = "en-us",
+                                          std::vector<std::string>* words = nullptr) {
+  return tokens_from_synthesis(synthesize(text, voice), text, words);
 }
 
 /// A stretch of an utterance in samples, [start, end), and its label.
@@ -662,24 +705,11 @@ inline std::vector<TimedLabel> phone_intervals(const Synthesis& synthesis) {
   return out;
 }
 
-namespace detail::espeak {
-
-/// `text` without surrounding whitespace and punctuation (letters, digits and
-/// any non-ASCII character count as word characters).
-inline std::string_view trim_word(std::string_view text) {
-  while (!text.empty() && !is_alnum(text.front())) text.remove_prefix(1);
-  while (!text.empty() && !is_alnum(text.back())) text.remove_suffix(1);
-  return text;
-}
-
-}  // namespace detail::espeak
-
 /// The words of `synthesis`, which spoke `text`, as contiguous intervals
 /// covering [0, its length): a word spans its phones (as phone_intervals() times
-/// them), silence between words is an empty label. A word is labelled with the
-/// text from where espeak-ng marks it to the next spoken word, without the
-/// surrounding punctuation, so words espeak-ng speaks as one ("of the") share a
-/// label.
+/// them), silence between words is an empty label. Words are labelled as
+/// tokens_from_synthesis labels them, so words espeak-ng speaks as one
+/// ("of the") share a label.
 inline std::vector<TimedLabel> word_intervals(const Synthesis& synthesis, std::string_view text) {
   const auto phones = phone_intervals(synthesis);
   const auto length = static_cast<std::int64_t>(synthesis.samples.size());
@@ -703,23 +733,14 @@ inline std::vector<TimedLabel> word_intervals(const Synthesis& synthesis, std::s
       spoken.back().end = interval.end;
     }
   }
+  std::vector<int> groups;
+  for (const auto& s : spoken) groups.push_back(s.word);
+  auto labels = detail::espeak::spoken_word_labels(synthesis, text, groups);
   std::vector<TimedLabel> out;
   std::int64_t at = 0;
   for (std::size_t w = 0; w < spoken.size(); ++w) {
-    const auto offset_of = [&](std::size_t i) -> std::size_t {
-      return spoken[i].word >= 0 ? synthesis.words[static_cast<std::size_t>(spoken[i].word)].offset
-                                 : 0;
-    };
-    const std::size_t begin = offset_of(w);
-    const std::size_t end = w + 1 < spoken.size() ? std::max(offset_of(w + 1), begin) : text.size();
-    std::string label(detail::espeak::trim_word(
-        text.substr(std::min(begin, text.size()), end - std::min(begin, text.size()))));
-    if (label.empty() && spoken[w].word >= 0) {  // a word of symbols only ("&")
-      label = synthesis.words[static_cast<std::size_t>(spoken[w].word)].text;
-    }
-    if (label.empty()) label = "*";  // spoken, so never the silence label
     if (spoken[w].start > at) out.push_back({at, spoken[w].start, ""});
-    out.push_back({spoken[w].start, spoken[w].end, std::move(label)});
+    out.push_back({spoken[w].start, spoken[w].end, std::move(labels[w])});
     at = spoken[w].end;
   }
   if (at < length || out.empty()) out.push_back({at, length, ""});

@@ -25,6 +25,7 @@
 #include "kokoro/tts/text/phone_table.hpp"
 #include "kokoro/util/atomic_file.hpp"
 #include "kokoro/util/errors.hpp"
+#include "kokoro/util/state_dict.hpp"
 
 namespace kokoro::tts {
 
@@ -194,10 +195,22 @@ class EnglishPhonemeProcessor {
 
   /// The tokens of `text`: its normalised form through the front end of
   /// phone_set(): phonemize(..., voice()) or arpabet_tokens(...).
-  std::vector<std::string> tokens(std::string_view text) const {
+  std::vector<std::string> tokens(std::string_view text) const { return transcribe(text).tokens; }
+
+  /// tokens(text), and the words they say: one label per run of phones
+  /// between word boundaries, from the normalised text (numbers spelled out;
+  /// words espeak-ng speaks as one, "of the", share a label). What a TextGrid's
+  /// words tier is labelled with.
+  struct Transcription {
+    std::vector<std::string> tokens;
+    std::vector<std::string> words;
+  };
+  Transcription transcribe(std::string_view text) const {
     const auto normalized = normalize_english(text);
-    if (phone_set() == PhoneSet::arpabet) return arpabet_tokens(normalized);
-    return phonemize(normalized, voice_);
+    Transcription t;
+    t.tokens = phone_set() == PhoneSet::arpabet ? arpabet_tokens(normalized, &t.words)
+                                                : phonemize(normalized, voice_, &t.words);
+    return t;
   }
 
   /// The ids of tokens(text); unknown symbols become unk_id() and are counted.
@@ -370,6 +383,30 @@ inline EnglishPhonemeProcessor load_phoneme_processor(const std::filesystem::pat
                     symbols.size(), EnglishPhonemeProcessor::kPad, EnglishPhonemeProcessor::kUnk));
   }
   return EnglishPhonemeProcessor(std::move(symbols), std::move(voice));
+}
+
+/// A task's state for its checkpoint: the vocabulary and front end its
+/// phoneme ids mean ("phoneme_vocabulary", "phoneme_voice").
+inline StateDict phoneme_state_dict(const EnglishPhonemeProcessor& processor) {
+  StateDict d;
+  d["phoneme_vocabulary"] = processor.vocabulary();
+  d["phoneme_voice"] = processor.voice();
+  return d;
+}
+
+/// Refuses a checkpoint whose vocabulary differs from `processor`'s: its
+/// embedding rows would mean other phonemes. A checkpoint without one
+/// (written before the vocabulary travelled in it) is taken as it is.
+inline void check_phoneme_state_dict(const StateDict& d, const EnglishPhonemeProcessor& processor) {
+  const auto it = d.find("phoneme_vocabulary");
+  if (it == d.end()) return;
+  const auto* vocabulary = std::get_if<std::vector<std::string>>(&it->second);
+  if (vocabulary && *vocabulary != processor.vocabulary()) {
+    throw Error(fmt::format(
+        "the checkpoint's phoneme vocabulary ({} symbols) differs from this build's ({} symbols); "
+        "it was trained with another phoneme set",
+        vocabulary->size(), processor.vocabulary().size()));
+  }
 }
 
 }  // namespace kokoro::tts
