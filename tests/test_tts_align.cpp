@@ -448,6 +448,11 @@ TEST_CASE(
   CHECK(!walks_the_diagonal({0, 0, 2, 3}, 4));     // skips phoneme 1
   CHECK(!walks_the_diagonal({1, 2, 3}, 4));        // never at phoneme 0
   CHECK(!walks_the_diagonal({0, 1, 2}, 4));        // never reaches the last
+  // Pause tokens may pass unseen; phones may not.
+  CHECK(walks_the_diagonal({0, 0, 2, 3}, 4, {false, true, false, false}));
+  CHECK(!walks_the_diagonal({0, 0, 2, 3}, 4, {false, false, true, false}));
+  CHECK(walks_the_diagonal({1, 2, 3}, 4, {true, false, false, false}));
+  CHECK(!walks_the_diagonal({0, 2, 1, 3}, 4, {true, true, true, true}));  // still never back
   // On a soft alignment that is the path's own, every boundary agrees.
   align::ClipAlignment a;
   a.durations = torch::tensor(std::vector<std::int64_t>{2, 1, 3});
@@ -491,6 +496,11 @@ TEST_CASE("with the recording's loudness, a learned grid's silences are where it
   // the quiet run, "s" those after it; the 1-frame boundary goes to "@" and "k".
   CHECK(read == std::vector<std::int64_t>{2, 1, 2, 5, 5, 5, 5, 4, 4, 4, 3});
   CHECK(words == std::vector<std::string>{"", "the", "cat", "", "sat", ""});
+  // Quiet frames the phones beside a silence took (the end of "t", the start
+  // of "s") join it.
+  clip.silent[19] = clip.silent[25] = true;
+  CHECK(frame_durations(*alignment_textgrid(clip, options).tier("phones"), 100, 1, 40) ==
+        std::vector<std::int64_t>{2, 1, 2, 5, 5, 4, 7, 3, 4, 4, 3});
   // A clip that is loud throughout: no silence at all, the ends included.
   clip.silent.assign(40, false);
   const auto loud = alignment_textgrid(clip, options);
@@ -503,6 +513,9 @@ TEST_CASE("with the recording's loudness, a learned grid's silences are where it
   mel[1][2] = std::log(0.02);   // 34 dB under: loud
   mel[2][0] = std::log(0.005);  // 46 dB under: quiet
   CHECK(silent_frames(mel) == std::vector<bool>{false, false, true, true});
+  // The same levels as a power mel (squared magnitudes): the same frames quiet.
+  CHECK(silent_frames(2.0 * mel, 40.0, 2.0) == std::vector<bool>{false, false, true, true});
+  CHECK(silent_frames(2.0 * mel, 40.0, 1.0) == std::vector<bool>{false, true, true, true});
 }
 
 TEST_CASE("a transcription's words name every word group, so a learned grid's words are words") {
@@ -675,6 +688,12 @@ TEST_CASE("with durations auto a clip's usable TextGrid wins, the aligner takes 
               .equal(a.batch.hard_durations.masked_select(known.logical_not())));
     CHECK(
         !a.batch.hard_durations.masked_select(known).equal(batch->durations.masked_select(known)));
+    // The quality measures take no durations of a clip without a grid (its
+    // even spread is no yardstick for the predicted ones).
+    const auto clips = eval::evaluation_clips(task.data().corpus().train);
+    REQUIRE(clips.size() == 8);
+    CHECK(std::count_if(clips.begin(), clips.end(),
+                        [](const eval::EvaluationClip& c) { return !c.durations.defined(); }) == 2);
   }
   // Every clip aligned by its TextGrid: no aligner (runs of before it resume as they were).
   auto whole = test::tiny_tts_config(dir / "runs-whole");

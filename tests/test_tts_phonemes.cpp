@@ -373,6 +373,12 @@ TEST_CASE("word intervals span their phones and carry the words of the text") {
   CHECK(words.front().start == 0);
   CHECK(words.back().end == static_cast<std::int64_t>(s.samples.size()));
   CHECK(labels == std::vector<std::string>{"Copy", "it", "word", "for", "word"});
+  // A label is the words of its stretch of text, punctuation left out.
+  using kokoro::tts::detail::espeak::spoken_words_of;
+  CHECK(spoken_words_of(" well, I  ") == "well I");
+  CHECK(spoken_words_of("\"Source code\" for") == "Source code for");
+  CHECK(spoken_words_of("don't - well-known.") == "don't well-known");
+  CHECK(spoken_words_of("...").empty());
 }
 
 // ---------------------------------------------------------------- vocabulary

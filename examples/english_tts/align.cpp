@@ -6,9 +6,11 @@
 // The aligner comes from a kokoro-train checkpoint (--checkpoint, a run
 // trained with learned durations), or is trained here on the corpus alone
 // for --minutes (tts/aligner_task.hpp: a few convolutions, far quicker than
-// the TTS model). --compare DIR scores the grids written against reference
-// grids (the demo corpus's own, or MFA's): the share of word (and phone)
-// boundaries within --tolerance-ms. Progress goes to stderr.
+// the TTS model) and kept in <out>/.aligner/aligner/checkpoints/final.pt,
+// which --checkpoint takes too (new grids, other settings, no training).
+// --compare DIR scores the grids written against reference grids (the demo
+// corpus's own, or MFA's): the share of word (and phone) boundaries within
+// --tolerance-ms. Progress goes to stderr.
 //
 //   kokoro-align --data corpus --out corpus/TextGrid_learned --minutes 5
 //                --compare corpus/TextGrid
@@ -62,13 +64,17 @@ int main(int argc, char** argv) {
       "kokoro-align"};
   std::string data_dir, out_dir, checkpoint, compare_dir, device_name = "auto";
   double minutes = 5.0, tolerance_ms = 23.2;
-  std::int64_t min_silence_frames = 3;
+  // 5 frames (58 ms): on the demo corpus every inner silence of 3 or 4 frames
+  // the grids had at 3 lay where the speech has none (119 of them, mostly the
+  // quiet closure of a stop), while its real pauses held 5 frames or more.
+  std::int64_t min_silence_frames = 5;
   double silence_db = 40.0;
   std::vector<std::string> overrides;
   app.add_option("--data,-d", data_dir, "the corpus: metadata.csv and wavs/")->required();
   app.add_option("--out,-o", out_dir, "where the TextGrids go (<id>.TextGrid)")->required();
   app.add_option("--checkpoint", checkpoint,
-                 "a kokoro-train checkpoint with a learned aligner (default: train one here)");
+                 "a kokoro-train checkpoint with a learned aligner, or the aligner an earlier "
+                 "kokoro-align kept (default: train one here)");
   app.add_option("--minutes", minutes, "without --checkpoint: minutes to train the aligner")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -98,24 +104,40 @@ int main(int argc, char** argv) {
     align::Aligner aligner{nullptr};
     std::optional<tts::EnglishPhonemeProcessor> checkpoint_processor;
     if (!checkpoint.empty()) {
-      auto model = tts::load_trained_model(checkpoint, device);
-      if (!model.model->has_aligner()) {
+      // A kokoro-train run's aligner, or the one an earlier kokoro-align trained.
+      auto saved = tts::read_tts_checkpoint(checkpoint);
+      auto weights = kokoro::make_ivalue_dict();
+      constexpr std::string_view kPrefix = "aligner.";
+      for (const auto& entry : saved.weights) {
+        const auto& name = entry.key().toStringRef();
+        if (name.rfind(kPrefix, 0) == 0) weights.insert(name.substr(kPrefix.size()), entry.value());
+      }
+      if (weights.empty()) {
         throw kokoro::Error(fmt::format(
             "{}: this model has no aligner (it was trained with data.durations: textgrid); "
             "train one here with --minutes instead",
             checkpoint));
       }
-      config = model.config;
-      aligner = model.model->aligner();
-      checkpoint_processor = model.processor;  // its vocabulary, whatever this build's is
+      config = saved.config;
+      auto options = tts::aligner_options(config.alignment);
+      options.vocab_size = saved.processor.vocab_size();
+      options.n_mels = config.audio.n_mels;
+      aligner = align::Aligner(options);
+      kokoro::load_module_state_dict(*aligner, weights, checkpoint);
+      checkpoint_processor = saved.processor;  // its vocabulary, whatever this build's is
     } else {
       config.training.epochs = 100000;
       config.training.max_minutes = minutes;
       config.training.learning_rate = 1e-3;
       config.training.warmup_steps = 0;
       config.data.validation_split = 0.0;
+      // The aligner is kept (<out>/.aligner/aligner/checkpoints/final.pt), so
+      // that --checkpoint writes grids again without training it again.
       config.logging.output_dir = (fs::path(out_dir) / ".aligner").string();
-      config.logging.checkpoints = false;
+      config.logging.run_name = "aligner";
+      config.logging.overwrite = true;
+      config.logging.checkpoint_every_epochs = 0;
+      config.logging.media_every_epochs = 0;
       config.logging.log_every = 20;
       config.evaluation.every_epochs = 0;
     }
@@ -126,8 +148,10 @@ int main(int argc, char** argv) {
     if (aligner.is_empty()) {
       AlignerTrainer trainer(config);
       const auto summary = trainer.fit();
-      std::fprintf(stderr, "kokoro-align: trained the aligner for %lld steps in %.1f s\n",
-                   static_cast<long long>(summary.global_step), summary.seconds);
+      std::fprintf(stderr, "kokoro-align: trained the aligner for %lld steps in %.1f s%s%s\n",
+                   static_cast<long long>(summary.global_step), summary.seconds,
+                   summary.checkpoint.empty() ? "" : "; kept in ",
+                   summary.checkpoint.empty() ? "" : summary.checkpoint.c_str());
       aligner = trainer.task().aligner();
     }
     aligner->to(device);
@@ -153,21 +177,22 @@ int main(int argc, char** argv) {
       try {
         const auto item = tts::TtsData::load(clip);
         const auto alignment = align::align_clip_outputs(aligner, priors, item.phonemes, item.mel);
-        align::add_alignment_health(health, alignment);
         const auto& durations = alignment.durations;
         std::vector<std::int64_t> ids(item.phonemes.data_ptr<std::int64_t>(),
                                       item.phonemes.data_ptr<std::int64_t>() + item.phonemes.numel());
+        align::add_alignment_health(health, alignment, {}, 2, processor.pause_mask(ids));
         const auto samples = kokoro::audio::load_audio(clip.audio, static_cast<int>(config.audio.sample_rate));
-        tts::AlignedClip aligned{.tokens = processor.decode(ids),
-                                 .durations = std::vector<std::int64_t>(
-                                     durations.data_ptr<std::int64_t>(),
-                                     durations.data_ptr<std::int64_t>() + durations.numel()),
-                                 .words = processor.transcribe(clip.text).words,
-                                 .silent = tts::silent_frames(item.mel, silence_db),
-                                 .seconds = static_cast<double>(samples.size()) /
-                                            static_cast<double>(config.audio.sample_rate),
-                                 .sample_rate = static_cast<int>(config.audio.sample_rate),
-                                 .hop_length = static_cast<int>(config.audio.hop_length)};
+        tts::AlignedClip aligned{
+            .tokens = processor.decode(ids),
+            .durations =
+                std::vector<std::int64_t>(durations.data_ptr<std::int64_t>(),
+                                          durations.data_ptr<std::int64_t>() + durations.numel()),
+            .words = processor.transcribe(clip.text).words,
+            .silent = tts::silent_frames(item.mel, silence_db, config.audio.mel_power),
+            .seconds =
+                static_cast<double>(samples.size()) / static_cast<double>(config.audio.sample_rate),
+            .sample_rate = static_cast<int>(config.audio.sample_rate),
+            .hop_length = static_cast<int>(config.audio.hop_length)};
         const auto grid = tts::alignment_textgrid(aligned, grid_options);
         tts::write_textgrid(grid, fs::path(out_dir) / (clip.id + ".TextGrid"));
         ++written;
@@ -199,7 +224,7 @@ int main(int argc, char** argv) {
                 seconds);
     std::printf(
         "  alignment health: %lld of %lld clips walk the diagonal (each frame's most likely "
-        "phoneme never steps back or skips), mean forward-sum loss %.3f\n",
+        "phoneme never steps back or skips one, pauses aside), mean forward-sum loss %.3f\n",
         static_cast<long long>(health.monotonic), static_cast<long long>(health.clips),
         health.mean_forward_sum());
     if (compared > 0) {

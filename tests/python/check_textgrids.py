@@ -3,7 +3,8 @@ clip of the corpus has one; it holds a "words" and a "phones" tier that
 cover the clip from 0 to its recording's length (within one mel hop)
 without gaps or empty intervals; every phone lies inside a word or a
 silence of the words tier, each word starts and ends on phone boundaries;
-and the words, read in order, are the clip's text.
+and the words, read in order, are the clip's text (the metadata's last
+column: the normalised text, numbers spelled out).
     check_textgrids.py GRID_DIR CORPUS_DIR HOP_SECONDS
 Exits 77 without praatio (scripts/setup puts it in kokoro's Python
 environment)."""
@@ -82,7 +83,9 @@ def main(grid_dir: str, corpus_dir: str, hop: float) -> int:
             failures.append(f"{clip_id}: no TextGrid")
             continue
         clips += 1
-        intervals += len(textgrid.openTextgrid(str(grid), True).getTier("phones").entries)
+        tg = textgrid.openTextgrid(str(grid), True)
+        if "phones" in tg.tierNames:
+            intervals += len(tg.getTier("phones").entries)
         failures += [f"{clip_id}: {p}" for p in
                      check_clip(grid, corpus / "wavs" / f"{clip_id}.wav", text, hop)]
     for f in failures[:20]:

@@ -294,14 +294,16 @@ class Trainer {
         validation = validate();
       }
 
+      // The run's last epoch is judged and shown whatever its side tasks' shares.
+      const bool last_epoch = epoch_ + 1 >= tc.epochs || reached_stop_condition();
       Metrics evaluation;
-      if (complete) evaluation = evaluate_task(epoch_ + 1 >= tc.epochs || reached_stop_condition());
+      if (complete) evaluation = evaluate_task(last_epoch);
 
       if (complete) {
         scheduler_.on_epoch_end(clock());
         apply_learning_rates();
       }
-      send_media();
+      send_media(last_epoch);
       guard_logger("on_epoch_end", [&] {
         logger_.on_epoch_end(EpochContext{.epoch = epoch_,
                                           .global_step = global_step_,
@@ -490,13 +492,14 @@ class Trainer {
   /// step's gradients, all sent to the loggers. A side task: when it fails
   /// the Trainer says so and trains on. Within its share of the run
   /// (media_within_share), so that a corpus of a few batches an epoch is
-  /// not spent drawing samples.
-  void send_media() {
+  /// not spent drawing samples; the `last_epoch`'s regardless, so that the
+  /// run ends showing its final model.
+  void send_media(bool last_epoch) {
     const auto every = config_.logging.media_every_epochs;
     if (!writes() || every <= 0 || (epoch_ + 1) % every != 0) return;
     constexpr bool task_media = requires(Media & m) { task_.media(m, std::int64_t{}); };
     if constexpr (MediaLogger<Logger> || task_media) {
-      if (!media_within_share()) return;
+      if (!last_epoch && !media_within_share()) return;
       const auto start = detail::Clock::now();
       send_media_now<task_media>();
       last_media_seconds_ = detail::seconds_since(start);
@@ -1027,7 +1030,8 @@ class Trainer {
             .epoch = epoch_,
             .global_step = global_step_,
             .final = final,
-            .training_seconds = detail::seconds_since(fit_start_) - evaluation_seconds_,
+            .training_seconds =
+                detail::seconds_since(fit_start_) - evaluation_seconds_ - media_seconds_,
             .evaluation_seconds = evaluation_seconds_});
       } catch (const std::exception& e) {
         side_task_failed(fmt::format("the evaluation at step {}", global_step_), e, "evaluation");

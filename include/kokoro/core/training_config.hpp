@@ -268,7 +268,7 @@ struct LoggingSection {
       rule::non_negative);
     v("media_max_share", s.media_max_share,
       "the most of the run's time samples may take: due samples wait while they would take "
-      "more (the first always go out)",
+      "more (the first and the last epoch's always go out)",
       rule::InRange{0.0, 1.0});
     v("wandb", s.wandb, "stream to Weights & Biases (needs WANDB_API_KEY)");
     v("wandb_project", s.wandb_project, "W&B project name");

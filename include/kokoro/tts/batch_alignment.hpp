@@ -44,13 +44,16 @@ inline BatchAlignment align_batch(align::Aligner& aligner, align::AlignmentPrior
   BatchAlignment out;
   out.outputs = aligner->forward(batch.phonemes, batch.phoneme_mask(), batch.mels, batch.mel_mask(),
                                  priors.batch(tokens, frames, max_tokens, max_frames).to(device));
+  const auto truncated = batch.truncated.defined()
+                             ? batch.truncated.to(torch::kCPU, torch::kBool).contiguous()
+                             : torch::zeros({n}, torch::kBool);
   auto usable = torch::empty({n}, torch::kBool);
   for (std::int64_t b = 0; b < n; ++b) {
-    const bool fits = tokens[b] >= 1 && frames[b] >= tokens[b];
-    usable[b] = fits;
-    if (!fits) tokens[b] = frames[b] = 1;
+    const bool learned_from =
+        tokens[b] >= 1 && frames[b] >= tokens[b] && !truncated.data_ptr<bool>()[b];
+    usable[b] = learned_from;
+    if (!learned_from) tokens[b] = frames[b] = 1;
   }
-  if (batch.truncated.defined()) usable = usable & batch.truncated.to(torch::kCPU).logical_not();
   const auto path = align::monotonic_alignment_search(out.outputs.log_soft.detach(),
                                                       torch::tensor(tokens), torch::tensor(frames));
   out.usable = usable.to(device);

@@ -322,8 +322,12 @@ class EnglishTtsTask {
     for (const auto& clip : clips) {
       const auto item = TtsData::load(clip);
       if (item.truncated || item.mel.size(0) < item.phonemes.size(0)) continue;
-      align::add_alignment_health(health, model_->aligner(), *priors_, item.phonemes, item.mel,
-                                  item.durations_known ? item.durations : torch::Tensor{});
+      const auto ids = item.phonemes.to(torch::kLong).contiguous();
+      align::add_alignment_health(
+          health, model_->aligner(), *priors_, item.phonemes, item.mel,
+          item.durations_known ? item.durations : torch::Tensor{}, 2,
+          processor_.pause_mask(std::vector<std::int64_t>(
+              ids.data_ptr<std::int64_t>(), ids.data_ptr<std::int64_t>() + ids.numel())));
     }
     Metrics m;
     if (health.clips == 0) return m;

@@ -69,11 +69,21 @@ inline std::filesystem::path run_file(const std::filesystem::path& file, const c
 
 }  // namespace detail::synthesis
 
-/// Loads the model of `checkpoint` onto `device`, in eval mode. Throws
-/// kokoro::Error naming the file when it is missing, damaged, not a TTS
-/// checkpoint, or does not fit the model its configuration describes.
-inline TrainedModel load_trained_model(const std::filesystem::path& checkpoint,
-                                       const torch::Device& device = torch::kCPU) {
+/// What a checkpoint of a TTS run holds (kokoro-train's, or kokoro-align's
+/// aligner alone), read: its run's configuration, its phoneme front end,
+/// its weights and its step.
+struct TtsCheckpoint {
+  TtsConfig config;
+  EnglishPhonemeProcessor processor;
+  IValueDict weights;
+  std::int64_t global_step = -1;  ///< -1: not recorded
+};
+
+/// Reads `checkpoint`: a full checkpoint, or model_weights.pt in its run
+/// folder (run.yaml and phonemes.txt beside it or above). Throws
+/// kokoro::Error naming the file when it is missing, damaged or not a TTS
+/// run's.
+inline TtsCheckpoint read_tts_checkpoint(const std::filesystem::path& checkpoint) {
   namespace fs = std::filesystem;
   const auto source = checkpoint.string();
   if (!fs::exists(checkpoint)) {
@@ -141,7 +151,19 @@ inline TrainedModel load_trained_model(const std::filesystem::path& checkpoint,
     vocabulary = processor.vocabulary();
     voice = processor.voice();
   }
-  EnglishPhonemeProcessor processor(vocabulary, voice);
+  return TtsCheckpoint{.config = config,
+                       .processor = EnglishPhonemeProcessor(vocabulary, voice),
+                       .weights = weights,
+                       .global_step = step};
+}
+
+/// Loads the model of `checkpoint` onto `device`, in eval mode. Throws
+/// kokoro::Error naming the file when it is missing, damaged, not a TTS
+/// checkpoint, or does not fit the model its configuration describes.
+inline TrainedModel load_trained_model(const std::filesystem::path& checkpoint,
+                                       const torch::Device& device = torch::kCPU) {
+  auto [config, processor, weights, step] = read_tts_checkpoint(checkpoint);
+  const auto source = checkpoint.string();
   // The aligner is trained with the model and not used to speak; it is built
   // when the weights have one (checkpoints from before it, or of a
   // data.durations: textgrid run, have none), so that they load strictly.

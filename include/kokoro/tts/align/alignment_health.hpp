@@ -1,7 +1,8 @@
 // Whether a learned alignment is healthy, measured on a few clips at each
 // evaluation (eval/align_* in the logs and report.html):
 //  - monotonic: the share of clips whose soft alignment, read frame by frame
-//    as its most likely phoneme, never steps back and visits every phoneme.
+//    as its most likely phoneme, never steps back and visits every phoneme
+//    (pause tokens, which fluent speech may give no frame, aside).
 //    The monotonic search always finds a path; this says whether the aligner
 //    itself has found the diagonal (a young or broken one smears or jumps).
 //  - forward_sum: the mean forward-sum loss of the clips (the aligner's own
@@ -41,33 +42,43 @@ struct AlignmentHealth {
   }
 };
 
-/// Whether `most_likely` [F] (each frame's most likely phoneme of T) starts at
-/// phoneme 0, never steps back, and visits every phoneme.
-inline bool walks_the_diagonal(const std::vector<std::int64_t>& most_likely, std::int64_t tokens) {
-  std::int64_t visited = 0, last = -1;
+/// Whether `most_likely` [F] (each frame's most likely phoneme of T) never
+/// steps back and visits every phoneme from the first to the last, but for
+/// those `skippable` marks (pause tokens, which a fluent speaker may give no
+/// frame of their own; empty: none).
+inline bool walks_the_diagonal(const std::vector<std::int64_t>& most_likely, std::int64_t tokens,
+                               const std::vector<bool>& skippable = {}) {
+  const auto may_skip = [&](std::int64_t t) {
+    return t < static_cast<std::int64_t>(skippable.size()) &&
+           skippable[static_cast<std::size_t>(t)];
+  };
+  std::int64_t last = -1;
   for (const auto t : most_likely) {
     if (t < last) return false;
-    if (t != last) {
-      if (t != last + 1) return false;  // a phoneme skipped
-      ++visited;
-      last = t;
+    for (std::int64_t s = last + 1; s < t; ++s) {
+      if (!may_skip(s)) return false;
     }
+    last = t;
   }
-  return visited == tokens;
+  for (std::int64_t s = last + 1; s < tokens; ++s) {
+    if (!may_skip(s)) return false;
+  }
+  return true;
 }
 
 /// Adds one clip's alignment (align_clip_outputs) to `health`; `reference`:
 /// [T] int64 frames per phoneme (undefined: none).
 inline void add_alignment_health(AlignmentHealth& health, const ClipAlignment& a,
                                  const torch::Tensor& reference = {},
-                                 std::int64_t tolerance_frames = 2) {
+                                 std::int64_t tolerance_frames = 2,
+                                 const std::vector<bool>& skippable = {}) {
   const auto tokens = a.durations.size(0);
   const auto frames = a.outputs.log_soft.size(1);
   const auto argmax = a.outputs.log_soft[0].argmax(1).to(torch::kCPU, torch::kLong).contiguous();
   const std::vector<std::int64_t> most_likely(argmax.data_ptr<std::int64_t>(),
                                               argmax.data_ptr<std::int64_t>() + frames);
   ++health.clips;
-  if (walks_the_diagonal(most_likely, tokens)) ++health.monotonic;
+  if (walks_the_diagonal(most_likely, tokens, skippable)) ++health.monotonic;
   health.forward_sum_sum +=
       forward_sum_loss(a.outputs.log_probs, torch::tensor({tokens}), torch::tensor({frames}))
           .item<double>();
@@ -87,9 +98,10 @@ inline void add_alignment_health(AlignmentHealth& health, const ClipAlignment& a
 inline void add_alignment_health(AlignmentHealth& health, Aligner& aligner,
                                  AlignmentPriorCache& priors, const torch::Tensor& phonemes,
                                  const torch::Tensor& mel, const torch::Tensor& reference = {},
-                                 std::int64_t tolerance_frames = 2) {
+                                 std::int64_t tolerance_frames = 2,
+                                 const std::vector<bool>& skippable = {}) {
   add_alignment_health(health, align_clip_outputs(aligner, priors, phonemes, mel), reference,
-                       tolerance_frames);
+                       tolerance_frames, skippable);
 }
 
 }  // namespace kokoro::tts::align

@@ -11,9 +11,12 @@
 // to the phones beside it. A pause with no such run is no silence at all (a
 // word boundary inside fluent speech): its frames go half to the phone before
 // it and half to the phone after (at the clip's ends, to the one phone beside
-// it). Without the loudness, a pause that holds at least `min_silence_frames`
-// frames becomes a silence and a shorter one is split so; the clip's first
-// and last pauses become silences when they hold any frame.
+// it). A silence then takes in the quiet frames the phones beside it took
+// (each keeps a frame), and quiet frames a phone took at the clip's start or
+// end are a leading or trailing silence. Without the loudness, a pause that
+// holds at least `min_silence_frames` frames becomes a silence and a shorter
+// one is split so; the clip's first and last pauses become silences when
+// they hold any frame.
 //
 // Frame f starts at f * hop_length / sample_rate seconds, the inverse of
 // time_to_frame(), so that reading the grid back (frame_durations) gives the
@@ -46,7 +49,7 @@ struct AlignedClip {
   /// phones joined by spaces.
   std::vector<std::string> words;
   /// Per mel frame, whether the recording is quiet there (silent_frames()
-  /// of its mel); empty: unknown.
+  /// of its mel); empty (or shorter than the frames): unknown.
   std::vector<bool> silent;
   double seconds = 0.0;  ///< the clip's length (the grid's xmax)
   int sample_rate = 22050;
@@ -72,12 +75,15 @@ struct Span {
 
 }  // namespace detail::alignment_textgrid
 
-/// Per frame of `mel` [frames, n_mels] (log magnitudes, audio/mel.hpp),
-/// whether it is quiet: its loudest band more than `below_db` under the
-/// loudest band of the clip's loudest frame.
-inline std::vector<bool> silent_frames(const torch::Tensor& mel, double below_db = 40.0) {
+/// Per frame of `mel` [frames, n_mels] (the log of |STFT|^mel_power in mel
+/// bands, audio/mel.hpp), whether it is quiet: its loudest band more than
+/// `below_db` under the loudest band of the clip's loudest frame.
+inline std::vector<bool> silent_frames(const torch::Tensor& mel, double below_db = 40.0,
+                                       double mel_power = 1.0) {
   const auto level = std::get<0>(mel.to(torch::kCPU, torch::kFloat).max(1)).contiguous();
-  const double threshold = level.max().item<double>() - below_db * std::log(10.0) / 20.0;
+  // A level in dB is 20 log10 of a magnitude: mel_power times that of the band.
+  const double threshold =
+      level.max().item<double>() - below_db * mel_power * std::log(10.0) / 20.0;
   const auto* p = level.data_ptr<float>();
   std::vector<bool> out(static_cast<std::size_t>(level.numel()));
   for (std::size_t f = 0; f < out.size(); ++f) out[f] = p[f] < threshold;
@@ -165,26 +171,37 @@ inline TextGrid alignment_textgrid(const AlignedClip& clip,
       spans[i + 1].start = middle;
     }
   }
-  // The tokens hold no pause before the first word (nor after the last, in a
-  // text without a final mark): the quiet frames at the clip's ends that a
-  // phone took are its leading (trailing) silence.
-  if (loudness && !kept.empty() && !kept.front().pause) {
-    auto& p = kept.front();
-    std::int64_t f = p.start;
-    while (f + 1 < p.end && clip.silent[static_cast<std::size_t>(f)]) ++f;
-    if (f > p.start) {
-      kept.insert(kept.begin(), Span{.start = p.start, .end = f, .label = "", .pause = true});
-      kept[1].start = f;
+  if (loudness) {
+    const auto quiet = [&](std::int64_t f) { return clip.silent[static_cast<std::size_t>(f)]; };
+    // The tokens hold no pause before the first word (nor after the last, in
+    // a text without a final mark): the quiet frames at the clip's ends that
+    // a phone took are its leading (trailing) silence.
+    if (!kept.empty() && !kept.front().pause && quiet(kept.front().start) &&
+        kept.front().end - kept.front().start > 1) {
+      kept.insert(
+          kept.begin(),
+          Span{.start = kept.front().start, .end = kept.front().start, .label = "", .pause = true});
     }
-  }
-  if (loudness && !kept.empty() && !kept.back().pause) {
-    auto& p = kept.back();
-    std::int64_t f = p.end;
-    while (f - 1 > p.start && clip.silent[static_cast<std::size_t>(f - 1)]) --f;
-    if (f < p.end) {
-      const auto end = p.end;
-      p.end = f;
-      kept.push_back(Span{.start = f, .end = end, .label = "", .pause = true});
+    if (!kept.empty() && !kept.back().pause && quiet(kept.back().end - 1) &&
+        kept.back().end - kept.back().start > 1) {
+      kept.push_back(
+          Span{.start = kept.back().end, .end = kept.back().end, .label = "", .pause = true});
+    }
+    // A silence takes in the quiet frames the phones beside it took (each
+    // phone keeps a frame): the aligner gives a phone its fading tail or
+    // its quiet run-up as readily as the pause.
+    for (std::size_t i = 0; i < kept.size(); ++i) {
+      if (!kept[i].pause) continue;
+      if (i > 0 && !kept[i - 1].pause) {
+        auto& before = kept[i - 1];
+        while (before.end - 1 > before.start && quiet(before.end - 1)) --before.end;
+        kept[i].start = before.end;
+      }
+      if (i + 1 < kept.size() && !kept[i + 1].pause) {
+        auto& after = kept[i + 1];
+        while (after.start + 1 < after.end && quiet(after.start)) ++after.start;
+        kept[i].end = after.start;
+      }
     }
   }
   const double frame_seconds =

@@ -62,16 +62,20 @@ struct EvaluationClip {
 };
 
 /// The corpus clips as evaluation clips (features from the feature cache).
+/// A clip's durations only where they came from its TextGrid: those spread
+/// evenly over a clip without one (for the aligner to replace) are no
+/// yardstick for the predicted ones.
 inline std::vector<EvaluationClip> evaluation_clips(const std::vector<CorpusClip>& clips) {
   std::vector<EvaluationClip> out;
   out.reserve(clips.size());
   for (const auto& c : clips) {
     auto item = TtsData::load(c);
-    out.push_back(EvaluationClip{.id = c.id,
-                                 .text = c.text,
-                                 .audio = c.audio,
-                                 .mel = item.mel,
-                                 .durations = item.durations});
+    out.push_back(
+        EvaluationClip{.id = c.id,
+                       .text = c.text,
+                       .audio = c.audio,
+                       .mel = item.mel,
+                       .durations = item.durations_known ? item.durations : torch::Tensor{}});
   }
   return out;
 }

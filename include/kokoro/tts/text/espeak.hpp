@@ -547,36 +547,59 @@ inline void append_punctuation(std::string_view text, std::size_t begin, std::si
   }
 }
 
-/// `text` without surrounding whitespace and punctuation (letters, digits and
-/// any non-ASCII character count as word characters).
-inline std::string_view trim_word(std::string_view text) {
-  while (!text.empty() && !is_alnum(text.front())) text.remove_prefix(1);
-  while (!text.empty() && !is_alnum(text.back())) text.remove_suffix(1);
-  return text;
+/// The words of `text` joined by single spaces, the punctuation around and
+/// between them left out ("well, I" -> "well I"); an apostrophe or hyphen
+/// between two word characters stays ("don't", "well-known"). Letters,
+/// digits and any non-ASCII character are word characters.
+inline std::string spoken_words_of(std::string_view text) {
+  std::string out;
+  bool gap = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const bool inner = (c == '\'' || c == '-') && i > 0 && i + 1 < text.size() &&
+                       is_alnum(text[i - 1]) && is_alnum(text[i + 1]);
+    if (is_alnum(c) || inner) {
+      if (gap && !out.empty()) out += ' ';
+      out += c;
+      gap = false;
+    } else {
+      gap = true;
+    }
+  }
+  return out;
 }
 
 /// The labels of the spoken words of `synthesis` (which spoke `text`), one per
 /// entry of `groups`: the event word (Synthesis::words index, or -1) of each
 /// run of phones espeak-ng speaks as one word, in order. A label is the text
 /// from where espeak-ng marks its word to where it marks the next spoken one,
-/// without the surrounding punctuation, so words spoken as one ("of the")
+/// its punctuation left out (spoken_words_of), so words spoken as one ("of the")
 /// share a label; a word of symbols only ("&") keeps espeak-ng's text, and a
-/// group with no text at all is "*" (spoken, so never the silence label).
+/// group with no text at all (or none marked, word -1) is "*" (spoken, so
+/// never the silence label).
 inline std::vector<std::string> spoken_word_labels(const Synthesis& synthesis,
                                                    std::string_view text,
                                                    const std::vector<int>& groups) {
-  const auto offset_of = [&](std::size_t i) -> std::size_t {
-    const auto w = groups[i];
-    return std::min(w >= 0 ? synthesis.words[static_cast<std::size_t>(w)].offset : 0, text.size());
+  const auto offset_of = [&](int w) {
+    return std::min(synthesis.words[static_cast<std::size_t>(w)].offset, text.size());
   };
   std::vector<std::string> labels;
   labels.reserve(groups.size());
   for (std::size_t g = 0; g < groups.size(); ++g) {
-    const std::size_t begin = offset_of(g);
-    const std::size_t end = g + 1 < groups.size() ? std::max(offset_of(g + 1), begin) : text.size();
-    std::string label(trim_word(text.substr(begin, end - begin)));
-    if (label.empty() && groups[g] >= 0)
-      label = synthesis.words[static_cast<std::size_t>(groups[g])].text;
+    if (groups[g] < 0) {  // phones before espeak-ng marked any word
+      labels.emplace_back("*");
+      continue;
+    }
+    const std::size_t begin = offset_of(groups[g]);
+    std::size_t end = text.size();  // where the next marked word starts
+    for (std::size_t h = g + 1; h < groups.size(); ++h) {
+      if (groups[h] >= 0) {
+        end = std::max(offset_of(groups[h]), begin);
+        break;
+      }
+    }
+    std::string label = spoken_words_of(text.substr(begin, end - begin));
+    if (label.empty()) label = synthesis.words[static_cast<std::size_t>(groups[g])].text;
     if (label.empty()) label = "*";
     labels.push_back(std::move(label));
   }

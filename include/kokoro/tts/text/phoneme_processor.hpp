@@ -266,6 +266,17 @@ class EnglishPhonemeProcessor {
     return token == kWordBoundary || is_punctuation_token(token);
   }
 
+  /// Per id of `ids`, whether its symbol is a pause token (ids outside the
+  /// vocabulary are not).
+  std::vector<bool> pause_mask(const std::vector<std::int64_t>& ids) const {
+    std::vector<bool> out(ids.size(), false);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] >= 0 && ids[i] < vocab_size())
+        out[i] = is_pause_token(vocabulary_[static_cast<std::size_t>(ids[i])]);
+    }
+    return out;
+  }
+
   /// Whether `token` is a phone: neither a pause token nor "<pad>"/"<unk>".
   static bool is_phone_token(std::string_view token) {
     return !token.empty() && !is_pause_token(token) && token != kPad && token != kUnk;
