@@ -64,10 +64,11 @@ int main(int argc, char** argv) {
       "kokoro-align"};
   std::string data_dir, out_dir, checkpoint, compare_dir, device_name = "auto";
   double minutes = 5.0, tolerance_ms = 23.2;
-  // 5 frames (58 ms): on the demo corpus every inner silence of 3 or 4 frames
-  // the grids had at 3 lay where the speech has none (119 of them, mostly the
-  // quiet closure of a stop), while its real pauses held 5 frames or more.
-  std::int64_t min_silence_frames = 5;
+  // 1: any quiet frame a pause took is a silence. Measured on the demo corpus
+  // with one aligner (benchmarks/README.md): word boundaries within 23 ms
+  // 84.8% at 1, 81.4% at 2, 79.2% at 3, 77.9% at 5; the quiet frames decide
+  // better than the pause's length.
+  std::int64_t min_silence_frames = 1;
   double silence_db = 40.0;
   std::vector<std::string> overrides;
   app.add_option("--data,-d", data_dir, "the corpus: metadata.csv and wavs/")->required();
