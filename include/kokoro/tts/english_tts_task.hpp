@@ -41,7 +41,6 @@
 #include "kokoro/nn/checkpointing_choice.hpp"
 #include "kokoro/nn/kernel_choice.hpp"
 #include "kokoro/tts/align/alignment_health.hpp"
-#include "kokoro/tts/align/alignment_losses.hpp"
 #include "kokoro/tts/align/alignment_prior.hpp"
 #include "kokoro/tts/align/monotonic_alignment.hpp"
 #include "kokoro/tts/batch_alignment.hpp"

@@ -50,10 +50,4 @@ inline ClipAlignment align_clip_outputs(Aligner& aligner, AlignmentPriorCache& p
   return out;
 }
 
-/// The frames of each phoneme: align_clip_outputs(...).durations.
-inline torch::Tensor align_clip(Aligner& aligner, AlignmentPriorCache& priors,
-                                const torch::Tensor& phonemes, const torch::Tensor& mel) {
-  return align_clip_outputs(aligner, priors, phonemes, mel).durations;
-}
-
 }  // namespace kokoro::tts::align
