@@ -25,14 +25,15 @@ LAYERS = {
     "nn": 5, "data": 5, "audio": 5,
     "tts": 6,
 }
-# Inside tts/: its configuration, then text, alignment, data, model, the
-# synthesiser that speaks with a model, the evaluation that judges what it
+# Inside tts/: its configuration, then text, alignment, data, the aligner
+# run over a batch of that data, model, the synthesiser that speaks with a model, the evaluation that judges what it
 # says, and the tasks that train (and evaluate) the model, or its aligner alone.
 TTS_LAYERS = {
     "tts_config.hpp": 0,
     "text": 1,
     "align": 2,
     "data": 3,
+    "batch_alignment.hpp": 4,
     "model": 4,
     "synthesizer.hpp": 5,
     "eval": 6,
