@@ -14,6 +14,8 @@
 #       aligner trains on), scored against the 16 LJSpeech clips' MFA grids:
 #       word boundaries within 50 ms
 #   KOKORO_ALIGN_MINUTES=10   the aligner's training budget
+#   KOKORO_ALIGN_ARGS="..."   more kokoro-align arguments, e.g. configuration
+#                             overrides (alignment.binarization_start_epochs=40)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${KOKORO_BUILD_DIR:-$root/build}
@@ -53,5 +55,6 @@ case "$which" in
   *) echo "alignment_agreement: demo or real, not $which" >&2; exit 2 ;;
 esac
 
+# shellcheck disable=SC2086  # KOKORO_ALIGN_ARGS is split into arguments on purpose
 "$build/examples/kokoro-align" --data "$data" --out "$out/TextGrid" --minutes "$minutes" \
-  --compare "$reference" --tolerance-ms "$tolerance" 2>"$out/align.err" | tee "$out/agreement.txt"
+  ${KOKORO_ALIGN_ARGS:-} --compare "$reference" --tolerance-ms "$tolerance" 2>"$out/align.err" | tee "$out/agreement.txt"

@@ -392,6 +392,57 @@ TEST_CASE("the aligner learns from mels and tokens alone where each token's fram
   CHECK(after > before + 0.3);
 }
 
+TEST_CASE("an aligner that normalises its mels aligns a clip alike at any gain, padded or not") {
+  torch::manual_seed(11);
+  const std::int64_t vocab = 9, n_mels = 12, tokens = 5, frames = 20;
+  const auto ids = torch::randint(1, vocab, {1, tokens}, torch::kLong);
+  const auto mels = torch::randn({1, frames, n_mels});
+  const auto token_mask = torch::ones({1, tokens}, torch::kBool);
+  const auto mel_mask = torch::ones({1, frames}, torch::kBool);
+  auto soft = [&](Aligner& a, const torch::Tensor& m, const torch::Tensor& mask) {
+    torch::NoGradGuard no_grad;
+    return a->forward(ids, token_mask, m, mask).soft.narrow(1, 0, frames);
+  };
+  // A gain of 20 dB adds log(100) to every log-mel; a brighter microphone
+  // adds more to some channels than to others.
+  const auto louder = mels + std::log(100.0) + torch::linspace(0.0, 2.0, n_mels);
+  // The same clip padded by 7 frames of something else.
+  const auto padded = torch::cat({mels, torch::full({1, 7, n_mels}, 5.0)}, 1);
+  const auto padded_mask = torch::arange(frames + 7).unsqueeze(0) < frames;
+
+  Aligner normalising(AlignerOptions{.vocab_size = vocab,
+                                     .n_mels = n_mels,
+                                     .embedding_dim = 8,
+                                     .channels = 8,
+                                     .temperature = 0.5});
+  const auto base = soft(normalising, mels, mel_mask);
+  CHECK(torch::allclose(soft(normalising, louder, mel_mask), base, 1e-5, 1e-5));
+  CHECK(torch::allclose(soft(normalising, padded, padded_mask), base, 1e-5, 1e-5));
+
+  // The same weights reading the log-mels as they are: the gain moves it.
+  Aligner raw(AlignerOptions{.vocab_size = vocab,
+                             .n_mels = n_mels,
+                             .embedding_dim = 8,
+                             .channels = 8,
+                             .temperature = 0.5,
+                             .normalize_mels = false});
+  torch::NoGradGuard no_grad;
+  const auto source = normalising->named_parameters();
+  for (auto& item : raw->named_parameters()) item.value().copy_(source[item.key()]);
+  CHECK_FALSE(torch::allclose(soft(raw, louder, mel_mask), soft(raw, mels, mel_mask), 1e-3, 1e-3));
+}
+
+TEST_CASE(
+    "a checkpoint saved before alignment.normalize_mels keeps its aligner reading raw log-mels") {
+  using kokoro::tts::detail::synthesis::keep_old_aligner_input;
+  auto config = kokoro::tts::small_config();
+  REQUIRE(config.alignment.normalize_mels);
+  keep_old_aligner_input(config, kokoro::to_yaml(config));
+  CHECK(config.alignment.normalize_mels);  // saved with the option: as saved
+  keep_old_aligner_input(config, "alignment:\n  temperature: 0.0005\n");
+  CHECK_FALSE(config.alignment.normalize_mels);  // saved before it
+}
+
 TEST_CASE("a learned alignment becomes an MFA-style TextGrid that reads back to its frames") {
   // "the cat , sat ." with a long pause after the comma and a short word boundary.
   AlignedClip clip{.tokens = {"D", "@", " ", "k", "a", "t", ",", " ", "s", "a", "t", "."},

@@ -19,7 +19,9 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <numeric>
 #include <string>
 #include <utility>
@@ -79,6 +81,17 @@ struct TtsCheckpoint {
   std::int64_t global_step = -1;  ///< -1: not recorded
 };
 
+namespace detail::synthesis {
+
+/// A run saved before alignment.normalize_mels existed trained its aligner
+/// on the log-mels as they are: it must read them so again.
+inline void keep_old_aligner_input(TtsConfig& config, const std::string& saved_yaml) {
+  if (saved_yaml.find("normalize_mels") == std::string::npos)
+    config.alignment.normalize_mels = false;
+}
+
+}  // namespace detail::synthesis
+
 /// Reads `checkpoint`: a full checkpoint, or model_weights.pt in its run
 /// folder (run.yaml and phonemes.txt beside it or above). Throws
 /// kokoro::Error naming the file when it is missing, damaged or not a TTS
@@ -120,6 +133,7 @@ inline TtsCheckpoint read_tts_checkpoint(const std::filesystem::path& checkpoint
     vocabulary = *saved;
     try {
       apply_yaml(config, dict.at("config").toStringRef(), source + " (its config)");
+      detail::synthesis::keep_old_aligner_input(config, dict.at("config").toStringRef());
     } catch (const std::exception& e) {
       throw Error(fmt::format("{}: its configuration is not one of this build's TTS runs: {}",
                               source, e.what()));
@@ -143,6 +157,10 @@ inline TtsCheckpoint read_tts_checkpoint(const std::filesystem::path& checkpoint
     }
     try {
       config = load_config<TtsConfig>(yaml);
+      std::ifstream in(yaml);
+      detail::synthesis::keep_old_aligner_input(
+          config,
+          std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()));
     } catch (const std::exception& e) {
       throw Error(fmt::format("{}: not one of this build's TTS configurations: {}", yaml.string(),
                               e.what()));

@@ -213,6 +213,7 @@ struct AlignmentSection {
   std::int64_t embedding_dim = 256;
   std::int64_t channels = 80;
   double temperature = 0.0005;
+  bool normalize_mels = true;
   double prior_scaling = 1.0;
   double ctc_weight = 1.0;
   double binarization_weight = 1.0;
@@ -228,6 +229,9 @@ struct AlignmentSection {
     v("temperature", s.temperature,
       "scales the squared distances before the softmax over phonemes (larger: sharper)",
       rule::positive);
+    v("normalize_mels", s.normalize_mels,
+      "each clip's mel channels to zero mean and unit variance before the aligner's mel "
+      "encoder (speakers and microphones alike to it)");
     v("prior_scaling", s.prior_scaling,
       "sharpness of the beta-binomial prior that keeps a young aligner near the diagonal",
       rule::positive);

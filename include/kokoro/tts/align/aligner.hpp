@@ -3,14 +3,17 @@
 // alone.
 //
 // Two small convolutional encoders map the tokens (own embedding, two 1-D
-// convolutions) and the mel frames (three) into one space; the soft
+// convolutions) and the mel frames (three; each mel channel first brought to
+// zero mean and unit variance over the clip's frames, so that speakers,
+// microphones and loudness look alike to it) into one space; the soft
 // alignment of frame f is a softmax over the clip's tokens of minus the
 // squared distance between their encodings (times a temperature), plus the
 // beta-binomial prior (alignment_prior.hpp) that holds a young aligner near
-// the diagonal, in training (the forward sum) and in the search alike. Its losses (alignment_losses.hpp) are the forward sum (all
-// monotonic paths through the soft alignment, by CTC) and, once the soft
-// alignment is sharp enough to trust, the binarization (soft towards the
-// hard path of monotonic_alignment.hpp). The hard path's column sums are the
+// the diagonal, in training (the forward sum) and in the search alike. Its
+// losses (alignment_losses.hpp) are the forward sum (all monotonic paths
+// through the soft alignment, by CTC) and, once the soft alignment is sharp
+// enough to trust, the binarization (soft towards the hard path of
+// monotonic_alignment.hpp). The hard path's column sums are the
 // clip's durations.
 #pragma once
 
@@ -40,6 +43,10 @@ struct AlignerOptions {
   /// Scales the squared distances before the softmax (FastPitch: 0.0005 for
   /// 80 channels; larger is sharper).
   double temperature = 0.0005;
+  /// Each clip's mel channels to zero mean and unit variance over its
+  /// frames before the mel encoder (false: the log-mels as they are, as
+  /// FastPitch feeds them; aligners saved before this option learned so).
+  bool normalize_mels = true;
 };
 
 /// One batch's alignment: [B, frames, tokens] each, zero (or -inf in
@@ -95,7 +102,8 @@ class AlignerImpl : public torch::nn::Module {
                            const torch::Tensor& log_prior = {}) {
     // Convolutions run over time: [B, channels, length].
     const auto keys = text_->forward(embedding_->forward(phonemes).transpose(1, 2));  // [B, c, T]
-    const auto queries = mel_->forward(mels.transpose(1, 2).to(keys.dtype()));      // [B, c, F]
+    const auto mel_in = options_.normalize_mels ? normalized(mels, mel_mask) : mels;
+    const auto queries = mel_->forward(mel_in.transpose(1, 2).to(keys.dtype()));  // [B, c, F]
     // Squared distances [B, F, T] = |q|^2 + |k|^2 - 2 q.k, in float32 with
     // autocast off (the difference of large terms loses too much in half
     // precision, and autocast would run the bmm in it).
@@ -124,6 +132,17 @@ class AlignerImpl : public torch::nn::Module {
   }
 
  private:
+  /// `mels` [B, F, n_mels], per clip and channel to zero mean and unit
+  /// variance over the frames `mel_mask` [B, F] keeps; padded frames 0.
+  static torch::Tensor normalized(const torch::Tensor& mels, const torch::Tensor& mel_mask) {
+    const auto x = mels.to(torch::kFloat);
+    const auto keep = mel_mask.to(x.options()).unsqueeze(2);  // [B, F, 1]
+    const auto frames = keep.sum(1, /*keepdim=*/true).clamp_min(1.0);
+    const auto mean = (x * keep).sum(1, true) / frames;
+    const auto variance = ((x - mean).pow(2) * keep).sum(1, true) / frames;
+    return (x - mean) * torch::rsqrt(variance + 1e-5) * keep;
+  }
+
   AlignerOptions options_;
   torch::nn::Embedding embedding_{nullptr};
   torch::nn::Sequential text_;

@@ -38,7 +38,8 @@ inline KokoroModelOptions model_options(const ModelSection& model, std::int64_t 
 inline align::AlignerOptions aligner_options(const AlignmentSection& alignment) {
   return {.embedding_dim = alignment.embedding_dim,
           .channels = alignment.channels,
-          .temperature = alignment.temperature};
+          .temperature = alignment.temperature,
+          .normalize_mels = alignment.normalize_mels};
 }
 
 /// The binarization loss's weight in `epoch` (0-based): 0 for
