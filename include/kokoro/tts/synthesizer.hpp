@@ -69,6 +69,13 @@ inline std::filesystem::path run_file(const std::filesystem::path& file, const c
   return {};
 }
 
+/// A run saved before alignment.normalize_mels existed trained its aligner
+/// on the log-mels as they are: it must read them so again.
+inline void keep_old_aligner_input(TtsConfig& config, const std::string& saved_yaml) {
+  if (saved_yaml.find("normalize_mels") == std::string::npos)
+    config.alignment.normalize_mels = false;
+}
+
 }  // namespace detail::synthesis
 
 /// What a checkpoint of a TTS run holds (kokoro-train's, or kokoro-align's
@@ -80,17 +87,6 @@ struct TtsCheckpoint {
   IValueDict weights;
   std::int64_t global_step = -1;  ///< -1: not recorded
 };
-
-namespace detail::synthesis {
-
-/// A run saved before alignment.normalize_mels existed trained its aligner
-/// on the log-mels as they are: it must read them so again.
-inline void keep_old_aligner_input(TtsConfig& config, const std::string& saved_yaml) {
-  if (saved_yaml.find("normalize_mels") == std::string::npos)
-    config.alignment.normalize_mels = false;
-}
-
-}  // namespace detail::synthesis
 
 /// Reads `checkpoint`: a full checkpoint, or model_weights.pt in its run
 /// folder (run.yaml and phonemes.txt beside it or above). Throws
@@ -155,12 +151,13 @@ inline TtsCheckpoint read_tts_checkpoint(const std::filesystem::path& checkpoint
           "run's final.pt instead, or keep model_weights.pt in its run folder",
           source, yaml.empty() ? "run.yaml" : "phonemes.txt"));
     }
+    // Read once: applied over the defaults, and looked at for what it predates.
+    std::ifstream in(yaml);
+    if (!in) throw Error(fmt::format("{}: cannot open the run's configuration", yaml.string()));
+    const std::string text(std::istreambuf_iterator<char>(in), {});
     try {
-      config = load_config<TtsConfig>(yaml);
-      std::ifstream in(yaml);
-      detail::synthesis::keep_old_aligner_input(
-          config,
-          std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()));
+      apply_yaml(config, text, yaml.string());
+      detail::synthesis::keep_old_aligner_input(config, text);
     } catch (const std::exception& e) {
       throw Error(fmt::format("{}: not one of this build's TTS configurations: {}", yaml.string(),
                               e.what()));
