@@ -705,6 +705,46 @@ TEST_CASE("with learned durations the path's durations regulate the model, and t
   fs::remove_all(dir);
 }
 
+TEST_CASE(
+    "the aligner learns in a parameter group of its own at alignment.learning_rate, which the "
+    "schedule moves with the model's") {
+  const auto dir = test::scratch_dir("tts-aligner-group");
+  auto config = test::tiny_tts_config(dir);
+  config.training.epochs = 1;
+  config.data.durations = "learned";
+  config.training.learning_rate = 1e-4;
+  config.alignment.learning_rate = 3e-3;
+  config.logging.run_name = "groups";
+  AlignTrainer trainer(config);
+  auto& model = trainer.task().kokoro_model();
+  auto& groups = trainer.optimizer().param_groups();
+  REQUIRE(groups.size() == 2);
+  const auto aligner = model->aligner()->parameters();
+  REQUIRE(groups[1].params().size() == aligner.size());
+  for (std::size_t i = 0; i < aligner.size(); ++i) CHECK(groups[1].params()[i].is_same(aligner[i]));
+  CHECK(groups[0].params().size() + aligner.size() == model->parameters().size());
+  // Both groups at the same point of the schedule: the same share of the
+  // way from each base rate down to its floor.
+  const auto before = aligner.front().detach().clone();
+  trainer.fit();
+  CHECK(!aligner.front().detach().equal(before));
+  const double floor = config.training.min_learning_rate;
+  const double model_share = (groups[0].options().get_lr() - floor) / (1e-4 - floor);
+  const double aligner_share = (groups[1].options().get_lr() - floor) / (3e-3 - floor);
+  CHECK(model_share < 1.0);  // the schedule has moved
+  CHECK(model_share > 0.0);
+  CHECK(aligner_share == doctest::Approx(model_share).epsilon(1e-9));
+  // 0: one group, the model's rate for all, as runs before the option had it.
+  auto one = test::tiny_tts_config(dir / "one");
+  one.data.durations = "learned";
+  one.alignment.learning_rate = 0.0;
+  AlignTrainer single(one);
+  CHECK(single.optimizer().param_groups().size() == 1);
+  CHECK(single.optimizer().param_groups()[0].params().size() ==
+        single.task().kokoro_model()->parameters().size());
+  fs::remove_all(dir);
+}
+
 TEST_CASE("with durations auto a clip's usable TextGrid wins, the aligner takes the rest, and a corpus aligned throughout builds no aligner") {
   const auto dir = test::scratch_dir("tts-auto-durations");
   fs::create_directories(dir);

@@ -175,6 +175,78 @@ TEST_CASE("bad clips are skipped, named and counted, the rest of the corpus trai
   fs::remove_all(cache);
 }
 
+TEST_CASE(
+    "clips spoken at an implausible rate for their corpus are skipped and named: a recording cut "
+    "short, a text longer or shorter than what was said") {
+  const auto root = test::scratch_dir("tts-rate-corpus");
+  const auto ids = copy_of_tiny_corpus(root);
+  // Twice the tiny corpus (16 clips: the check needs 10), each copy its own clip.
+  {
+    std::ifstream in(root / "metadata.csv");
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    std::ofstream out(root / "metadata.csv", std::ios::app);
+    for (const auto& line : lines) out << "B-" << line << "\n";
+    for (const auto& id : ids)
+      fs::copy_file(root / "wavs" / (id + ".wav"), root / "wavs" / ("B-" + id + ".wav"));
+  }
+  // B-clip 0: the audio cut to its first third. B-clip 1: three times the
+  // silence after it. Clip 2 keeps its audio, but its text is read three times over.
+  const auto wav0 = root / "wavs" / ("B-" + ids[0] + ".wav");
+  auto cut = load_audio(wav0, 22050);
+  cut.resize(cut.size() / 3);
+  save_wav(wav0, cut, 22050);
+  const auto wav1 = root / "wavs" / ("B-" + ids[1] + ".wav");
+  auto padded = load_audio(wav1, 22050);
+  padded.resize(padded.size() * 3, 0.0f);
+  save_wav(wav1, padded, 22050);
+  {
+    std::ifstream in(root / "metadata.csv");
+    std::string all, line;
+    while (std::getline(in, line)) {
+      if (line.rfind(ids[2] + "|", 0) == 0) {
+        const auto text = line.substr(line.rfind('|') + 1);
+        line = ids[2] + "|" + text + " " + text + " " + text + "|" + text + " " + text + " " + text;
+      }
+      all += line + "\n";
+    }
+    std::ofstream(root / "metadata.csv", std::ios::trunc) << all;
+  }
+  auto config = corpus_config();
+  config.data.durations = "learned";  // the TextGrids no longer fit the texts: beside the point
+  const auto cache = test::scratch_dir("tts-rate-cache");
+  const EnglishPhonemeProcessor processor;
+  const auto corpus = prepare_corpus(config, processor, root, cache);
+  const auto& r = corpus.report;
+  CHECK(r.listed == 16);
+  CHECK(r.usable == 13);
+  REQUIRE(r.skipped.count("speaking rate") == 1);
+  CHECK(r.skipped.at("speaking rate") == 3);
+  auto message_of = [&](const std::string& file) -> std::string {
+    for (const auto& m : r.messages) {
+      if (m.find(file) != std::string::npos) return m;
+    }
+    return "";
+  };
+  CHECK(message_of("B-" + ids[0] + ".wav").find("times faster") != std::string::npos);
+  CHECK(message_of("B-" + ids[1] + ".wav").find("times slower") != std::string::npos);
+  CHECK(message_of("/" + ids[2] + ".wav").find("times faster") != std::string::npos);
+  CHECK(message_of("/" + ids[2] + ".wav").find("data.speaking_rate_limit") != std::string::npos);
+  for (const auto* set : {&corpus.train, &corpus.validation}) {
+    for (const auto& c : *set) CHECK(c.id != ids[2]);
+  }
+  // 0 keeps them all; a limit past their factor (3) keeps them too.
+  config.data.speaking_rate_limit = 0.0;
+  CHECK(prepare_corpus(config, processor, root, cache).report.usable == 16);
+  config.data.speaking_rate_limit = 4.0;
+  CHECK(prepare_corpus(config, processor, root, cache).report.usable == 16);
+  // Under 10 clips no median is trusted: the tiny corpus alone loses none.
+  config.data.speaking_rate_limit = 1.6;
+  CHECK(prepare_corpus(config, processor, tiny_corpus(), cache).report.usable == 8);
+  fs::remove_all(root);
+  fs::remove_all(cache);
+}
+
 TEST_CASE("a TextGrid a little longer than its audio aligns, one far longer is a mismatch") {
   const auto root = test::scratch_dir("tts-long-grids");
   const auto ids = copy_of_tiny_corpus(root);

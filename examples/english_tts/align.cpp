@@ -196,6 +196,9 @@ int main(int argc, char** argv) {
                          ? *checkpoint_processor
                          : tts::EnglishPhonemeProcessor::for_phoneme_set(config.data.phoneme_set);
     const auto corpus = tts::prepare_corpus(config, processor, data_dir, cache, {}, true);
+    // The clips it leaves out (unreadable, spoken at an implausible rate)
+    // get no grid: say how many and where each one's reason is.
+    std::fprintf(stderr, "kokoro-align: %s\n", corpus.report.summary().c_str());
     align::AlignmentPriorCache priors(config.alignment.prior_scaling);
     fs::create_directories(out_dir);
     const auto clips = all_clips(corpus);
@@ -256,6 +259,10 @@ int main(int argc, char** argv) {
     std::printf("kokoro-align: %lld TextGrids in %s (%lld clips failed) in %.1f s\n",
                 static_cast<long long>(written), out_dir.c_str(), static_cast<long long>(failed),
                 seconds);
+    if (const auto skipped = corpus.report.skipped_total(); skipped > 0) {
+      std::printf("  %lld clips left out, each named with its reason in %s\n",
+                  static_cast<long long>(skipped), (corpus.cache_dir / "report.txt").c_str());
+    }
     std::printf(
         "  alignment health: %lld of %lld clips walk the diagonal (each frame's most likely "
         "phoneme never steps back or skips one, pauses aside), mean forward-sum loss %.3f\n",

@@ -295,8 +295,10 @@ inline void load_optimizer_state_dict(torch::optim::Optimizer& optimizer, const 
   const auto state = dict_at(saved, "state", source).toGenericDict();
   auto& mine = optimizer.param_groups();
   if (groups.size() != mine.size()) {
-    throw Error(fmt::format("{}: the optimizer has {} parameter groups, the checkpoint {}", source,
-                            mine.size(), groups.size()));
+    throw Error(
+        fmt::format("{}: the optimizer has {} parameter groups, the checkpoint {} (an "
+                    "option that groups the parameters differs from the saved run's)",
+                    source, mine.size(), groups.size()));
   }
   for (std::size_t i = 0; i < mine.size(); ++i) {
     const auto n = groups.get(i).toGenericDict().at("params").toList().size();

@@ -29,6 +29,7 @@
 
 #include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
+#include <torch/optim/adamw.h>
 
 #include <fmt/format.h>
 
@@ -96,6 +97,34 @@ class EnglishTtsTask {
   }
 
   torch::nn::Module& model() { return *model_; }
+
+  /// AdamW, as the Trainer's default, with the aligner (when the model
+  /// carries it and alignment.learning_rate is set) in a parameter group of
+  /// its own at that rate. It must find the alignment while the decoder is
+  /// young, and learns best near 1e-2, a rate that would upset the
+  /// Transformers; the run's schedule scales both groups alike.
+  std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainingConfig& run) {
+    const auto& t = run.training;
+    auto options = [&](double lr) {
+      return torch::optim::AdamWOptions(lr)
+          .betas({t.adam_beta1, t.adam_beta2})
+          .eps(t.adam_eps)
+          .weight_decay(t.weight_decay);
+    };
+    if (!model_->has_aligner() || config_.alignment.learning_rate <= 0.0) {
+      return std::make_unique<torch::optim::AdamW>(model_->parameters(), options(t.learning_rate));
+    }
+    std::vector<torch::Tensor> decoder_side, aligner;
+    for (const auto& item : model_->named_parameters()) {
+      (item.key().starts_with("aligner.") ? aligner : decoder_side).push_back(item.value());
+    }
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(std::move(decoder_side),
+                        std::make_unique<torch::optim::AdamWOptions>(options(t.learning_rate)));
+    groups.emplace_back(std::move(aligner), std::make_unique<torch::optim::AdamWOptions>(
+                                                options(config_.alignment.learning_rate)));
+    return std::make_unique<torch::optim::AdamW>(std::move(groups), options(t.learning_rate));
+  }
   KokoroModel& kokoro_model() { return model_; }
   const EnglishPhonemeProcessor& processor() const { return processor_; }
   const TtsData& data() const { return *data_; }

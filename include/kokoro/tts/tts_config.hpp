@@ -35,9 +35,18 @@ struct DataSection {
   std::string phoneme_set = "espeak";
   double alignment_min_match = 0.5;
   double alignment_tolerance_ms = 100.0;
+  double speaking_rate_limit = 1.6;
   std::int64_t demo_clips = 300;
 
   friend bool operator==(const DataSection&, const DataSection&) = default;
+
+  void check(std::vector<ConfigProblem>& problems) const {
+    if (speaking_rate_limit > 0.0 && speaking_rate_limit <= 1.0) {
+      problems.push_back({"data.speaking_rate_limit",
+                          fmt::format("must be 0 (off) or over 1, a factor off the median (got {})",
+                                      speaking_rate_limit)});
+    }
+  }
 
   template <class Self, class Visitor>
   static void fields(Self& s, Visitor&& v) {
@@ -85,6 +94,11 @@ struct DataSection {
     v("alignment_tolerance_ms", s.alignment_tolerance_ms,
       "a TextGrid may end this far from the end of its audio (the difference goes to the edge "
       "silences)",
+      rule::non_negative);
+    v("speaking_rate_limit", s.speaking_rate_limit,
+      "skip clips spoken over this many times faster or slower than the corpus's median "
+      "(phonemes a second, once it has 10 clips): a recording cut short, or a text that is not "
+      "what was said (0: keep every clip)",
       rule::non_negative);
     v("demo_clips", s.demo_clips,
       "clips in kokoro-train's built-in demo corpus (used when data_dir is empty)", rule::positive);
@@ -214,6 +228,7 @@ struct AlignmentSection {
   std::int64_t channels = 80;
   double temperature = 0.0005;
   bool normalize_mels = true;
+  double learning_rate = 1e-2;
   double prior_scaling = 1.0;
   double ctc_weight = 1.0;
   double binarization_weight = 1.0;
@@ -232,6 +247,11 @@ struct AlignmentSection {
     v("normalize_mels", s.normalize_mels,
       "each clip's mel channels to zero mean and unit variance before the aligner's mel "
       "encoder (speakers and microphones alike to it)");
+    v("learning_rate", s.learning_rate,
+      "the aligner's own learning rate, in a parameter group of its own that follows the "
+      "run's schedule (it needs far more than the model: alone it learns best near 1e-2); 0: "
+      "training.learning_rate, in the model's group, as runs before this option had it",
+      rule::non_negative);
     v("prior_scaling", s.prior_scaling,
       "sharpness of the beta-binomial prior that keeps a young aligner near the diagonal",
       rule::positive);

@@ -203,6 +203,31 @@ struct Outcome {
   bool computed = false;
 };
 
+/// Phonemes (tokens) a second of audio: the speaking rate of a clip.
+inline double speaking_rate(const CacheHeader& h, const AudioSection& audio) {
+  const double seconds =
+      static_cast<double>(h.frames * audio.hop_length) / static_cast<double>(audio.sample_rate);
+  return seconds > 0.0 ? static_cast<double>(h.tokens) / seconds : 0.0;
+}
+
+/// The clips a speaking-rate check needs before it trusts their median.
+inline constexpr std::size_t kSpeakingRateClips = 10;
+
+/// The median speaking rate of the usable clips not cut to audio.max_frames
+/// (whose rate says nothing of how they were spoken); 0 below
+/// kSpeakingRateClips of them.
+inline double median_speaking_rate(const std::vector<Outcome>& outcomes,
+                                   const AudioSection& audio) {
+  std::vector<double> rates;
+  for (const auto& o : outcomes) {
+    if (o.usable && !(o.header.flags & kTruncated)) rates.push_back(speaking_rate(o.header, audio));
+  }
+  if (rates.size() < kSpeakingRateClips) return 0.0;
+  const auto middle = rates.begin() + static_cast<std::ptrdiff_t>(rates.size() / 2);
+  std::nth_element(rates.begin(), middle, rates.end());
+  return *middle;
+}
+
 }  // namespace detail::corpus
 
 /// Where a run keeps its corpus's features: data.cache_dir, else
@@ -404,9 +429,28 @@ inline PreparedCorpus prepare_corpus(const TtsConfig& config,
     progress.report(utterances.size(), utterances.size());
   }
 
+  // A clip spoken far faster or slower than the rest of its corpus was cut
+  // short, or its text is not what was said: either teaches the aligner and
+  // the duration predictor a falsehood.
+  const double median_rate =
+      data.speaking_rate_limit > 0.0 ? detail::corpus::median_speaking_rate(outcomes, audio) : 0.0;
   std::vector<CorpusClip> usable;
   for (std::size_t i = 0; i < utterances.size(); ++i) {
-    const auto& o = outcomes[i];
+    auto& o = outcomes[i];
+    if (o.usable && median_rate > 0.0 && !(o.header.flags & kTruncated)) {
+      const double rate = detail::corpus::speaking_rate(o.header, audio);
+      const double factor = std::max(rate / median_rate, median_rate / rate);
+      if (factor > data.speaking_rate_limit) {
+        o.usable = false;
+        o.skip_reason = "speaking rate";
+        o.message = fmt::format(
+            "{}: {:.1f} phonemes a second, {:.1f} times {} than the corpus's median {:.1f} "
+            "(over data.speaking_rate_limit = {}): a recording cut short, or a text that is "
+            "not what was said",
+            utterances[i].audio.string(), rate, factor, rate > median_rate ? "faster" : "slower",
+            median_rate, data.speaking_rate_limit);
+      }
+    }
     if (!o.message.empty()) report.messages.push_back(o.message);
     if (!o.usable) {
       ++report.skipped[o.skip_reason];
