@@ -28,7 +28,6 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,14 +63,16 @@ std::vector<tts::CorpusClip> all_clips(const tts::PreparedCorpus& corpus) {
 constexpr std::int64_t kBinarizationStartSteps = 2000;
 constexpr std::int64_t kBinarizationRampSteps = 500;
 
-/// Batches an epoch of the corpus in `data_dir` makes: its metadata.csv's
-/// lines over the batch size (clips refused later make it a little less).
-std::int64_t steps_per_epoch(const std::string& data_dir, std::int64_t batch_size) {
-  std::ifstream in(fs::path(data_dir) / "metadata.csv");
-  std::int64_t lines = 0;
-  for (std::string line; std::getline(in, line);) lines += line.empty() ? 0 : 1;
-  return std::max<std::int64_t>(1,
-                                (lines + batch_size - 1) / std::max<std::int64_t>(1, batch_size));
+/// Batches an epoch of the corpus in `data_dir` makes under `config` (its
+/// overrides applied): its usable clips over the batch size. The corpus is
+/// prepared where the trainer will look for it, which then finds it cached.
+std::int64_t steps_per_epoch(const tts::TtsConfig& config, const std::string& data_dir) {
+  const auto processor = tts::EnglishPhonemeProcessor::for_phoneme_set(config.data.phoneme_set);
+  const auto corpus =
+      tts::prepare_corpus(config, processor, data_dir, tts::corpus_cache_dir(config));
+  const auto clips = static_cast<std::int64_t>(corpus.train.size() + corpus.validation.size());
+  const auto batch = std::max<std::int64_t>(1, config.training.batch_size);
+  return std::max<std::int64_t>(1, (clips + batch - 1) / batch);
 }
 
 /// Whole epochs that take at least `steps` steps of `per_epoch` each.
@@ -161,9 +162,6 @@ int main(int argc, char** argv) {
       config.training.learning_rate = 1e-2;
       config.training.scheduler = "constant";
       config.training.warmup_steps = 0;
-      const auto steps = steps_per_epoch(data_dir, config.training.batch_size);
-      config.alignment.binarization_start_epochs = epochs_for(kBinarizationStartSteps, steps);
-      config.alignment.binarization_ramp_epochs = epochs_for(kBinarizationRampSteps, steps);
       config.data.validation_split = 0.0;
       // The aligner is kept (<out>/.aligner/aligner/checkpoints/final.pt), so
       // that --checkpoint writes grids again without training it again.
@@ -179,6 +177,14 @@ int main(int argc, char** argv) {
     config.data.durations = "learned";
     config.hardware.device = device.is_cuda() ? "cuda" : "cpu";
     kokoro::apply_overrides(config, overrides);
+    if (checkpoint.empty()) {
+      // Steps, counted in the epochs the schedule takes, over the clips the
+      // corpus keeps; an override of them still wins.
+      const auto steps = steps_per_epoch(config, data_dir);
+      config.alignment.binarization_start_epochs = epochs_for(kBinarizationStartSteps, steps);
+      config.alignment.binarization_ramp_epochs = epochs_for(kBinarizationRampSteps, steps);
+      kokoro::apply_overrides(config, overrides);
+    }
     if (aligner.is_empty()) {
       AlignerTrainer trainer(config);
       const auto summary = trainer.fit();
