@@ -745,6 +745,50 @@ TEST_CASE(
   fs::remove_all(dir);
 }
 
+TEST_CASE(
+    "a run on learned durations stopped and resumed ends with a straight run's weights, the "
+    "aligner's group included; a run of one group is refused by name") {
+  const auto dir = test::scratch_dir("tts-learned-resume");
+  auto learned = [&](const fs::path& out) {
+    auto c = test::tiny_tts_config(out);
+    c.data.durations = "learned";
+    c.training.epochs = 10;
+    c.alignment.binarization_start_epochs = 1;  // the stop falls inside the ramp
+    c.alignment.binarization_ramp_epochs = 2;
+    c.logging.checkpoints = true;
+    return c;
+  };
+  auto straight_config = learned(dir / "straight");
+  straight_config.training.max_steps = 6;
+  AlignTrainer straight(straight_config);
+  straight.fit();
+
+  auto config = learned(dir / "resumed");
+  config.training.max_steps = 3;  // the middle of the second epoch (2 batches an epoch)
+  {
+    AlignTrainer first(config);
+    first.fit();
+  }
+  config.training.max_steps = 6;
+  config.training.resume = "auto";
+  {
+    AlignTrainer resumed(config);
+    REQUIRE(resumed.optimizer().param_groups().size() == 2);
+    CHECK(resumed.global_step() == 3);
+    resumed.fit();
+    const auto p1 = test::params_of(straight.task().model());
+    const auto p2 = test::params_of(resumed.task().model());
+    REQUIRE(p1.size() == p2.size());
+    for (std::size_t i = 0; i < p1.size(); ++i) CHECK(torch::equal(p1[i], p2[i]));
+  }
+  // The same run resumed with the aligner in the model's group: the
+  // checkpoint's two groups do not fit one, and the error says so.
+  config.alignment.learning_rate = 0.0;
+  config.training.max_steps = 8;
+  CHECK_THROWS_WITH_AS(AlignTrainer{config}, doctest::Contains("parameter groups"), Error);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("with durations auto a clip's usable TextGrid wins, the aligner takes the rest, and a corpus aligned throughout builds no aligner") {
   const auto dir = test::scratch_dir("tts-auto-durations");
   fs::create_directories(dir);
