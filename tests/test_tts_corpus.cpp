@@ -240,6 +240,11 @@ TEST_CASE(
   CHECK(prepare_corpus(config, processor, root, cache).report.usable == 16);
   config.data.speaking_rate_limit = 4.0;
   CHECK(prepare_corpus(config, processor, root, cache).report.usable == 16);
+  // A factor of 1 or under would leave out all but the median clip: refused, by name.
+  config.data.speaking_rate_limit = 0.8;
+  const auto problems = validate(config);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].field == "data.speaking_rate_limit");
   // Under 10 clips no median is trusted: the tiny corpus alone loses none.
   config.data.speaking_rate_limit = 1.6;
   CHECK(prepare_corpus(config, processor, tiny_corpus(), cache).report.usable == 8);
