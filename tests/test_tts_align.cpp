@@ -747,7 +747,7 @@ TEST_CASE(
 
 TEST_CASE(
     "a run on learned durations stopped and resumed ends with a straight run's weights, the "
-    "aligner's group included; a run of one group is refused by name") {
+    "aligner's group included, and a run of one group is refused by name") {
   const auto dir = test::scratch_dir("tts-learned-resume");
   auto learned = [&](const fs::path& out) {
     auto c = test::tiny_tts_config(out);
