@@ -125,6 +125,44 @@ TEST_CASE("audio files are read as mono at the configured rate, bad files are na
   fs::remove_all(dir);
 }
 
+TEST_CASE(
+    "audio is read in blocks up to a length limit: a long file whole, a longer one and an odd "
+    "sample rate refused by name") {
+  const auto dir = test::scratch_dir("tts-audio-limits");
+  fs::create_directories(dir);
+  // 3 s of 3 channels at 48 kHz: 432000 samples, several blocks of 64k.
+  const auto tone = sine(440, 48000, 3 * 48000);
+  std::vector<float> interleaved;
+  for (const float s : tone) {
+    interleaved.push_back(s);
+    interleaved.push_back(-s);
+    interleaved.push_back(s);
+  }
+  write_wav(dir / "long.wav", interleaved, 48000, 3);
+  AudioInfo info;
+  const auto mono = load_audio(dir / "long.wav", 48000, &info, 3.0);
+  REQUIRE(mono.size() == tone.size());
+  CHECK(info.frames == 3 * 48000);
+  std::vector<float> third(tone.size());
+  for (std::size_t i = 0; i < tone.size(); ++i) third[i] = tone[i] / 3.0f;
+  CHECK(max_error(mono, third, 0, tone.size()) < 1e-4);  // the last block's samples too
+  try {
+    load_audio(dir / "long.wav", 22050, nullptr, 2.5);
+    FAIL("3 s of audio read under a 2.5 s limit");
+  } catch (const kokoro::Error& e) {
+    CHECK(std::string(e.what()).find("long.wav") != std::string::npos);
+    CHECK(std::string(e.what()).find("3.0 s of audio") != std::string::npos);
+  }
+  write_wav(dir / "slow.wav", sine(10, 500, 500), 500, 1);
+  try {
+    load_audio(dir / "slow.wav", 22050);
+    FAIL("a 500 Hz file was read");
+  } catch (const kokoro::Error& e) {
+    CHECK(std::string(e.what()).find("slow.wav: a sample rate of 500 Hz") != std::string::npos);
+  }
+  fs::remove_all(dir);
+}
+
 TEST_CASE("the Slaney mel scale is linear to 1 kHz and logarithmic above") {
   CHECK(hz_to_mel_slaney(200) == doctest::Approx(3.0));
   CHECK(hz_to_mel_slaney(1000) == doctest::Approx(15.0));

@@ -304,6 +304,11 @@ TEST_CASE("whitespace collapses, and case and punctuation otherwise stay") {
   CHECK(normalize_english("caf\xC3\xA9 \"quoted\"") == "caf\xC3\xA9 \"quoted\"");
   CHECK(normalize_english("") == "");
   CHECK(normalize_english("   ") == "");
+  // Control characters are no text to speak: they separate words as spaces do.
+  CHECK(normalize_english(std::string("a\0b\x01"
+                                      "c\x7F"
+                                      "d\x1B",
+                                      8)) == "a b c d");
 }
 
 TEST_CASE("a sentence mixing the rules") {
@@ -789,6 +794,14 @@ TEST_CASE("a shorter mel takes frames from the end without going negative") {
   CHECK(tts::frame_durations(tier, 1000, 10, 28) == std::vector<std::int64_t>{10, 10, 8});
   CHECK(tts::frame_durations(tier, 1000, 10, 17) == std::vector<std::int64_t>{10, 7, 0});
   CHECK(tts::frame_durations(tier, 1000, 10, 0) == std::vector<std::int64_t>{0, 0, 0});
+}
+
+TEST_CASE("a time beyond 2^53 frames is refused by name, not converted") {
+  CHECK(tts::time_to_frame(3600.0, 22050, 256) == 310078);
+  CHECK(error_of([] { tts::time_to_frame(1e119, 22050, 256); }).find("out of range") !=
+        std::string::npos);
+  CHECK(error_of([] { tts::time_to_frame(-1e30, 22050, 256); }).find("out of range") !=
+        std::string::npos);
 }
 
 TEST_CASE("frame_durations rejects what it cannot honour") {

@@ -49,7 +49,9 @@ inline c10::IValue dict_at(const IValueDict& dict, const std::string& key,
 
 inline c10::IValue to_ivalue(const StateDict& state) {
   auto dict = make_ivalue_dict();
-  for (const auto& [key, value] : state) {
+  for (const auto& entry : state) {
+    // A name, not a structured binding: clang before 16 cannot capture one.
+    const auto& key = entry.first;
     std::visit(
         [&](const auto& v) {
           using T = std::decay_t<decltype(v)>;
@@ -63,7 +65,7 @@ inline c10::IValue to_ivalue(const StateDict& state) {
             dict.insert(key, v);
           }
         },
-        value);
+        entry.second);
   }
   return dict;
 }

@@ -38,11 +38,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -50,6 +53,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <variant>
@@ -143,6 +147,157 @@ struct Upload {
   std::filesystem::path file;  ///< used when set
   int attempts = 0;
 };
+
+/// A number of the reply as an int64: nullopt for anything else, and for a
+/// float that is not a whole number within int64's range (converting one
+/// would be undefined).
+inline std::optional<std::int64_t> whole_number(const Json& field) {
+  if (field.is_number_integer()) {
+    if (field.is_number_unsigned() &&
+        field.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
+      return std::nullopt;
+    }
+    return field.get<std::int64_t>();
+  }
+  if (!field.is_number_float()) return std::nullopt;
+  const double value = field.get<double>();
+  // 2^63 is exactly representable; anything at or above it is out of range.
+  if (!(value >= -9223372036854775808.0 && value < 9223372036854775808.0)) return std::nullopt;
+  if (std::trunc(value) != value) return std::nullopt;
+  return static_cast<std::int64_t>(value);
+}
+
+/// A JSON text held in a string field (W&B's JSONString), parsed; null when
+/// the field is no string or its text no JSON.
+inline Json json_in_string(const Json& field) {
+  if (!field.is_string()) return Json();
+  auto parsed = Json::parse(field.get_ref<const std::string&>(), nullptr, false);
+  return parsed.is_discarded() ? Json() : parsed;
+}
+
+/// The value the keys of `path` lead to from `reply`, or nullptr where
+/// there is none (a missing key, a value that is no object on the way).
+inline const Json* object_at(const Json& reply, std::initializer_list<const char*> path) {
+  const Json* at = &reply;
+  for (const char* key : path) {
+    if (!at->is_object()) return nullptr;
+    const auto it = at->find(key);
+    if (it == at->end()) return nullptr;
+    at = &*it;
+  }
+  return at;
+}
+
+/// What the server says of a run being resumed (RunResumeStatus).
+struct ResumeReply {
+  bool exists = false;             ///< false: a new run
+  std::int64_t history_lines = 0;  ///< lines the run's history holds
+  std::int64_t first_step = 0;     ///< the step the next line takes
+  double runtime = 0.0;            ///< seconds the run has run
+  Json summary;                    ///< its summary (an object, or null)
+};
+
+/// Reads the RunResumeStatus reply `body`; nullopt when it is not a JSON
+/// object. Fields of another type than expected are taken as absent.
+inline std::optional<ResumeReply> read_resume_reply(std::string_view body) {
+  const auto reply = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (reply.is_discarded() || !reply.is_object()) return std::nullopt;
+  ResumeReply out;
+  const Json* bucket = object_at(reply, {"data", "model", "bucket"});
+  if (!bucket || !bucket->is_object()) return out;
+  out.exists = true;
+  if (const auto it = bucket->find("historyLineCount"); it != bucket->end()) {
+    if (const auto lines = whole_number(*it); lines && *lines >= 0) out.history_lines = *lines;
+  }
+  out.first_step = out.history_lines;
+  auto finite = [](const Json& field) {
+    return field.is_number() && std::isfinite(field.get<double>());
+  };
+  if (const auto it = bucket->find("historyTail"); it != bucket->end()) {
+    const auto tail = json_in_string(*it);
+    if (tail.is_array() && !tail.empty()) {
+      const auto last = tail.back().is_string() ? json_in_string(tail.back()) : tail.back();
+      if (last.is_object()) {
+        if (const auto step = last.find("_step"); step != last.end()) {
+          if (const auto n = whole_number(*step); n && *n >= 0 && *n < INT64_MAX) {
+            out.first_step = *n + 1;
+          }
+        }
+        if (const auto runtime = last.find("_runtime"); runtime != last.end() && finite(*runtime)) {
+          out.runtime = runtime->get<double>();
+        }
+      }
+    }
+  }
+  if (const auto it = bucket->find("summaryMetrics"); it != bucket->end()) {
+    auto summary = json_in_string(*it);
+    if (summary.is_object()) {
+      if (const auto runtime = summary.find("_runtime");
+          runtime != summary.end() && finite(*runtime)) {
+        out.runtime = std::max(out.runtime, runtime->get<double>());
+      }
+      out.summary = std::move(summary);
+    }
+  }
+  return out;
+}
+
+/// What the server says to the run's creation (UpsertBucket).
+struct RunReply {
+  std::string error;   ///< why it failed; empty when it did not
+  std::string entity;  ///< the entity the run belongs to
+};
+
+inline RunReply read_run_reply(std::string_view body) {
+  const auto reply = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  RunReply out;
+  if (reply.is_discarded() || !reply.is_object()) {
+    out.error = "run creation: the reply is not a JSON object";
+    return out;
+  }
+  if (const auto errors = reply.find("errors");
+      errors != reply.end() && errors->is_array() && !errors->empty()) {
+    const auto& first = errors->front();
+    const Json* message = object_at(first, {"message"});
+    out.error = "run creation refused: " +
+                (message && message->is_string() ? message->get<std::string>() : std::string("?"));
+    return out;
+  }
+  const Json* entity =
+      object_at(reply, {"data", "upsertBucket", "bucket", "project", "entity", "name"});
+  if (entity && entity->is_string()) out.entity = entity->get<std::string>();
+  if (out.entity.empty()) out.error = "run creation: the reply names no entity; set WANDB_ENTITY";
+  return out;
+}
+
+/// Where the run's files go (the upload-URL query's reply): a URL per file
+/// name, and the headers every upload sends.
+struct UploadReply {
+  std::map<std::string, std::string> urls;
+  std::vector<std::string> headers;
+};
+
+inline UploadReply read_upload_reply(std::string_view body) {
+  const auto reply = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  UploadReply out;
+  const Json* files = object_at(reply, {"data", "model", "bucket", "files"});
+  if (!files || !files->is_object()) return out;
+  if (const auto h = files->find("uploadHeaders"); h != files->end() && h->is_array()) {
+    for (const auto& header : *h) {
+      if (header.is_string()) out.headers.push_back(header.get<std::string>());
+    }
+  }
+  if (const auto edges = files->find("edges"); edges != files->end() && edges->is_array()) {
+    for (const auto& edge : *edges) {
+      const Json* name = object_at(edge, {"node", "name"});
+      const Json* url = object_at(edge, {"node", "url"});
+      if (name && name->is_string() && url && url->is_string()) {
+        out.urls[name->get<std::string>()] = url->get<std::string>();
+      }
+    }
+  }
+  return out;
+}
 
 }  // namespace detail::wandb
 
@@ -349,44 +504,18 @@ class Stream {
         post(settings_.base_url + "/graphql",
              detail::dump(Json{{"query", query}, {"variables", std::move(variables)}}));
     if (!response.ok()) return false;
-    const auto reply = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
-    static const Json::json_pointer bucket_at("/data/model/bucket");
+    const auto reply = detail::wandb::read_resume_reply(response.body);
     std::lock_guard lock(mutex_);
-    if (reply.is_discarded() || !reply.is_object()) {
+    if (!reply) {
       stats_.last_error = "resume: the reply is not a JSON object";
       return false;
     }
     resumed_ = true;
-    if (!reply.contains(bucket_at) || !reply[bucket_at].is_object()) return true;  // a new run
-    const auto& bucket = reply[bucket_at];
-    if (bucket.contains("historyLineCount") && bucket["historyLineCount"].is_number_integer()) {
-      stats_.resumed_lines = bucket["historyLineCount"].get<std::int64_t>();
-    }
-    stats_.first_step = stats_.resumed_lines;
-    auto parsed = [](const Json& field) {
-      return field.is_string() ? Json::parse(field.get<std::string>(), nullptr, false) : Json();
-    };
-    if (bucket.contains("historyTail")) {
-      const auto tail = parsed(bucket["historyTail"]);
-      if (tail.is_array() && !tail.empty()) {
-        const auto last = tail.back().is_string() ? parsed(tail.back()) : tail.back();
-        if (last.is_object() && last.contains("_step") && last["_step"].is_number()) {
-          stats_.first_step = last["_step"].get<std::int64_t>() + 1;
-        }
-        if (last.is_object() && last.contains("_runtime") && last["_runtime"].is_number()) {
-          runtime_base_ = last["_runtime"].get<double>();
-        }
-      }
-    }
-    if (bucket.contains("summaryMetrics")) {
-      const auto summary = parsed(bucket["summaryMetrics"]);
-      if (summary.is_object()) {
-        summary_base_ = summary;
-        if (summary.contains("_runtime") && summary["_runtime"].is_number()) {
-          runtime_base_ = std::max(runtime_base_, summary["_runtime"].get<double>());
-        }
-      }
-    }
+    if (!reply->exists) return true;  // a new run
+    stats_.resumed_lines = reply->history_lines;
+    stats_.first_step = reply->first_step;
+    runtime_base_ = reply->runtime;
+    if (reply->summary.is_object()) summary_base_ = reply->summary;
     return true;
   }
 
@@ -411,31 +540,14 @@ class Stream {
         post(settings_.base_url + "/graphql",
              detail::dump(Json{{"query", mutation}, {"variables", std::move(variables)}}));
     if (!response.ok()) return false;
-    const auto reply = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    const auto reply = detail::wandb::read_run_reply(response.body);
     std::lock_guard lock(mutex_);
-    if (reply.is_discarded() || !reply.is_object()) {
-      stats_.last_error = "run creation: the reply is not a JSON object";
+    if (!reply.error.empty()) {
+      if (reply.error.starts_with("run creation refused")) ++stats_.failed_requests;
+      stats_.last_error = reply.error;
       return false;
     }
-    if (const auto errors = reply.find("errors");
-        errors != reply.end() && errors->is_array() && !errors->empty()) {
-      ++stats_.failed_requests;
-      const auto& first = errors->front();
-      stats_.last_error =
-          "run creation refused: " +
-          (first.is_object() && first.contains("message") && first["message"].is_string()
-               ? first["message"].get<std::string>()
-               : std::string("?"));
-      return false;
-    }
-    static const Json::json_pointer entity_at("/data/upsertBucket/bucket/project/entity/name");
-    if (reply.contains(entity_at) && reply[entity_at].is_string()) {
-      stats_.entity = reply[entity_at].get<std::string>();
-    }
-    if (stats_.entity.empty()) {
-      stats_.last_error = "run creation: the reply names no entity; set WANDB_ENTITY";
-      return false;
-    }
+    stats_.entity = reply.entity;
     stats_.run_created = true;
     return true;
   }
@@ -508,28 +620,10 @@ class Stream {
     const auto response =
         post(settings_.base_url + "/graphql",
              detail::dump(Json{{"query", query}, {"variables", std::move(variables)}}));
-    std::map<std::string, std::string> urls;
-    std::vector<std::string> headers;
-    if (response.ok()) {
-      const auto reply = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
-      static const Json::json_pointer files_at("/data/model/bucket/files");
-      if (reply.is_object() && reply.contains(files_at) && reply[files_at].is_object()) {
-        const auto& files = reply[files_at];
-        if (files.contains("uploadHeaders") && files["uploadHeaders"].is_array()) {
-          for (const auto& h : files["uploadHeaders"]) {
-            if (h.is_string()) headers.push_back(h.get<std::string>());
-          }
-        }
-        if (files.contains("edges") && files["edges"].is_array()) {
-          for (const auto& edge : files["edges"]) {
-            const auto& node = edge.value("node", Json::object());
-            if (node.contains("name") && node.contains("url") && node["url"].is_string()) {
-              urls[node["name"].get<std::string>()] = node["url"].get<std::string>();
-            }
-          }
-        }
-      }
-    }
+    detail::wandb::UploadReply where;
+    if (response.ok()) where = detail::wandb::read_upload_reply(response.body);
+    const auto& urls = where.urls;
+    const auto& headers = where.headers;
     Json uploaded = Json::array();
     std::vector<Upload> again;
     for (auto& f : batch) {

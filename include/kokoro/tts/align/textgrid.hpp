@@ -516,7 +516,8 @@ inline LabelKind label_kind(std::string_view label) {
 
 /// The mel frame a time falls on: round(seconds * sample_rate / hop_length),
 /// computed in that order in double and rounding halves to even, as numpy does.
-/// Throws kokoro::Error for a non-finite time or a non-positive rate or hop.
+/// Throws kokoro::Error for a non-finite time, one over 2^53 frames, or a
+/// non-positive rate or hop.
 inline std::int64_t time_to_frame(double seconds, int sample_rate, int hop_length) {
   if (sample_rate <= 0 || hop_length <= 0) {
     throw Error(
@@ -525,8 +526,14 @@ inline std::int64_t time_to_frame(double seconds, int sample_rate, int hop_lengt
   }
   if (!std::isfinite(seconds))
     throw Error(fmt::format("time_to_frame: time {} is not finite", seconds));
-  return static_cast<std::int64_t>(
-      detail::textgrid::round_half_even(seconds * sample_rate / hop_length));
+  const double frame = detail::textgrid::round_half_even(seconds * sample_rate / hop_length);
+  // Beyond 2^53 frames (millennia of audio) the conversion would lose frames,
+  // and beyond int64 it is undefined (a time of 1e119 s was found by
+  // fuzz/textgrid.cpp).
+  if (std::abs(frame) > 9007199254740992.0) {
+    throw Error(fmt::format("time_to_frame: time {} s is out of range", seconds));
+  }
+  return static_cast<std::int64_t>(frame);
 }
 
 /// `tier`, reaching `end` seconds: when it stops earlier on a phone (a grid a

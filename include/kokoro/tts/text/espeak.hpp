@@ -307,7 +307,7 @@ class Engine {
     const std::string input(text);
     std::vector<std::string> out;
     const void* cursor = input.c_str();
-    for (std::size_t guard = 0; cursor != nullptr && guard <= input.size() + 1; ++guard) {
+    for (std::size_t guard = 0; within_text(cursor, input) && guard <= input.size() + 1; ++guard) {
       const char* clause =
           espeak_TextToPhonemes(&cursor, espeakCHARS_UTF8, espeakPHONEMES_IPA | ('_' << 8));
       if (clause == nullptr) break;
@@ -445,12 +445,22 @@ class Engine {
     ::unlink(path.c_str());
   }
 
+  /// Whether espeak_TextToPhonemes's cursor still points into `input` before
+  /// its end. espeak-ng may leave it past the end rather than null (found by
+  /// fuzz/text_front_ends.cpp with control characters in the text): reading
+  /// on from there reads memory that is not the text.
+  static bool within_text(const void* cursor, const std::string& input) {
+    const auto* at = static_cast<const char*>(cursor);
+    const char* begin = input.c_str();
+    return at != nullptr && at >= begin && at < begin + std::strlen(begin);
+  }
+
   /// The stress-marked phones of espeak-ng's transcription, clause by clause.
   static std::vector<MarkedPhone> marked_phones(const std::string& input) {
     std::vector<MarkedPhone> out;
     const void* cursor = input.c_str();
     // Every call consumes at least one character; the bound only guards a loop.
-    for (std::size_t guard = 0; cursor != nullptr && guard <= input.size() + 1; ++guard) {
+    for (std::size_t guard = 0; within_text(cursor, input) && guard <= input.size() + 1; ++guard) {
       const char* clause = espeak_TextToPhonemes(&cursor, espeakCHARS_UTF8, ' ' << 8);
       if (clause == nullptr) break;
       parse_marked_phones(clause, out);

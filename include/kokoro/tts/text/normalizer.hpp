@@ -109,14 +109,17 @@ inline std::string ascii_quotes(std::string_view s) {
 }
 
 /// Every run of whitespace (ASCII or U+00A0 no-break space) becomes one space;
-/// leading and trailing whitespace is dropped.
+/// leading and trailing whitespace is dropped. The other ASCII control
+/// characters (NUL, DEL and the rest, which no text means to be spoken) count
+/// as whitespace: a NUL inside the text would end it early for the C front
+/// ends and not for the C++ around them.
 inline std::string collapse_whitespace(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   bool pending = false;
   for (std::size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') {
+    if ((c >= '\0' && c <= ' ') || c == '\x7F') {
       pending = true;
     } else if (c == '\xC2' && at(s, i + 1, '\xA0')) {
       pending = true;
@@ -786,7 +789,8 @@ struct NormalizeOptions {
 /// English text ready for grapheme-to-phoneme conversion, read the way
 /// LJSpeech's normalized column reads its text. What changes:
 ///
-/// - Whitespace: every run (including U+00A0) becomes one space; ends trimmed.
+/// - Whitespace: every run (including U+00A0, and control characters) becomes
+///   one space; ends trimmed.
 ///   Typographic quotes become ASCII ones (U+201C/D '"', U+2018/9 "'").
 /// - Cardinals, American style without "and": "105" -> "one hundred five",
 ///   "1,000,000" -> "one million", up to 18 digits (quadrillions). Commas are
