@@ -613,3 +613,26 @@ TEST_CASE("W&B: an upload that fails half way is tried again, then reported, the
   });
   CHECK(warned);
 }
+
+TEST_CASE("the W&B reply readers take fields of the wrong type or out of range as absent") {
+  namespace wandb = kokoro::detail::wandb;
+  const auto upload = wandb::read_upload_reply(
+      R"({"data":{"model":{"bucket":{"files":{"uploadHeaders":[7,"X: y"],)"
+      R"("edges":[1,{"node":{"name":3,"url":"u"}},{"node":{"name":"a","url":"http://x/a"}}]}}}}})");
+  CHECK(upload.headers == std::vector<std::string>{"X: y"});
+  REQUIRE(upload.urls.size() == 1);
+  CHECK(upload.urls.at("a") == "http://x/a");
+  const auto resume = wandb::read_resume_reply(
+      R"({"data":{"model":{"bucket":{"historyLineCount":1.5e300,)"
+      R"("historyTail":"[\"{\\\"_step\\\":1e300,\\\"_runtime\\\":\\\"x\\\"}\"]"}}}})");
+  REQUIRE(resume.has_value());
+  CHECK(resume->exists);
+  CHECK(resume->history_lines == 0);
+  CHECK(resume->first_step == 0);
+  CHECK(resume->runtime == 0.0);
+  CHECK_FALSE(wandb::read_resume_reply("[1, 2]").has_value());
+  CHECK(wandb::read_run_reply(R"({"errors":[3]})").error == "run creation refused: ?");
+  CHECK(wandb::read_run_reply(
+            R"({"data":{"upsertBucket":{"bucket":{"project":{"entity":{"name":4}}}}}})")
+            .error.find("names no entity") != std::string::npos);
+}

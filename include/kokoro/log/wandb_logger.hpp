@@ -177,7 +177,7 @@ inline Json json_in_string(const Json& field) {
 
 /// The value the keys of `path` lead to from `reply`, or nullptr where
 /// there is none (a missing key, a value that is no object on the way).
-inline const Json* object_at(const Json& reply, std::initializer_list<const char*> path) {
+inline const Json* value_at(const Json& reply, std::initializer_list<const char*> path) {
   const Json* at = &reply;
   for (const char* key : path) {
     if (!at->is_object()) return nullptr;
@@ -203,7 +203,7 @@ inline std::optional<ResumeReply> read_resume_reply(std::string_view body) {
   const auto reply = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (reply.is_discarded() || !reply.is_object()) return std::nullopt;
   ResumeReply out;
-  const Json* bucket = object_at(reply, {"data", "model", "bucket"});
+  const Json* bucket = value_at(reply, {"data", "model", "bucket"});
   if (!bucket || !bucket->is_object()) return out;
   out.exists = true;
   if (const auto it = bucket->find("historyLineCount"); it != bucket->end()) {
@@ -258,13 +258,13 @@ inline RunReply read_run_reply(std::string_view body) {
   if (const auto errors = reply.find("errors");
       errors != reply.end() && errors->is_array() && !errors->empty()) {
     const auto& first = errors->front();
-    const Json* message = object_at(first, {"message"});
+    const Json* message = value_at(first, {"message"});
     out.error = "run creation refused: " +
                 (message && message->is_string() ? message->get<std::string>() : std::string("?"));
     return out;
   }
   const Json* entity =
-      object_at(reply, {"data", "upsertBucket", "bucket", "project", "entity", "name"});
+      value_at(reply, {"data", "upsertBucket", "bucket", "project", "entity", "name"});
   if (entity && entity->is_string()) out.entity = entity->get<std::string>();
   if (out.entity.empty()) out.error = "run creation: the reply names no entity; set WANDB_ENTITY";
   return out;
@@ -280,7 +280,7 @@ struct UploadReply {
 inline UploadReply read_upload_reply(std::string_view body) {
   const auto reply = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   UploadReply out;
-  const Json* files = object_at(reply, {"data", "model", "bucket", "files"});
+  const Json* files = value_at(reply, {"data", "model", "bucket", "files"});
   if (!files || !files->is_object()) return out;
   if (const auto h = files->find("uploadHeaders"); h != files->end() && h->is_array()) {
     for (const auto& header : *h) {
@@ -289,8 +289,8 @@ inline UploadReply read_upload_reply(std::string_view body) {
   }
   if (const auto edges = files->find("edges"); edges != files->end() && edges->is_array()) {
     for (const auto& edge : *edges) {
-      const Json* name = object_at(edge, {"node", "name"});
-      const Json* url = object_at(edge, {"node", "url"});
+      const Json* name = value_at(edge, {"node", "name"});
+      const Json* url = value_at(edge, {"node", "url"});
       if (name && name->is_string() && url && url->is_string()) {
         out.urls[name->get<std::string>()] = url->get<std::string>();
       }
